@@ -1,0 +1,34 @@
+//! [`init`]: the hook that turns a re-executed binary into a worker process.
+
+use std::sync::Once;
+
+/// The environment variable that marks a process as a Quadriga worker.
+pub(crate) const WORKER_ENV: &str = "QUADRIGA_WORKER";
+
+static INIT: Once = Once::new();
+
+/// Prepares Quadriga in this process. Call it first thing in `main`.
+///
+/// In an ordinary process it only installs the panic hook that records where
+/// tasks panic; it is idempotent and cheap. A process pool re-executes the
+/// current binary with a marker in the environment to start its workers; in such
+/// a process `init` will turn it into a worker and never return. Calling it in
+/// every `main` keeps a binary ready for the process pool.
+///
+/// ```
+/// quadriga::init();
+/// quadriga::init(); // idempotent
+/// assert!(!quadriga::is_worker());
+/// ```
+pub fn init() {
+    INIT.call_once(crate::panic::install_hook);
+}
+
+/// Whether this process was started as a Quadriga worker.
+///
+/// ```
+/// assert!(!quadriga::is_worker());
+/// ```
+pub fn is_worker() -> bool {
+    std::env::var_os(WORKER_ENV).is_some()
+}

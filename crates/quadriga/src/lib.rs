@@ -1,0 +1,94 @@
+//! Quadriga: one task API over threads, supervised processes and async.
+//!
+//! Mark a plain function as a task, hand it to a pool, and get back handles,
+//! ordered lazy maps and one error type, whichever backend runs it:
+//!
+//! ```
+//! use quadriga::ThreadPool;
+//!
+//! #[quadriga::task]
+//! fn square(x: u64) -> u64 {
+//!     x * x
+//! }
+//!
+//! fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     quadriga::init();
+//!     let pool = ThreadPool::new(4)?;
+//!
+//!     // One task: a handle you can join, poll, cancel or `.await`.
+//!     let handle = pool.submit(square, 12);
+//!     assert_eq!(handle.join()?, 144);
+//!
+//!     // Many: ordered, lazy, bounded, chunked automatically.
+//!     let squares: Vec<u64> = pool.map(square, 1..=5).collect::<Result<_, _>>()?;
+//!     assert_eq!(squares, [1, 4, 9, 16, 25]);
+//!     Ok(())
+//! }
+//! ```
+//!
+//! # The pieces
+//!
+//! * [`#[task]`](macro@task) and [`Task`]: a function with a stable name, one
+//!   input (several arguments become a tuple) and one output. A task returning
+//!   `Result<T, E>` ends as *failed* on `Err`, not as a panic.
+//! * [`TaskHandle`]: `join`, `wait_timeout` (does not cancel), `is_finished`,
+//!   `cancel`, `id`, and `Future` on any executor.
+//! * [`TaskError`]: one error type from every backend; its [`TaskErrorKind`] is
+//!   panicked, failed, crashed, timed out, cancelled, lost or codec. Panics are
+//!   data: message, location and backtrace.
+//! * [`ThreadPool`]: `spawn`, `submit`, `map`, `map_unordered`, `scope`,
+//!   `shutdown`. [`Executor`] is the trait every backend implements.
+//! * [`wait`] and [`as_completed`]: wait on many handles, as
+//!   `concurrent.futures` does.
+//! * [`cancel_token`] / [`is_cancelled`]: cooperative cancellation inside a task.
+//!
+//! Nothing hangs and nothing is lost: every submitted task ends in exactly one
+//! output or one [`TaskError`].
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+// Lets `#[quadriga::task]` expand to `::quadriga::...` inside this crate too.
+extern crate self as quadriga;
+
+mod context;
+mod error;
+mod executor;
+mod handle;
+mod init;
+mod loom;
+mod map;
+mod panic;
+mod task;
+mod thread;
+mod wait;
+
+pub use context::{CancelToken, cancel_token, is_cancelled};
+pub use error::{BuildError, PanicLocation, TaskError, TaskErrorKind};
+pub use executor::{Executor, Shutdown};
+pub use handle::TaskHandle;
+pub use init::{init, is_worker};
+pub use map::{Map, MapUnordered};
+#[doc(hidden)]
+pub use task::__private;
+pub use task::Task;
+pub use thread::{Scope, ThreadPool, ThreadPoolBuilder};
+pub use wait::{AsCompleted, WaitFor, as_completed, wait};
+
+/// Makes a plain function a [`Task`]: `#[quadriga::task]`.
+///
+/// The function `fn name(args) -> R` becomes a unit value `name` that
+/// implements [`Task`] with the stable name `module::path::name` (or
+/// `#[quadriga::task(name = "...")]`), is passed to pools by name, and can
+/// still be called as a function. See [`Task`] for the rules.
+///
+/// ```
+/// #[quadriga::task(name = "math.cube")]
+/// fn cube(x: i64) -> i64 {
+///     x * x * x
+/// }
+///
+/// use quadriga::Task;
+/// assert_eq!(cube::NAME, "math.cube");
+/// assert_eq!(cube(3), 27);
+/// ```
+pub use quadriga_macros::task;

@@ -1,0 +1,474 @@
+//! The `map` engine shared by every backend: lazy, bounded, automatically
+//! chunked, ordered ([`Map`]) or in completion order ([`MapUnordered`]).
+//!
+//! # How it works
+//!
+//! The consumer's thread pulls inputs from the iterator only when there is room:
+//! at most `window` chunks are dispatched and not yet yielded, so memory stays
+//! bounded on an infinite input. A backend runs each [`Chunk`] and answers on its
+//! [`Reply`]; a reply dropped unsent answers every item as cancelled, so a lost
+//! chunk can never hang the consumer.
+//!
+//! Chunk sizes adapt: the first chunk holds one item; each reply reports how
+//! long its items took, and the size moves (at most ×8 up, ÷2 down per step)
+//! towards what fills [`TARGET_CHUNK`] of work, capped by [`MAX_CHUNK_BYTES`]
+//! of inputs and outputs and, when the input's length is known, by a share of
+//! what is left, so the tail still spreads over every thread. Tiny tasks thus
+//! travel in chunks of tens of thousands; slow ones one by one.
+//!
+//! Dropping a map cancels it: queued chunks are skipped and running tasks see
+//! their [`CancelToken`](crate::CancelToken) cancelled.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::iter::Fuse;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, Sender};
+
+use crate::context::Cancellable;
+use crate::error::TaskError;
+use crate::task::Task;
+
+/// How much work one chunk should carry.
+const TARGET_CHUNK: Duration = Duration::from_micros(100);
+/// Cap on the memory one chunk's inputs and outputs may take (by `size_of`).
+const MAX_CHUNK_BYTES: usize = 1 << 20;
+
+/// A map's own cancellation flag.
+#[derive(Debug, Default)]
+pub(crate) struct MapCancel(AtomicBool);
+
+impl Cancellable for MapCancel {
+    fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// A backend that can run chunks of a map.
+pub(crate) trait Dispatch<T: Task>: Sync {
+    /// Runs the chunk (now or later) and answers on `chunk.reply`. Dropping the
+    /// chunk unanswered is allowed: its items then end as cancelled.
+    fn dispatch(&self, chunk: Chunk<T>);
+
+    /// How many chunks may run at once (threads or workers).
+    fn parallelism(&self) -> usize;
+
+    /// Called while the consumer would block; a backend whose consumer may run
+    /// on one of its own threads does useful work here instead. Returns whether
+    /// it did anything.
+    fn help(&self) -> bool {
+        false
+    }
+}
+
+/// One batch of consecutive items.
+pub(crate) struct Chunk<T: Task> {
+    pub(crate) task: T,
+    /// Index of the first item in the input.
+    pub(crate) base: u64,
+    pub(crate) items: Vec<T::Input>,
+    pub(crate) cancel: Arc<MapCancel>,
+    pub(crate) reply: Reply<T::Output>,
+}
+
+/// What a backend sends back for a chunk.
+pub(crate) struct Done<O> {
+    seq: u64,
+    base: u64,
+    elapsed: Duration,
+    results: Vec<Result<O, TaskError>>,
+}
+
+/// The answer slot of one chunk. Answers exactly once, even if dropped.
+pub(crate) struct Reply<O> {
+    seq: u64,
+    base: u64,
+    len: usize,
+    name: &'static str,
+    tx: Option<Sender<Done<O>>>,
+}
+
+impl<O> Reply<O> {
+    /// Sends the chunk's results (one per item, in order) and how long they took.
+    pub(crate) fn send(mut self, elapsed: Duration, results: Vec<Result<O, TaskError>>) {
+        debug_assert_eq!(results.len(), self.len);
+        if let Some(tx) = self.tx.take() {
+            // The consumer may be gone (map dropped): nothing to deliver then.
+            let _ = tx.send(Done {
+                seq: self.seq,
+                base: self.base,
+                elapsed,
+                results,
+            });
+        }
+    }
+
+    /// Every item ended with a clone of `err`.
+    pub(crate) fn fail_all(self, err: &TaskError) {
+        let results = (0..self.len as u64)
+            .map(|i| {
+                Err(err
+                    .clone()
+                    .with_task(self.name, None)
+                    .with_item(self.base + i))
+            })
+            .collect();
+        self.send(Duration::ZERO, results);
+    }
+}
+
+impl<O> Drop for Reply<O> {
+    fn drop(&mut self) {
+        if self.tx.is_some() {
+            let err = TaskError::cancelled("the chunk was discarded before it ran");
+            let reply = Reply {
+                seq: self.seq,
+                base: self.base,
+                len: self.len,
+                name: self.name,
+                tx: self.tx.take(),
+            };
+            reply.fail_all(&err);
+        }
+    }
+}
+
+/// Runs a chunk's items on this thread, each under `catch`, so one panicking
+/// item does not lose the others. With `skip` (the map or its pool was
+/// cancelled) every item ends as cancelled without running.
+pub(crate) fn run_items<T: Task>(
+    task: T,
+    base: u64,
+    items: Vec<T::Input>,
+    skip: bool,
+) -> Vec<Result<T::Output, TaskError>> {
+    let mut out = Vec::with_capacity(items.len());
+    if skip {
+        let err = TaskError::cancelled("the map was cancelled");
+        for i in 0..items.len() as u64 {
+            out.push(Err(err
+                .clone()
+                .with_task(T::NAME, None)
+                .with_item(base + i)));
+        }
+        return out;
+    }
+    for (i, input) in items.into_iter().enumerate() {
+        out.push(match crate::panic::catch(|| task.run(input)) {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) | Err(e) => Err(e.with_task(T::NAME, None).with_item(base + i as u64)),
+        });
+    }
+    out
+}
+
+/// Picks chunk sizes from observed per-item time.
+#[derive(Debug, Clone)]
+pub(crate) struct ChunkSizer {
+    size: usize,
+    max: usize,
+}
+
+impl ChunkSizer {
+    pub(crate) fn new(bytes_per_item: usize) -> Self {
+        let max = (MAX_CHUNK_BYTES / bytes_per_item.max(1)).clamp(1, 1 << 16);
+        Self { size: 1, max }
+    }
+
+    /// The next chunk's size, given how many items may be left (if known) and
+    /// how many chunks can run at once.
+    pub(crate) fn next(&self, left: Option<usize>, parallelism: usize) -> usize {
+        let share = left.map_or(usize::MAX, |n| n.div_ceil(2 * parallelism.max(1)));
+        self.size.min(share).max(1)
+    }
+
+    /// Learns from a finished chunk of `len` items that took `elapsed`.
+    pub(crate) fn observe(&mut self, len: usize, elapsed: Duration) {
+        if len == 0 {
+            return;
+        }
+        let per_item = (elapsed.as_nanos() / len as u128).max(1);
+        let ideal = (TARGET_CHUNK.as_nanos() / per_item).clamp(1, self.max as u128) as usize;
+        // Move towards the ideal, boldly up (tiny tasks ramp fast), gently down.
+        self.size = ideal
+            .clamp((self.size / 2).max(1), self.size.saturating_mul(8))
+            .min(self.max);
+    }
+
+    #[cfg(test)]
+    pub(crate) fn size(&self) -> usize {
+        self.size
+    }
+}
+
+/// The results of one chunk, one per item, in input order.
+type Results<O> = Vec<Result<O, TaskError>>;
+
+/// The part common to ordered and unordered maps.
+struct Engine<'p, T: Task, I: Iterator<Item = T::Input>> {
+    backend: &'p dyn Dispatch<T>,
+    task: T,
+    inputs: Fuse<I>,
+    cancel: Arc<MapCancel>,
+    tx: Sender<Done<T::Output>>,
+    rx: Receiver<Done<T::Output>>,
+    sizer: ChunkSizer,
+    window: usize,
+    next_seq: u64,
+    next_index: u64,
+    in_flight: usize,
+}
+
+impl<'p, T: Task, I: Iterator<Item = T::Input>> Engine<'p, T, I> {
+    fn new(backend: &'p dyn Dispatch<T>, task: T, inputs: I) -> Self {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let parallelism = backend.parallelism().max(1);
+        Self {
+            backend,
+            task,
+            inputs: inputs.fuse(),
+            cancel: Arc::new(MapCancel::default()),
+            tx,
+            rx,
+            sizer: ChunkSizer::new(
+                size_of::<T::Input>() + size_of::<Result<T::Output, TaskError>>(),
+            ),
+            window: 2 * parallelism + 2,
+            next_seq: 0,
+            next_index: 0,
+            in_flight: 0,
+        }
+    }
+
+    /// Pulls and dispatches one chunk. Returns `false` when the input is exhausted.
+    fn dispatch_one(&mut self) -> bool {
+        let left = self.inputs.size_hint().1;
+        let size = self.sizer.next(left, self.backend.parallelism());
+        let mut items = Vec::with_capacity(size);
+        items.extend(self.inputs.by_ref().take(size));
+        if items.is_empty() {
+            return false;
+        }
+        let len = items.len();
+        let reply = Reply {
+            seq: self.next_seq,
+            base: self.next_index,
+            len,
+            name: T::NAME,
+            tx: Some(self.tx.clone()),
+        };
+        self.backend.dispatch(Chunk {
+            task: self.task,
+            base: self.next_index,
+            items,
+            cancel: Arc::clone(&self.cancel),
+            reply,
+        });
+        self.next_seq += 1;
+        self.next_index += len as u64;
+        self.in_flight += 1;
+        true
+    }
+
+    /// Waits for the next finished chunk. Only called with chunks in flight.
+    fn receive(&mut self) -> Done<T::Output> {
+        debug_assert!(self.in_flight > 0);
+        let done = loop {
+            match self.rx.try_recv() {
+                Ok(done) => break done,
+                Err(_) if self.backend.help() => continue,
+                Err(_) => {
+                    // Every reply answers even when dropped, and we hold a sender:
+                    // this cannot disconnect.
+                    break self
+                        .rx
+                        .recv()
+                        .expect("map channel closed while chunks are in flight");
+                }
+            }
+        };
+        self.in_flight -= 1;
+        self.sizer.observe(done.results.len(), done.elapsed);
+        done
+    }
+
+    /// Every input not yet pulled yields one item; chunks in flight add an
+    /// unknown number, so only the lower bound is known.
+    fn size_hint(&self, buffered: usize) -> (usize, Option<usize>) {
+        (self.inputs.size_hint().0.saturating_add(buffered), None)
+    }
+}
+
+impl<T: Task, I: Iterator<Item = T::Input>> Drop for Engine<'_, T, I> {
+    fn drop(&mut self) {
+        self.cancel.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// An ordered, lazy, bounded parallel map: yields each input's result in input
+/// order. Created by [`ThreadPool::map`](crate::ThreadPool::map).
+///
+/// Dropping it cancels what it has not yielded.
+pub struct Map<'p, T: Task, I: Iterator<Item = T::Input>> {
+    engine: Engine<'p, T, I>,
+    /// Dispatched chunks not yet yielded, in order; `None` until it arrives.
+    pending: VecDeque<Option<Results<T::Output>>>,
+    /// Sequence number of `pending[0]`.
+    front_seq: u64,
+    current: std::vec::IntoIter<Result<T::Output, TaskError>>,
+}
+
+impl<'p, T: Task, I: Iterator<Item = T::Input>> Map<'p, T, I> {
+    pub(crate) fn new(backend: &'p dyn Dispatch<T>, task: T, inputs: I) -> Self {
+        Self {
+            engine: Engine::new(backend, task, inputs),
+            pending: VecDeque::new(),
+            front_seq: 0,
+            current: Vec::new().into_iter(),
+        }
+    }
+}
+
+impl<T: Task, I: Iterator<Item = T::Input>> Iterator for Map<'_, T, I> {
+    type Item = Result<T::Output, TaskError>;
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        if let Some(item) = self.current.next() {
+            return Some(item);
+        }
+        self.next_chunk()
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.engine.size_hint(self.current.len())
+    }
+}
+
+impl<T: Task, I: Iterator<Item = T::Input>> Map<'_, T, I> {
+    #[cold]
+    fn next_chunk(&mut self) -> Option<Result<T::Output, TaskError>> {
+        loop {
+            while self.pending.len() < self.engine.window && self.engine.dispatch_one() {
+                self.pending.push_back(None);
+            }
+            match self.pending.front_mut() {
+                None => return None,
+                Some(slot @ Some(_)) => {
+                    let results = slot.take().expect("checked above");
+                    self.pending.pop_front();
+                    self.front_seq += 1;
+                    self.current = results.into_iter();
+                    if let Some(item) = self.current.next() {
+                        return Some(item);
+                    }
+                }
+                Some(None) => {
+                    let done = self.engine.receive();
+                    let at = (done.seq - self.front_seq) as usize;
+                    self.pending[at] = Some(done.results);
+                }
+            }
+        }
+    }
+}
+
+impl<T: Task, I: Iterator<Item = T::Input>> fmt::Debug for Map<'_, T, I> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Map")
+            .field("task", &T::NAME)
+            .field("chunks_pending", &self.pending.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A lazy, bounded parallel map that yields `(input index, result)` in
+/// completion order. Created by
+/// [`ThreadPool::map_unordered`](crate::ThreadPool::map_unordered).
+///
+/// Dropping it cancels what it has not yielded.
+pub struct MapUnordered<'p, T: Task, I: Iterator<Item = T::Input>> {
+    engine: Engine<'p, T, I>,
+    base: u64,
+    current: std::iter::Enumerate<std::vec::IntoIter<Result<T::Output, TaskError>>>,
+}
+
+impl<'p, T: Task, I: Iterator<Item = T::Input>> MapUnordered<'p, T, I> {
+    pub(crate) fn new(backend: &'p dyn Dispatch<T>, task: T, inputs: I) -> Self {
+        Self {
+            engine: Engine::new(backend, task, inputs),
+            base: 0,
+            current: Vec::new().into_iter().enumerate(),
+        }
+    }
+}
+
+impl<T: Task, I: Iterator<Item = T::Input>> Iterator for MapUnordered<'_, T, I> {
+    type Item = (usize, Result<T::Output, TaskError>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some((i, item)) = self.current.next() {
+                return Some(((self.base + i as u64) as usize, item));
+            }
+            while self.engine.in_flight < self.engine.window && self.engine.dispatch_one() {}
+            if self.engine.in_flight == 0 {
+                return None;
+            }
+            let done = self.engine.receive();
+            self.base = done.base;
+            self.current = done.results.into_iter().enumerate();
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.engine.size_hint(self.current.len())
+    }
+}
+
+impl<T: Task, I: Iterator<Item = T::Input>> fmt::Debug for MapUnordered<'_, T, I> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MapUnordered")
+            .field("task", &T::NAME)
+            .field("chunks_in_flight", &self.engine.in_flight)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizer_ramps_up_for_tiny_items_and_down_for_slow_ones() {
+        let mut s = ChunkSizer::new(16);
+        assert_eq!(s.size(), 1);
+        for _ in 0..10 {
+            let n = s.size();
+            s.observe(n, Duration::from_nanos(n as u64));
+        }
+        assert_eq!(s.size(), 1 << 16, "1 ns items reach the cap");
+        for _ in 0..40 {
+            let n = s.size();
+            s.observe(n, Duration::from_millis(10) * n as u32);
+        }
+        assert_eq!(s.size(), 1, "10 ms items travel one by one");
+    }
+
+    #[test]
+    fn sizer_respects_byte_cap_and_tail_share() {
+        let s = ChunkSizer::new(1 << 19);
+        assert_eq!(s.max, 2);
+        let mut s = ChunkSizer::new(8);
+        for _ in 0..10 {
+            let n = s.size();
+            s.observe(n, Duration::from_nanos(n as u64));
+        }
+        assert_eq!(s.next(Some(100), 2), 25);
+        assert_eq!(s.next(Some(0), 2), 1);
+        assert_eq!(s.next(None, 2), s.size());
+    }
+}

@@ -1,0 +1,483 @@
+//! The thread backend: [`ThreadPool`], on rayon-core's work-stealing scheduler.
+//!
+//! rayon-core owns the threads and the deques; this module adds what a task pool
+//! needs on top: handles, panics as data, cancellation tokens, the admission
+//! [`gate`] for shutdown, and the shared `map` engine's dispatcher.
+
+mod gate;
+mod scope;
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+pub use scope::Scope;
+
+use crate::context::{self, CancelToken};
+use crate::error::{BuildError, TaskError};
+use crate::executor::{Executor, Shutdown};
+use crate::handle::{self, Completer, TaskHandle};
+use crate::map::{self, Chunk, Dispatch, Map, MapUnordered};
+use crate::panic::{self, InTask};
+use crate::task::Task;
+
+use gate::Gate;
+
+/// State shared by the pool and its running jobs.
+#[derive(Debug)]
+struct Shared {
+    gate: Gate,
+    /// Set by `Shutdown::Cancel`: queued tasks are skipped, running ones see it
+    /// through their token.
+    cancelled: Arc<AtomicBool>,
+}
+
+/// A pool of threads that runs tasks, closures and parallel maps.
+///
+/// Threads give true parallelism in Rust (there is no GIL): this is the backend
+/// for CPU-bound Rust code and for blocking I/O. Scheduling is rayon-core's work
+/// stealing.
+///
+/// ```
+/// use quadriga::ThreadPool;
+///
+/// #[quadriga::task]
+/// fn square(x: u64) -> u64 {
+///     x * x
+/// }
+///
+/// let pool = ThreadPool::new(4)?;
+/// let squares: Vec<u64> = pool.map(square, 1..=5).map(Result::unwrap).collect();
+/// assert_eq!(squares, [1, 4, 9, 16, 25]);
+/// # Ok::<(), quadriga::BuildError>(())
+/// ```
+///
+/// Dropping the pool lets tasks already submitted run to completion in the
+/// background (their handles still resolve); [`shutdown`](Self::shutdown) waits
+/// for them, or cancels them.
+pub struct ThreadPool {
+    rayon: rayon_core::ThreadPool,
+    shared: Arc<Shared>,
+    threads: usize,
+}
+
+/// Configures and builds a [`ThreadPool`].
+///
+/// ```
+/// use quadriga::ThreadPool;
+///
+/// let pool = ThreadPool::builder()
+///     .threads(2)
+///     .name("resize")
+///     .stack_size(4 << 20)
+///     .build()?;
+/// assert_eq!(pool.threads(), 2);
+/// let name = pool.spawn(|| std::thread::current().name().map(str::to_owned)).join().unwrap();
+/// assert!(name.unwrap().starts_with("resize-"));
+/// # Ok::<(), quadriga::BuildError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct ThreadPoolBuilder {
+    threads: Option<usize>,
+    name: String,
+    stack_size: Option<usize>,
+}
+
+impl Default for ThreadPoolBuilder {
+    fn default() -> Self {
+        Self {
+            threads: None,
+            name: "quadriga".to_owned(),
+            stack_size: None,
+        }
+    }
+}
+
+impl ThreadPoolBuilder {
+    /// A builder with the defaults: one thread per available core, threads named
+    /// `quadriga-N`, the platform's stack size.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The number of threads. Zero is an error at [`build`](Self::build).
+    pub fn threads(mut self, threads: usize) -> Self {
+        self.threads = Some(threads);
+        self
+    }
+
+    /// The threads' name prefix: threads are named `{name}-{index}`.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// The threads' stack size in bytes.
+    pub fn stack_size(mut self, bytes: usize) -> Self {
+        self.stack_size = Some(bytes);
+        self
+    }
+
+    /// Starts the threads.
+    ///
+    /// # Errors
+    ///
+    /// [`BuildError::ZeroThreads`] if zero threads were asked for;
+    /// [`BuildError::Spawn`] if the system refused to start a thread.
+    pub fn build(self) -> Result<ThreadPool, BuildError> {
+        let threads = match self.threads {
+            Some(0) => return Err(BuildError::ZeroThreads),
+            Some(n) => n,
+            None => std::thread::available_parallelism().map_or(1, usize::from),
+        };
+        crate::init();
+        let name = self.name;
+        let mut builder = rayon_core::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(move |i| format!("{name}-{i}"));
+        if let Some(bytes) = self.stack_size {
+            builder = builder.stack_size(bytes);
+        }
+        let rayon = builder
+            .build()
+            .map_err(|e| BuildError::Spawn(std::io::Error::other(e.to_string())))?;
+        Ok(ThreadPool {
+            rayon,
+            shared: Arc::new(Shared {
+                gate: Gate::new(),
+                cancelled: Arc::new(AtomicBool::new(false)),
+            }),
+            threads,
+        })
+    }
+}
+
+impl ThreadPool {
+    /// A pool of `threads` threads.
+    ///
+    /// # Errors
+    ///
+    /// [`BuildError::ZeroThreads`] for `threads == 0`.
+    ///
+    /// ```
+    /// let pool = quadriga::ThreadPool::new(2)?;
+    /// assert_eq!(pool.threads(), 2);
+    /// assert!(quadriga::ThreadPool::new(0).is_err());
+    /// # Ok::<(), quadriga::BuildError>(())
+    /// ```
+    pub fn new(threads: usize) -> Result<Self, BuildError> {
+        Self::builder().threads(threads).build()
+    }
+
+    /// A builder for a configured pool.
+    pub fn builder() -> ThreadPoolBuilder {
+        ThreadPoolBuilder::new()
+    }
+
+    /// The number of threads.
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// Runs `task(input)` on the pool and returns its handle.
+    ///
+    /// After [`shutdown`](Self::shutdown) the handle resolves at once as
+    /// cancelled.
+    ///
+    /// ```
+    /// #[quadriga::task]
+    /// fn add(a: i64, b: i64) -> i64 {
+    ///     a + b
+    /// }
+    ///
+    /// let pool = quadriga::ThreadPool::new(2)?;
+    /// assert_eq!(pool.submit(add, (2, 40)).join().unwrap(), 42);
+    /// # Ok::<(), quadriga::BuildError>(())
+    /// ```
+    pub fn submit<T: Task>(&self, task: T, input: T::Input) -> TaskHandle<T::Output> {
+        let (handle, completer) = handle::pair(T::NAME);
+        self.launch(completer, move || task.run(input));
+        handle
+    }
+
+    /// Runs a closure on the pool and returns its handle. A panic in `f` ends the
+    /// task as `Panicked`; the pool carries on.
+    ///
+    /// ```
+    /// let pool = quadriga::ThreadPool::new(2)?;
+    /// let h = pool.spawn(|| "hello".len());
+    /// assert_eq!(h.join().unwrap(), 5);
+    /// # Ok::<(), quadriga::BuildError>(())
+    /// ```
+    pub fn spawn<F, R>(&self, f: F) -> TaskHandle<R>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        let (handle, completer) = handle::pair(std::any::type_name::<F>());
+        self.launch(completer, move || Ok(f()));
+        handle
+    }
+
+    fn launch<R, F>(&self, completer: Completer<R>, f: F)
+    where
+        R: Send + 'static,
+        F: FnOnce() -> Result<R, TaskError> + Send + 'static,
+    {
+        if !self.shared.gate.enter() {
+            if completer.start() {
+                completer.complete(Err(TaskError::cancelled("the pool is shut down")));
+            }
+            return;
+        }
+        let shared = Arc::clone(&self.shared);
+        self.rayon.spawn(move || {
+            if shared.cancelled.load(Ordering::Relaxed) {
+                if completer.start() {
+                    completer.complete(Err(TaskError::cancelled(
+                        "the pool was shut down before the task started",
+                    )));
+                }
+            } else if completer.start() {
+                let token = CancelToken::new(
+                    Some(completer.cancellable()),
+                    Some(Arc::clone(&shared.cancelled)),
+                );
+                let result = {
+                    let _ctx = context::Enter::new(token);
+                    let _in_task = InTask::enter();
+                    panic::catch(f)
+                };
+                completer.complete(result.and_then(|r| r));
+            }
+            shared.gate.leave();
+        });
+    }
+
+    /// Applies `task` to every input in parallel and yields the results **in
+    /// input order**.
+    ///
+    /// Lazy and bounded: inputs are pulled only as results are consumed (a few
+    /// chunks ahead), so an infinite iterator is fine and memory stays flat.
+    /// Chunked automatically: tiny tasks travel in large chunks, slow ones one
+    /// by one. Each item is its own outcome: a panicking item does not lose the
+    /// others.
+    ///
+    /// ```
+    /// #[quadriga::task]
+    /// fn square(x: u64) -> u64 {
+    ///     x * x
+    /// }
+    ///
+    /// let pool = quadriga::ThreadPool::new(2)?;
+    /// // An infinite input: only what is taken is computed (plus a few chunks).
+    /// let first: Vec<u64> = pool.map(square, 1..).take(5).map(Result::unwrap).collect();
+    /// assert_eq!(first, [1, 4, 9, 16, 25]);
+    /// # Ok::<(), quadriga::BuildError>(())
+    /// ```
+    pub fn map<T, I>(&self, task: T, inputs: I) -> Map<'_, T, I::IntoIter>
+    where
+        T: Task,
+        I: IntoIterator<Item = T::Input>,
+    {
+        Map::new(self, task, inputs.into_iter())
+    }
+
+    /// Like [`map`](Self::map), but yields `(input index, result)` as results
+    /// complete, in no particular order.
+    ///
+    /// ```
+    /// #[quadriga::task]
+    /// fn square(x: u64) -> u64 {
+    ///     x * x
+    /// }
+    ///
+    /// let pool = quadriga::ThreadPool::new(2)?;
+    /// let mut got: Vec<(usize, u64)> =
+    ///     pool.map_unordered(square, [3, 4, 5]).map(|(i, r)| (i, r.unwrap())).collect();
+    /// got.sort();
+    /// assert_eq!(got, [(0, 9), (1, 16), (2, 25)]);
+    /// # Ok::<(), quadriga::BuildError>(())
+    /// ```
+    pub fn map_unordered<T, I>(&self, task: T, inputs: I) -> MapUnordered<'_, T, I::IntoIter>
+    where
+        T: Task,
+        I: IntoIterator<Item = T::Input>,
+    {
+        MapUnordered::new(self, task, inputs.into_iter())
+    }
+
+    /// Runs `op` with a [`Scope`] whose tasks may borrow from the caller's stack;
+    /// returns once every task spawned in it has finished.
+    ///
+    /// ```
+    /// let pool = quadriga::ThreadPool::new(2)?;
+    /// let words = vec!["a".to_string(), "bb".to_string(), "ccc".to_string()];
+    /// let total: usize = pool.scope(|s| {
+    ///     let handles: Vec<_> = words.iter().map(|w| s.spawn(move |_| w.len())).collect();
+    ///     handles.into_iter().map(|h| h.join().unwrap()).sum()
+    /// });
+    /// assert_eq!(total, 6);
+    /// # Ok::<(), quadriga::BuildError>(())
+    /// ```
+    pub fn scope<'scope, OP, R>(&self, op: OP) -> R
+    where
+        OP: FnOnce(&Scope<'_, 'scope>) -> R + Send,
+        R: Send,
+    {
+        let cancelled = Arc::clone(&self.shared.cancelled);
+        self.rayon.scope(move |s| op(&Scope::new(s, cancelled)))
+    }
+
+    /// Stops accepting work, then waits for what was submitted
+    /// ([`Shutdown::Wait`]) or cancels it ([`Shutdown::Cancel`]: pending tasks
+    /// never run, running tasks see their token cancelled) and waits for the
+    /// running ones to return.
+    ///
+    /// Later submissions resolve at once as cancelled. Called from one of the
+    /// pool's own threads it does not wait (that would wait for itself).
+    ///
+    /// ```
+    /// use quadriga::{Shutdown, ThreadPool};
+    ///
+    /// let pool = ThreadPool::new(2)?;
+    /// let h = pool.spawn(|| 1);
+    /// pool.shutdown(Shutdown::Wait);
+    /// assert!(h.is_finished());
+    /// assert!(pool.spawn(|| 2).join().unwrap_err().is_cancelled());
+    /// # Ok::<(), quadriga::BuildError>(())
+    /// ```
+    pub fn shutdown(&self, mode: Shutdown) {
+        self.shutdown_timeout(mode, None);
+    }
+
+    /// [`shutdown`](Self::shutdown) that waits at most `timeout`; returns whether
+    /// every task has finished.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use quadriga::{Shutdown, ThreadPool};
+    ///
+    /// let pool = ThreadPool::new(1)?;
+    /// let (started, is_started) = std::sync::mpsc::channel();
+    /// // A task that ignores its cancellation token.
+    /// let stubborn = pool.spawn(move || {
+    ///     started.send(()).unwrap();
+    ///     std::thread::sleep(Duration::from_millis(300));
+    ///     "finished anyway"
+    /// });
+    /// let queued = pool.spawn(|| "never runs");
+    /// is_started.recv().unwrap();
+    /// assert!(!pool.shutdown_timeout(Shutdown::Cancel, Some(Duration::from_millis(10))));
+    /// assert!(pool.shutdown_timeout(Shutdown::Wait, Some(Duration::from_secs(30))));
+    /// assert_eq!(stubborn.join().unwrap(), "finished anyway");
+    /// assert!(queued.join().unwrap_err().is_cancelled());
+    /// # Ok::<(), quadriga::BuildError>(())
+    /// ```
+    pub fn shutdown_timeout(&self, mode: Shutdown, timeout: Option<Duration>) -> bool {
+        if mode == Shutdown::Cancel {
+            self.shared.cancelled.store(true, Ordering::Relaxed);
+        }
+        if self.rayon.current_thread_index().is_some() {
+            self.shared.gate.close();
+            return false;
+        }
+        self.shared.gate.close_and_wait(timeout)
+    }
+
+    /// Whether [`shutdown`](Self::shutdown) was called.
+    pub fn is_shut_down(&self) -> bool {
+        self.shared.gate.is_closed()
+    }
+}
+
+impl<T: Task> Dispatch<T> for ThreadPool {
+    fn dispatch(&self, chunk: Chunk<T>) {
+        let Chunk {
+            task,
+            base,
+            items,
+            cancel,
+            reply,
+        } = chunk;
+        if !self.shared.gate.enter() {
+            reply.fail_all(&TaskError::cancelled("the pool is shut down"));
+            return;
+        }
+        let shared = Arc::clone(&self.shared);
+        self.rayon.spawn(move || {
+            let started = Instant::now();
+            let results = {
+                let token = CancelToken::new(
+                    Some(Arc::clone(&cancel) as Arc<dyn context::Cancellable>),
+                    Some(Arc::clone(&shared.cancelled)),
+                );
+                let skip = token.is_cancelled();
+                let _ctx = context::Enter::new(token);
+                let _in_task = InTask::enter();
+                map::run_items(task, base, items, skip)
+            };
+            reply.send(started.elapsed(), results);
+            shared.gate.leave();
+        });
+    }
+
+    fn parallelism(&self) -> usize {
+        self.threads
+    }
+
+    fn help(&self) -> bool {
+        // A map consumed on one of our own threads must not block it: run queued
+        // work instead (which may be the very chunk it waits for).
+        self.rayon.current_thread_index().is_some()
+            && matches!(rayon_core::yield_now(), Some(rayon_core::Yield::Executed))
+    }
+}
+
+impl Executor for ThreadPool {
+    fn submit<T: Task>(&self, task: T, input: T::Input) -> TaskHandle<T::Output> {
+        ThreadPool::submit(self, task, input)
+    }
+
+    fn map<T, I>(&self, task: T, inputs: I) -> impl Iterator<Item = Result<T::Output, TaskError>>
+    where
+        T: Task,
+        I: IntoIterator<Item = T::Input>,
+    {
+        ThreadPool::map(self, task, inputs)
+    }
+
+    fn map_unordered<T, I>(
+        &self,
+        task: T,
+        inputs: I,
+    ) -> impl Iterator<Item = (usize, Result<T::Output, TaskError>)>
+    where
+        T: Task,
+        I: IntoIterator<Item = T::Input>,
+    {
+        ThreadPool::map_unordered(self, task, inputs)
+    }
+
+    fn shutdown(&self, mode: Shutdown) {
+        ThreadPool::shutdown(self, mode);
+    }
+}
+
+impl Drop for ThreadPool {
+    fn drop(&mut self) {
+        // Refuse new work; what was admitted runs on (rayon-core lets its threads
+        // finish queued jobs before they exit), so every handle still resolves.
+        self.shared.gate.close();
+    }
+}
+
+impl fmt::Debug for ThreadPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ThreadPool")
+            .field("threads", &self.threads)
+            .field("shut_down", &self.is_shut_down())
+            .finish_non_exhaustive()
+    }
+}
