@@ -211,7 +211,7 @@ impl<T> Drop for Completer<T> {
 ///
 /// A handle is consumed by `join`, so joining twice does not compile:
 ///
-/// ```compile_fail
+/// ```compile_fail,E0382
 /// # let pool = quadriga::ThreadPool::new(1).unwrap();
 /// let handle = pool.spawn(|| 1);
 /// let a = handle.join();

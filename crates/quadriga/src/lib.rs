@@ -45,8 +45,6 @@
 //! Nothing hangs and nothing is lost: every submitted task ends in exactly one
 //! output or one [`TaskError`].
 
-#![cfg_attr(docsrs, feature(doc_cfg))]
-
 // Lets `#[quadriga::task]` expand to `::quadriga::...` inside this crate too.
 extern crate self as quadriga;
 
@@ -92,3 +90,8 @@ pub use wait::{AsCompleted, WaitFor, as_completed, wait};
 /// assert_eq!(cube(3), 27);
 /// ```
 pub use quadriga_macros::task;
+
+/// The README's Rust examples run as doctests, so the tour cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeDoctests;

@@ -210,6 +210,31 @@ impl ThreadPool {
     /// assert_eq!(h.join().unwrap(), 5);
     /// # Ok::<(), quadriga::BuildError>(())
     /// ```
+    ///
+    /// The closure runs on another thread, so it must be `Send`:
+    ///
+    /// ```compile_fail,E0277
+    /// let pool = quadriga::ThreadPool::new(1).unwrap();
+    /// let shared = std::rc::Rc::new(5);
+    /// pool.spawn(move || *shared); // error: `Rc<i32>` cannot be sent between threads
+    /// ```
+    ///
+    /// and `'static`, since it may outlive the caller's stack (borrow with
+    /// [`scope`](Self::scope) instead):
+    ///
+    /// ```compile_fail,E0373
+    /// let pool = quadriga::ThreadPool::new(1).unwrap();
+    /// let local = vec![1, 2, 3];
+    /// let h = pool.spawn(|| local.len()); // error: `local` does not live long enough
+    /// # drop(local);
+    /// ```
+    ///
+    /// Its result must be `Send` too:
+    ///
+    /// ```compile_fail,E0277
+    /// let pool = quadriga::ThreadPool::new(1).unwrap();
+    /// let h = pool.spawn(|| std::rc::Rc::new(1)); // error: `Rc` is not `Send`
+    /// ```
     pub fn spawn<F, R>(&self, f: F) -> TaskHandle<R>
     where
         F: FnOnce() -> R + Send + 'static,

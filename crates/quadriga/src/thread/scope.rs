@@ -19,7 +19,7 @@ use crate::panic::{self, InTask};
 ///
 /// A scoped task may not outlive the data it borrows:
 ///
-/// ```compile_fail
+/// ```compile_fail,E0373
 /// let pool = quadriga::ThreadPool::new(1).unwrap();
 /// let escaped = pool.scope(|s| {
 ///     let local = vec![1, 2, 3];
