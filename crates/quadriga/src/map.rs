@@ -311,7 +311,23 @@ impl<T: Task, I: Iterator<Item = T::Input>> Drop for Engine<'_, T, I> {
 /// An ordered, lazy, bounded parallel map: yields each input's result in input
 /// order. Created by [`ThreadPool::map`](crate::ThreadPool::map).
 ///
-/// Dropping it cancels what it has not yielded.
+/// Each item is its own outcome: an item that panics or fails yields its error
+/// (with [`TaskError::item`] set to its index) and the others carry on.
+/// Dropping the map cancels what it has not yielded.
+///
+/// ```
+/// #[quadriga::task]
+/// fn inverse(x: i32) -> Result<i32, String> {
+///     if x == 0 { Err("division by zero".into()) } else { Ok(100 / x) }
+/// }
+///
+/// let pool = quadriga::ThreadPool::new(2)?;
+/// let results: Vec<_> = pool.map(inverse, [1, 0, 4]).collect();
+/// assert_eq!(results[0].as_ref().unwrap(), &100);
+/// assert_eq!(results[1].as_ref().unwrap_err().item(), Some(1));
+/// assert_eq!(results[2].as_ref().unwrap(), &25);
+/// # Ok::<(), quadriga::BuildError>(())
+/// ```
 pub struct Map<'p, T: Task, I: Iterator<Item = T::Input>> {
     engine: Engine<'p, T, I>,
     /// Dispatched chunks not yet yielded, in order; `None` until it arrives.
@@ -390,6 +406,21 @@ impl<T: Task, I: Iterator<Item = T::Input>> fmt::Debug for Map<'_, T, I> {
 /// [`ThreadPool::map_unordered`](crate::ThreadPool::map_unordered).
 ///
 /// Dropping it cancels what it has not yielded.
+///
+/// ```
+/// #[quadriga::task]
+/// fn double(x: u32) -> u32 {
+///     2 * x
+/// }
+///
+/// let pool = quadriga::ThreadPool::new(2)?;
+/// let mut out = vec![0; 100];
+/// for (index, result) in pool.map_unordered(double, 0..100) {
+///     out[index] = result.unwrap();
+/// }
+/// assert!(out.iter().enumerate().all(|(i, &v)| v == 2 * i as u32));
+/// # Ok::<(), quadriga::BuildError>(())
+/// ```
 pub struct MapUnordered<'p, T: Task, I: Iterator<Item = T::Input>> {
     engine: Engine<'p, T, I>,
     base: u64,

@@ -170,7 +170,17 @@ where
     }
 }
 
-/// The iterator returned by [`as_completed`].
+/// The iterator returned by [`as_completed`]: `(index, result)` pairs, each
+/// handle exactly once, in the order the tasks end.
+///
+/// ```
+/// let pool = quadriga::ThreadPool::new(2)?;
+/// let handles: Vec<_> = (0..3).map(|i| pool.spawn(move || i * 10)).collect();
+/// let mut seen: Vec<_> = quadriga::as_completed(handles).map(|(i, r)| (i, r.unwrap())).collect();
+/// seen.sort();
+/// assert_eq!(seen, [(0, 0), (1, 10), (2, 20)]);
+/// # Ok::<(), quadriga::BuildError>(())
+/// ```
 pub struct AsCompleted<T> {
     handles: Vec<Option<TaskHandle<T>>>,
     ready: VecDeque<usize>,

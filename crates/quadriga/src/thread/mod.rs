@@ -97,6 +97,12 @@ impl Default for ThreadPoolBuilder {
 impl ThreadPoolBuilder {
     /// A builder with the defaults: one thread per available core, threads named
     /// `quadriga-N`, the platform's stack size.
+    ///
+    /// ```
+    /// let pool = quadriga::ThreadPoolBuilder::new().build()?;
+    /// assert!(pool.threads() >= 1);
+    /// # Ok::<(), quadriga::BuildError>(())
+    /// ```
     pub fn new() -> Self {
         Self::default()
     }
@@ -412,6 +418,14 @@ impl ThreadPool {
     }
 
     /// Whether [`shutdown`](Self::shutdown) was called.
+    ///
+    /// ```
+    /// let pool = quadriga::ThreadPool::new(1)?;
+    /// assert!(!pool.is_shut_down());
+    /// pool.shutdown(quadriga::Shutdown::Wait);
+    /// assert!(pool.is_shut_down());
+    /// # Ok::<(), quadriga::BuildError>(())
+    /// ```
     pub fn is_shut_down(&self) -> bool {
         self.shared.gate.is_closed()
     }
