@@ -149,7 +149,15 @@ fn expand(args: Args, func: ItemFn) -> syn::Result<TokenStream2> {
         #(#doc_attrs)*
         #[allow(non_camel_case_types)]
         #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-        #vis struct #ident;
+        #vis struct #ident {}
+
+        // A braced struct has no constructor in the value namespace, so the
+        // task's value can be a constant of the same name. Calls then go
+        // through a constant (not a struct constructor, which lints such as
+        // `clippy::no_effect` would take for a pure expression).
+        #(#doc_attrs)*
+        #[allow(non_upper_case_globals)]
+        #vis const #ident: #ident = #ident {};
 
         impl #ident {
             #[doc = #call_doc]
@@ -168,6 +176,10 @@ fn expand(args: Args, func: ItemFn) -> syn::Result<TokenStream2> {
             fn deref(&self) -> &Self::Target {
                 &#helper
             }
+        }
+
+        ::quadriga::__private::inventory::submit! {
+            ::quadriga::__private::TaskEntry::of::<#ident>()
         }
 
         impl ::quadriga::Task for #ident {

@@ -177,6 +177,56 @@ impl TaskError {
         Self::new(TaskErrorKind::Cancelled, why)
     }
 
+    pub(crate) fn codec(why: impl Into<String>) -> Self {
+        Self::new(TaskErrorKind::Codec, why)
+    }
+
+    /// A worker process died: by `signal`, or exiting with `exit_code`.
+    pub(crate) fn crashed(
+        pid: u32,
+        signal: Option<i32>,
+        exit_code: Option<i32>,
+        detail: &str,
+    ) -> Self {
+        let how = match (signal, exit_code) {
+            (Some(sig), _) => format!(
+                "worker {pid} was killed by signal {sig} ({})",
+                signal_name(sig)
+            ),
+            (None, Some(code)) => format!("worker {pid} exited with code {code}"),
+            (None, None) => format!("worker {pid} died"),
+        };
+        let message = if detail.is_empty() {
+            how
+        } else {
+            format!("{how}; {detail}")
+        };
+        let mut err = Self::new(TaskErrorKind::Crashed, message);
+        err.repr.pid = Some(pid);
+        err.repr.signal = signal;
+        err.repr.exit_code = exit_code;
+        err
+    }
+
+    /// A task ran past `limit` and its worker was stopped.
+    pub(crate) fn timed_out(pid: Option<u32>, limit: std::time::Duration) -> Self {
+        let mut err = Self::new(
+            TaskErrorKind::TimedOut,
+            format!("ran past its time limit of {limit:?}; its worker's process group was killed"),
+        );
+        err.repr.pid = pid;
+        err.repr.timeout = Some(limit);
+        err
+    }
+
+    /// Records the worker process that ran the task.
+    pub(crate) fn with_pid(mut self, pid: u32) -> Self {
+        if self.repr.pid.is_none() {
+            self.repr.pid = Some(pid);
+        }
+        self
+    }
+
     pub(crate) fn panicked(
         message: String,
         location: Option<PanicLocation>,
@@ -286,6 +336,28 @@ impl TaskError {
     /// The task was cancelled.
     pub fn is_cancelled(&self) -> bool {
         self.kind() == TaskErrorKind::Cancelled
+    }
+}
+
+/// The conventional name of a signal, for messages.
+fn signal_name(sig: i32) -> &'static str {
+    match sig {
+        1 => "SIGHUP",
+        2 => "SIGINT",
+        3 => "SIGQUIT",
+        4 => "SIGILL",
+        5 => "SIGTRAP",
+        6 => "SIGABRT",
+        7 => "SIGBUS",
+        8 => "SIGFPE",
+        9 => "SIGKILL",
+        11 => "SIGSEGV",
+        13 => "SIGPIPE",
+        14 => "SIGALRM",
+        15 => "SIGTERM",
+        24 => "SIGXCPU",
+        25 => "SIGXFSZ",
+        _ => "signal",
     }
 }
 

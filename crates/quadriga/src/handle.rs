@@ -59,9 +59,14 @@ pub(crate) fn next_id() -> u64 {
     NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
+/// Called (once) when the caller cancels: how a backend that cannot see the
+/// state machine (a worker process) hears of it.
+type CancelHook = Box<dyn Fn() + Send + Sync>;
+
 struct Shared<T> {
     id: u64,
     name: &'static str,
+    on_cancel: Option<CancelHook>,
     state: AtomicU8,
     slot: Mutex<Slot<T>>,
     cond: Condvar,
@@ -96,9 +101,20 @@ impl<T: Send> Cancellable for Shared<T> {
 
 /// Creates a pending task's two halves.
 pub(crate) fn pair<T>(name: &'static str) -> (TaskHandle<T>, Completer<T>) {
+    pair_with(next_id(), name, None)
+}
+
+/// Creates a pending task's two halves with a given id and a hook that runs
+/// after a successful `cancel`.
+pub(crate) fn pair_with<T>(
+    id: u64,
+    name: &'static str,
+    on_cancel: Option<CancelHook>,
+) -> (TaskHandle<T>, Completer<T>) {
     let shared = Arc::new(Shared {
-        id: next_id(),
+        id,
         name,
+        on_cancel,
         state: AtomicU8::new(PENDING),
         slot: Mutex::new(Slot {
             result: None,
@@ -338,6 +354,9 @@ impl<T> TaskHandle<T> {
         drop(slot);
         if let Some(w) = waker {
             w.wake();
+        }
+        if let Some(hook) = &shared.on_cancel {
+            hook();
         }
         true
     }

@@ -2,8 +2,7 @@
 
 use std::sync::Once;
 
-/// The environment variable that marks a process as a Quadriga worker.
-pub(crate) const WORKER_ENV: &str = "QUADRIGA_WORKER";
+use crate::process::worker::{self, WORKER_ENV};
 
 static INIT: Once = Once::new();
 
@@ -21,10 +20,14 @@ static INIT: Once = Once::new();
 /// assert!(!quadriga::is_worker());
 /// ```
 pub fn init() {
-    INIT.call_once(crate::panic::install_hook);
+    INIT.call_once(|| {
+        worker::divert_if_worker();
+        crate::panic::install_hook();
+    });
 }
 
-/// Whether this process was started as a Quadriga worker.
+/// Whether this process was started as a Quadriga worker (and `init` has not
+/// yet turned it into one).
 ///
 /// ```
 /// assert!(!quadriga::is_worker());

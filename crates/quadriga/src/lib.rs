@@ -56,6 +56,7 @@ mod init;
 mod loom;
 mod map;
 mod panic;
+mod process;
 mod task;
 mod thread;
 mod wait;
@@ -66,6 +67,9 @@ pub use executor::{Executor, Shutdown};
 pub use handle::TaskHandle;
 pub use init::{init, is_worker};
 pub use map::{Map, MapUnordered};
+#[doc(hidden)]
+pub use process::fuzz_decode;
+pub use process::{Process, ProcessHandle, ProcessPool, ProcessPoolBuilder};
 #[doc(hidden)]
 pub use task::__private;
 pub use task::Task;

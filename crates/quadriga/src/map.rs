@@ -56,6 +56,11 @@ pub(crate) trait Dispatch<T: Task>: Sync {
     /// How many chunks may run at once (threads or workers).
     fn parallelism(&self) -> usize;
 
+    /// The largest chunk the backend accepts, if it has a limit.
+    fn max_chunk(&self) -> Option<usize> {
+        None
+    }
+
     /// Called while the consumer would block; a backend whose consumer may run
     /// on one of its own threads does useful work here instead. Returns whether
     /// it did anything.
@@ -92,6 +97,11 @@ pub(crate) struct Reply<O> {
 }
 
 impl<O> Reply<O> {
+    /// The task's name, for errors.
+    pub(crate) fn name(&self) -> &'static str {
+        self.name
+    }
+
     /// Sends the chunk's results (one per item, in order) and how long they took.
     pub(crate) fn send(mut self, elapsed: Duration, results: Vec<Result<O, TaskError>>) {
         debug_assert_eq!(results.len(), self.len);
@@ -246,7 +256,10 @@ impl<'p, T: Task, I: Iterator<Item = T::Input>> Engine<'p, T, I> {
     /// Pulls and dispatches one chunk. Returns `false` when the input is exhausted.
     fn dispatch_one(&mut self) -> bool {
         let left = self.inputs.size_hint().1;
-        let size = self.sizer.next(left, self.backend.parallelism());
+        let mut size = self.sizer.next(left, self.backend.parallelism());
+        if let Some(max) = self.backend.max_chunk() {
+            size = size.min(max.max(1));
+        }
         let mut items = Vec::with_capacity(size);
         items.extend(self.inputs.by_ref().take(size));
         if items.is_empty() {

@@ -60,6 +60,9 @@ pub mod __private {
     use super::TaskError;
     use std::fmt::Display;
 
+    pub use crate::process::registry::TaskEntry;
+    pub use inventory;
+
     #[inline(always)]
     pub fn ok<T>(value: T) -> Result<T, TaskError> {
         Ok(value)

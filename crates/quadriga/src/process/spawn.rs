@@ -1,0 +1,134 @@
+//! Starting a worker: the current binary (`/proc/self/exe`, so a rebuilt or
+//! moved binary still starts the same code) with an inherited socket, in its own
+//! process group, killed if its parent thread dies.
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+
+use rustix::io::{FdFlags, fcntl_setfd};
+use rustix::net::{AddressFamily, SocketFlags, SocketType, socketpair};
+use rustix::process::{
+    Pid, PidfdFlags, Resource, Rlimit, Signal, WaitId, WaitIdOptions, kill_process_group,
+    pidfd_open, set_parent_process_death_signal, setrlimit, waitid,
+};
+
+use crate::process::worker::{MAX_FRAME_ENV, WORKER_ENV};
+
+/// What a worker is started with.
+#[derive(Debug, Clone)]
+pub(crate) struct SpawnConfig {
+    pub(crate) memory_limit: Option<u64>,
+    pub(crate) max_frame: usize,
+}
+
+/// A started worker process.
+#[derive(Debug)]
+pub(crate) struct Spawned {
+    pub(crate) pid: u32,
+    /// Readable when the process has exited; used to reap it.
+    pub(crate) pidfd: OwnedFd,
+    /// The supervisor's end of the socket pair.
+    pub(crate) sock: OwnedFd,
+}
+
+/// How a worker ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Exit {
+    pub(crate) signal: Option<i32>,
+    pub(crate) code: Option<i32>,
+}
+
+/// Starts one worker. Its stdout and stderr are the parent's; stdin is null.
+///
+/// The spawning thread matters: the worker is killed when that thread exits
+/// (`PR_SET_PDEATHSIG`), so spawn from a thread that outlives the worker.
+pub(crate) fn spawn(cfg: &SpawnConfig) -> io::Result<Spawned> {
+    let (parent, child) = socketpair(
+        AddressFamily::UNIX,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC,
+        None,
+    )?;
+    let child_fd = child.as_raw_fd();
+    let mut cmd = Command::new("/proc/self/exe");
+    if let Ok(exe) = std::env::current_exe() {
+        cmd.arg0(exe);
+    }
+    cmd.env(WORKER_ENV, child_fd.to_string())
+        .env(MAX_FRAME_ENV, cfg.max_frame.to_string())
+        .stdin(Stdio::null())
+        .process_group(0);
+    let memory_limit = cfg.memory_limit;
+    // SAFETY: the closure runs in the forked child before exec and makes only
+    // raw system calls (fcntl, prctl, prlimit) through rustix: no allocation,
+    // no locks, async-signal-safe.
+    unsafe {
+        cmd.pre_exec(move || {
+            // SAFETY: `child_fd` is open in the child: it was inherited from
+            // the parent, where `child` is still alive during the fork.
+            let fd = BorrowedFd::borrow_raw(child_fd);
+            fcntl_setfd(fd, FdFlags::empty())?;
+            set_parent_process_death_signal(Some(Signal::KILL))?;
+            if let Some(bytes) = memory_limit {
+                setrlimit(
+                    Resource::As,
+                    Rlimit {
+                        current: Some(bytes),
+                        maximum: Some(bytes),
+                    },
+                )?;
+            }
+            Ok(())
+        });
+    }
+    let proc = cmd.spawn()?;
+    drop(child);
+    let pid = proc.id();
+    // `proc` is dropped without waiting: the pidfd below is how it is reaped.
+    drop(proc);
+    let raw_pid = Pid::from_raw(pid as i32).ok_or_else(|| io::Error::other("pid 0"))?;
+    let pidfd = match pidfd_open(raw_pid, PidfdFlags::empty()) {
+        Ok(fd) => fd,
+        Err(err) => {
+            let _ = kill_process_group(raw_pid, Signal::KILL);
+            return Err(err.into());
+        }
+    };
+    rustix::io::ioctl_fionbio(&parent, true)?;
+    Ok(Spawned {
+        pid,
+        pidfd,
+        sock: parent,
+    })
+}
+
+/// Reaps the worker if it has exited (`block`: wait until it has).
+pub(crate) fn reap(pidfd: impl AsFd, block: bool) -> io::Result<Option<Exit>> {
+    let mut options = WaitIdOptions::EXITED;
+    if !block {
+        options |= WaitIdOptions::NOHANG;
+    }
+    loop {
+        match waitid(WaitId::PidFd(pidfd.as_fd()), options) {
+            Ok(Some(status)) => {
+                return Ok(Some(Exit {
+                    signal: status.terminating_signal(),
+                    code: status.exit_status(),
+                }));
+            }
+            Ok(None) => return Ok(None),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(err) => return Err(err.into()),
+        }
+    }
+}
+
+/// Sends `signal` to the worker's whole process group (its pid). A group that
+/// is already gone is not an error.
+pub(crate) fn signal_group(pid: u32, signal: Signal) {
+    if let Some(pid) = Pid::from_raw(pid as i32) {
+        let _ = kill_process_group(pid, signal);
+    }
+}
