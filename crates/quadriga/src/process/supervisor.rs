@@ -745,7 +745,7 @@ impl Supervisor {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .retain(|&p| p != w.pid);
-        let expected = (w.retiring || w.killed) && w.outstanding.is_empty();
+        let expected = (w.retiring || w.killed || w.kill_at.is_some()) && w.outstanding.is_empty();
         if !expected {
             if !w.ready && !w.retiring {
                 self.init_failures_in_row += 1;
