@@ -30,6 +30,9 @@ step "loom models (bounded preemptions)"
 RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-3}" \
     cargo test -p quadriga --lib --release --locked --target-dir target/loom -- loom_tests
 
+step "fuzz target builds (run it with cargo +nightly fuzz run frame_decoder)"
+cargo build --manifest-path crates/quadriga/fuzz/Cargo.toml --target-dir target/fuzz
+
 step "docs build clean"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
 

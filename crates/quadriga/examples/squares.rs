@@ -3,9 +3,14 @@
 //! ```text
 //! $ cargo run -p quadriga --example squares
 //! [1, 4, 9, 16, 25]
+//! $ cargo run -p quadriga --example squares -- --processes
+//! [1, 4, 9, 16, 25]
 //! ```
+//!
+//! With `--processes` the same task runs in worker processes: the only change
+//! is which pool is built.
 
-use quadriga::ThreadPool;
+use quadriga::{Executor, ProcessPool, ThreadPool};
 
 /// Squares a number. `#[quadriga::task]` makes it a task with a stable name.
 #[quadriga::task]
@@ -13,10 +18,17 @@ fn square(x: u64) -> u64 {
     x * x
 }
 
+fn squares(pool: &impl Executor) -> Result<Vec<u64>, quadriga::TaskError> {
+    pool.map(square, 1..=5).collect()
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     quadriga::init();
-    let pool = ThreadPool::new(4)?;
-    let squares: Vec<u64> = pool.map(square, 1..=5).collect::<Result<_, _>>()?;
-    println!("{squares:?}");
+    let result = if std::env::args().any(|a| a == "--processes") {
+        squares(&ProcessPool::new(4)?)?
+    } else {
+        squares(&ThreadPool::new(4)?)?
+    };
+    println!("{result:?}");
     Ok(())
 }

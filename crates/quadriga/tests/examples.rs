@@ -49,3 +49,56 @@ fn downloads_overlap() {
     // Sequential would take 3 s; a generous bound that still tells them apart.
     assert!(wall < 2.9, "took {wall:.2} s");
 }
+
+#[test]
+fn squares_with_processes_prints_the_same() {
+    let out = Command::new(example("squares"))
+        .arg("--processes")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "[1, 4, 9, 16, 25]\n");
+}
+
+#[test]
+fn crash_isolation_reports_each_failure_and_every_other_result() {
+    let out = Command::new(example("crash_isolation")).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 6, "{stdout}");
+    assert_eq!(lines[0], "parse(\"12\") = 144");
+    assert!(
+        lines[1].starts_with("parse(\"segfault\") failed: crashed: worker "),
+        "{stdout}"
+    );
+    assert!(lines[1].contains("SIGSEGV"), "{stdout}");
+    assert_eq!(lines[2], "parse(\"7\") = 49");
+    assert!(
+        lines[3].starts_with("parse(\"hang\") failed: timed out"),
+        "{stdout}"
+    );
+    assert_eq!(
+        lines[4],
+        "parse(\"x\") failed: failed: invalid digit found in string"
+    );
+    assert_eq!(lines[5], "parse(\"3\") = 9");
+}
+
+#[test]
+fn process_prints_numbers_from_another_process() {
+    let out = Command::new(example("process")).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 6, "{stdout}");
+    let worker = lines[0].split(':').next().unwrap();
+    assert_ne!(worker, format!("worker {}", std::process::id()));
+    for (i, line) in lines[..5].iter().enumerate() {
+        assert_eq!(*line, format!("{worker}: {}", i + 1));
+    }
+    assert!(
+        lines[5].ends_with("exited with code 0; it printed 5 numbers"),
+        "{stdout}"
+    );
+}

@@ -342,6 +342,35 @@ mod tests {
         );
     }
 
+    /// A stable-toolchain companion of the cargo-fuzz target: seeded random
+    /// bytes, and valid frames with random corruption, never panic.
+    #[test]
+    fn random_and_corrupted_frames_never_panic() {
+        let mut rng = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        let mut input = Batch::default();
+        input.push(&("item", 7_u64)).unwrap();
+        let valid = frame(&Down::Run {
+            job: 3,
+            task: "t".into(),
+            input,
+        });
+        for _ in 0..20_000 {
+            let len = (next() % 64) as usize;
+            let mut bytes: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            fuzz_decode(&bytes, 1 << 16);
+            bytes = valid.clone();
+            let at = (next() as usize) % bytes.len();
+            bytes[at] = next() as u8;
+            fuzz_decode(&bytes, 1 << 16);
+        }
+    }
+
     #[test]
     fn batches_split_and_outcomes_align() {
         let mut b = Batch::default();
