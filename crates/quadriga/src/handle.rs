@@ -76,20 +76,44 @@ struct Slot<T> {
     result: Option<Result<T, TaskError>>,
     /// The result was handed out; a further poll is a caller bug.
     taken: bool,
+    /// The waker of the one task that `.await`s the handle (it owns it).
     waker: Option<Waker>,
+    /// Wakers of `wait`/`as_completed` calls, keyed so each call removes its
+    /// own: several threads may wait on the same (shared) handle at once.
+    watchers: Vec<(u64, Waker)>,
     sleepers: u32,
 }
 
 impl<T> Shared<T> {
     /// Stores `result` and wakes every waiter. Caller holds the lock and has
     /// already made `state` final.
-    fn publish(&self, slot: &mut Slot<T>, result: Result<T, TaskError>) -> Option<Waker> {
+    fn publish(&self, slot: &mut Slot<T>, result: Result<T, TaskError>) -> Wakers {
         let result = result.map_err(|e| e.with_task(self.name, Some(self.id)));
         slot.result = Some(result);
         if slot.sleepers > 0 {
             self.cond.notify_all();
         }
-        slot.waker.take()
+        Wakers {
+            waker: slot.waker.take(),
+            watchers: std::mem::take(&mut slot.watchers),
+        }
+    }
+}
+
+/// Wakers taken under the lock, to be woken after it is released.
+struct Wakers {
+    waker: Option<Waker>,
+    watchers: Vec<(u64, Waker)>,
+}
+
+impl Wakers {
+    fn wake(self) {
+        if let Some(w) = self.waker {
+            w.wake();
+        }
+        for (_, w) in self.watchers {
+            w.wake();
+        }
     }
 }
 
@@ -120,6 +144,7 @@ pub(crate) fn pair_with<T>(
             result: None,
             taken: false,
             waker: None,
+            watchers: Vec::new(),
             sleepers: 0,
         }),
         cond: Condvar::new(),
@@ -172,11 +197,9 @@ impl<T> Completer<T> {
             return;
         }
         shared.state.store(COMPLETE, Ordering::Release);
-        let waker = shared.publish(&mut slot, result);
+        let wakers = shared.publish(&mut slot, result);
         drop(slot);
-        if let Some(w) = waker {
-            w.wake();
-        }
+        wakers.wake();
     }
 }
 
@@ -197,9 +220,7 @@ impl<T> Drop for Completer<T> {
                 )),
             );
             drop(slot);
-            if let Some(w) = waker {
-                w.wake();
-            }
+            waker.wake();
         }
     }
 }
@@ -350,11 +371,9 @@ impl<T> TaskHandle<T> {
         } else {
             "cancelled while running"
         };
-        let waker = shared.publish(&mut slot, Err(TaskError::cancelled(why)));
+        let wakers = shared.publish(&mut slot, Err(TaskError::cancelled(why)));
         drop(slot);
-        if let Some(w) = waker {
-            w.wake();
-        }
+        wakers.wake();
         if let Some(hook) = &shared.on_cancel {
             hook();
         }
@@ -391,18 +410,21 @@ impl<T> TaskHandle<T> {
         slot.result.as_ref().map(Result::is_err)
     }
 
-    /// Leaves `waker` to be woken when the task ends. Returns `true` (and keeps
-    /// nothing) if it has ended already.
-    pub(crate) fn register(&self, waker: &Waker) -> bool {
+    /// Adds `waker` under `key`, to be woken when the task ends. Returns `true`
+    /// (and keeps nothing) if it has ended already.
+    pub(crate) fn watch(&self, key: u64, waker: &Waker) -> bool {
         let mut slot = self.shared.slot.lock();
         if slot.result.is_some() || slot.taken {
             return true;
         }
-        match &mut slot.waker {
-            Some(w) if w.will_wake(waker) => {}
-            other => *other = Some(waker.clone()),
-        }
+        slot.watchers.push((key, waker.clone()));
         false
+    }
+
+    /// Removes the waker added under `key`, if it is still there.
+    pub(crate) fn unwatch(&self, key: u64) {
+        let mut slot = self.shared.slot.lock();
+        slot.watchers.retain(|(k, _)| *k != key);
     }
 }
 

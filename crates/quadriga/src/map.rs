@@ -94,6 +94,8 @@ pub(crate) struct Reply<O> {
     len: usize,
     name: &'static str,
     tx: Option<Sender<Done<O>>>,
+    /// Set when the map was dropped: nobody reads the answer any more.
+    abandoned: Arc<MapCancel>,
 }
 
 impl<O> Reply<O> {
@@ -116,8 +118,18 @@ impl<O> Reply<O> {
         }
     }
 
-    /// Every item ended with a clone of `err`.
-    pub(crate) fn fail_all(self, err: &TaskError) {
+    /// Whether the map was dropped: then the answer can be skipped.
+    pub(crate) fn is_abandoned(&self) -> bool {
+        self.abandoned.is_cancelled()
+    }
+
+    /// Every item ended with a clone of `err` (nothing is built if the map
+    /// was dropped: the errors would only be thrown away).
+    pub(crate) fn fail_all(mut self, err: &TaskError) {
+        if self.is_abandoned() {
+            self.tx = None;
+            return;
+        }
         let results = (0..self.len as u64)
             .map(|i| {
                 Err(err
@@ -132,7 +144,7 @@ impl<O> Reply<O> {
 
 impl<O> Drop for Reply<O> {
     fn drop(&mut self) {
-        if self.tx.is_some() {
+        if self.tx.is_some() && !self.is_abandoned() {
             let err = TaskError::cancelled("the chunk was discarded before it ran");
             let reply = Reply {
                 seq: self.seq,
@@ -140,6 +152,7 @@ impl<O> Drop for Reply<O> {
                 len: self.len,
                 name: self.name,
                 tx: self.tx.take(),
+                abandoned: Arc::clone(&self.abandoned),
             };
             reply.fail_all(&err);
         }
@@ -272,6 +285,7 @@ impl<'p, T: Task, I: Iterator<Item = T::Input>> Engine<'p, T, I> {
             len,
             name: T::NAME,
             tx: Some(self.tx.clone()),
+            abandoned: Arc::clone(&self.cancel),
         };
         self.backend.dispatch(Chunk {
             task: self.task,

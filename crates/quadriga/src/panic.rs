@@ -49,6 +49,9 @@ pub(crate) struct InTask(());
 impl InTask {
     pub(crate) fn enter() -> Self {
         IN_TASK.with(|n| n.set(n.get() + 1));
+        // A panic the previous task caught itself left its location here; a
+        // later `resume_unwind` (which skips the hook) must not inherit it.
+        LAST_PANIC.with(|slot| slot.borrow_mut().take());
         InTask(())
     }
 }
@@ -63,6 +66,13 @@ impl Drop for InTask {
 /// The caller must hold an [`InTask`] guard for the location to be captured.
 #[inline]
 pub(crate) fn catch<R>(f: impl FnOnce() -> R) -> Result<R, TaskError> {
+    // A panic caught inside the previous item left its location here; a later
+    // `resume_unwind` (which skips the hook) must not inherit it.
+    LAST_PANIC.with(|slot| {
+        if let Ok(mut slot) = slot.try_borrow_mut() {
+            *slot = None;
+        }
+    });
     panic::catch_unwind(AssertUnwindSafe(f)).map_err(from_payload)
 }
 

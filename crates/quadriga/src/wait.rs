@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::task::{Wake, Waker};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 
 use crate::error::TaskError;
 use crate::handle::TaskHandle;
@@ -47,9 +47,10 @@ impl Wake for Signal {
     }
 }
 
-/// Registers a signalling waker in every handle; returns the channel and the
-/// indices already finished.
+/// Adds a signalling waker under `key` to every handle; returns the channel
+/// and the indices already finished.
 fn watch<'a, T: 'a>(
+    key: u64,
     handles: impl Iterator<Item = &'a TaskHandle<T>>,
 ) -> (Sender<usize>, Receiver<usize>, Vec<usize>) {
     let (tx, rx) = crossbeam_channel::unbounded();
@@ -59,11 +60,42 @@ fn watch<'a, T: 'a>(
             index,
             tx: tx.clone(),
         }));
-        if handle.register(&waker) {
+        if handle.watch(key, &waker) {
             ready.push(index);
         }
     }
     (tx, rx, ready)
+}
+
+/// Receives the next signal, until `deadline`. On one of a thread pool's own
+/// threads it runs queued work meanwhile (like `join`), since the tasks waited
+/// for may be queued behind the waiting one.
+fn recv_helping(rx: &Receiver<usize>, deadline: Option<Instant>) -> Option<usize> {
+    if rayon_core::current_thread_index().is_none() {
+        return match deadline {
+            None => rx.recv().ok(),
+            Some(d) => rx.recv_deadline(d).ok(),
+        };
+    }
+    loop {
+        match rx.try_recv() {
+            Ok(i) => return Some(i),
+            Err(TryRecvError::Disconnected) => return None,
+            Err(TryRecvError::Empty) => {}
+        }
+        let now = Instant::now();
+        if deadline.is_some_and(|d| now >= d) {
+            return None;
+        }
+        if !matches!(rayon_core::yield_now(), Some(rayon_core::Yield::Executed)) {
+            let slice = now + Duration::from_millis(1);
+            match rx.recv_deadline(deadline.map_or(slice, |d| d.min(slice))) {
+                Ok(i) => return Some(i),
+                Err(RecvTimeoutError::Disconnected) => return None,
+                Err(RecvTimeoutError::Timeout) => {}
+            }
+        }
+    }
 }
 
 struct Tally {
@@ -108,7 +140,8 @@ pub fn wait<T>(
     timeout: Option<Duration>,
 ) -> (Vec<usize>, Vec<usize>) {
     let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
-    let (_tx, rx, ready) = watch(handles.iter());
+    let key = crate::handle::next_id();
+    let (_tx, rx, ready) = watch(key, handles.iter());
     let mut tally = Tally {
         finished: vec![false; handles.len()],
         count: 0,
@@ -126,14 +159,13 @@ pub fn wait<T>(
         if satisfied {
             break;
         }
-        let got = match deadline {
-            None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
-            Some(d) => rx.recv_deadline(d),
-        };
-        match got {
-            Ok(i) => tally.mark(handles, i),
-            Err(_) => break,
+        match recv_helping(&rx, deadline) {
+            Some(i) => tally.mark(handles, i),
+            None => break,
         }
+    }
+    for handle in handles {
+        handle.unwatch(key);
     }
     let finished = tally.finished;
     let (done, pending): (Vec<usize>, Vec<usize>) = (0..handles.len()).partition(|&i| finished[i]);
@@ -160,8 +192,10 @@ where
     I: IntoIterator<Item = TaskHandle<T>>,
 {
     let handles: Vec<TaskHandle<T>> = handles.into_iter().collect();
-    let (tx, rx, ready) = watch(handles.iter());
+    let key = crate::handle::next_id();
+    let (tx, rx, ready) = watch(key, handles.iter());
     AsCompleted {
+        key,
         remaining: handles.len(),
         handles: handles.into_iter().map(Some).collect(),
         ready: ready.into(),
@@ -182,6 +216,7 @@ where
 /// # Ok::<(), quadriga::BuildError>(())
 /// ```
 pub struct AsCompleted<T> {
+    key: u64,
     handles: Vec<Option<TaskHandle<T>>>,
     ready: VecDeque<usize>,
     remaining: usize,
@@ -197,7 +232,7 @@ impl<T> Iterator for AsCompleted<T> {
         while self.remaining > 0 {
             let index = match self.ready.pop_front() {
                 Some(i) => i,
-                None => self.rx.recv().expect("as_completed holds a sender"),
+                None => recv_helping(&self.rx, None).expect("as_completed holds a sender"),
             };
             let Some(handle) = &self.handles[index] else {
                 continue; // a second wake for one already yielded
@@ -213,6 +248,14 @@ impl<T> Iterator for AsCompleted<T> {
 
     fn size_hint(&self) -> (usize, Option<usize>) {
         (self.remaining, Some(self.remaining))
+    }
+}
+
+impl<T> Drop for AsCompleted<T> {
+    fn drop(&mut self) {
+        for handle in self.handles.iter().flatten() {
+            handle.unwatch(self.key);
+        }
     }
 }
 

@@ -446,6 +446,12 @@ impl<T: Task> Dispatch<T> for ThreadPool {
         }
         let shared = Arc::clone(&self.shared);
         self.rayon.spawn(move || {
+            if reply.is_abandoned() {
+                // The map was dropped: skip the work and build no answer.
+                drop(reply);
+                shared.gate.leave();
+                return;
+            }
             let started = Instant::now();
             let results = {
                 let token = CancelToken::new(

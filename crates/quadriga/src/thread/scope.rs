@@ -13,7 +13,9 @@ use crate::panic::{self, InTask};
 /// every task spawned in it has finished.
 ///
 /// Tasks get a [`TaskHandle`]; a panic is caught into it as with any task. A
-/// handle dropped unjoined discards its result. A scoped task's token follows
+/// handle dropped unjoined discards its result. After the pool's
+/// [`Shutdown::Cancel`](crate::Shutdown), scoped tasks end as cancelled
+/// without running, like submitted ones. A running scoped task's token follows
 /// its pool's shutdown; `cancel()` on its handle stops it only if it has not
 /// started.
 ///
@@ -61,6 +63,12 @@ impl<'a, 'scope> Scope<'a, 'scope> {
         let cancelled = Arc::clone(&self.cancelled);
         self.inner.spawn(move |s| {
             if !completer.start() {
+                return;
+            }
+            if cancelled.load(std::sync::atomic::Ordering::Relaxed) {
+                completer.complete(Err(crate::TaskError::cancelled(
+                    "the pool was shut down before the task started",
+                )));
                 return;
             }
             let token = CancelToken::new(None, Some(Arc::clone(&cancelled)));
