@@ -140,6 +140,7 @@ fn converse(
     wire::encode(&Down::Exit, &mut out, max).ok()?;
     sock.write_all(&out).ok()?;
     let mut dec = Decoder::new(max);
+    let mut scratch = vec![0_u8; 1 << 16];
     loop {
         match dec.next::<Up>() {
             Ok(Some(Up::Done { outcomes, .. })) => return outcomes.into_items().next(),
@@ -147,9 +148,8 @@ fn converse(
             Ok(None) => {}
             Err(_) => return None,
         }
-        let spare = dec.spare(1 << 16);
-        let n = sock.read(spare).unwrap_or(0);
-        dec.filled(1 << 16, n);
+        let n = sock.read(&mut scratch).unwrap_or(0);
+        dec.feed(&scratch[..n]);
         if n == 0 {
             return None;
         }

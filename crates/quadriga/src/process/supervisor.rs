@@ -171,6 +171,8 @@ pub(crate) struct Supervisor {
     /// Set when workers cannot be started: every job fails with it.
     broken: Option<TaskError>,
     closing: Option<Shutdown>,
+    /// Where socket reads land before they are fed to a worker's decoder.
+    scratch: Box<[u8]>,
 }
 
 impl Supervisor {
@@ -202,6 +204,7 @@ impl Supervisor {
             next_spawn_at: Instant::now(),
             broken: None,
             closing: None,
+            scratch: vec![0; 1 << 16].into_boxed_slice(),
         })
     }
 
@@ -582,34 +585,26 @@ impl Supervisor {
     /// Reads and handles what a worker sent.
     fn read(&mut self, slot: usize) {
         loop {
-            let Some(w) = self.workers[slot].as_mut() else {
-                return;
-            };
+            let Some(w) = self.workers[slot].as_mut() else { return };
             if w.hung_up {
                 return;
             }
-            let spare = w.dec.spare(1 << 16);
-            match recv(&w.sock, spare, RecvFlags::DONTWAIT) {
+            match recv(&w.sock, &mut self.scratch[..], RecvFlags::DONTWAIT) {
                 Ok((0, _)) => {
-                    w.dec.filled(1 << 16, 0);
                     w.hung_up = true;
                     let _ = epoll::delete(&self.epoll, &w.sock);
                     self.handle_messages(slot);
                     return;
                 }
                 Ok((n, _)) => {
-                    w.dec.filled(1 << 16, n);
+                    w.dec.feed(&self.scratch[..n]);
                     self.handle_messages(slot);
                 }
-                Err(err) => {
-                    w.dec.filled(1 << 16, 0);
-                    if err == rustix::io::Errno::INTR {
-                        continue;
-                    }
-                    if err != rustix::io::Errno::AGAIN {
-                        w.hung_up = true;
-                        let _ = epoll::delete(&self.epoll, &w.sock);
-                    }
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(rustix::io::Errno::AGAIN) => return,
+                Err(_) => {
+                    w.hung_up = true;
+                    let _ = epoll::delete(&self.epoll, &w.sock);
                     return;
                 }
             }

@@ -179,28 +179,13 @@ impl Decoder {
         }
     }
 
-    /// Room to read into: appends `n` zeroed bytes and returns them; call
-    /// [`filled`](Self::filled) with how many were read.
-    pub(crate) fn spare(&mut self, n: usize) -> &mut [u8] {
+    /// Appends bytes read from the peer.
+    pub(crate) fn feed(&mut self, bytes: &[u8]) {
         if self.pos > 0 && self.pos == self.buf.len() {
             self.buf.clear();
             self.pos = 0;
         }
-        let len = self.buf.len();
-        self.buf.resize(len + n, 0);
-        &mut self.buf[len..]
-    }
-
-    /// Keeps `read` of the bytes last handed out by [`spare`](Self::spare).
-    pub(crate) fn filled(&mut self, spare: usize, read: usize) {
-        let len = self.buf.len();
-        self.buf.truncate(len - spare + read);
-    }
-
-    /// Feeds bytes (for tests and the fuzz target).
-    pub(crate) fn feed(&mut self, bytes: &[u8]) {
-        let spare = self.spare(bytes.len());
-        spare.copy_from_slice(bytes);
+        self.buf.extend_from_slice(bytes);
     }
 
     /// Whether unconsumed bytes are buffered.

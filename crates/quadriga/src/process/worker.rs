@@ -74,6 +74,7 @@ fn serve(sock: UnixStream, max_frame: usize) -> std::io::Result<()> {
     let mut writer = sock;
     let mut dec = Decoder::new(max_frame);
     let mut out = Vec::with_capacity(1 << 12);
+    let mut scratch = vec![0_u8; 1 << 16];
     let pid = std::process::id();
     loop {
         loop {
@@ -142,9 +143,8 @@ fn serve(sock: UnixStream, max_frame: usize) -> std::io::Result<()> {
                 Down::Exit => return Ok(()),
             }
         }
-        let spare = dec.spare(1 << 16);
-        let n = reader.read(spare)?;
-        dec.filled(1 << 16, n);
+        let n = reader.read(&mut scratch)?;
+        dec.feed(&scratch[..n]);
         if n == 0 {
             return Ok(()); // the supervisor closed the socket: it is gone or done
         }
