@@ -457,3 +457,23 @@ fn process_join_kill_and_exit_status() {
     assert!(p.wait_timeout(Duration::from_secs(20)));
     assert_eq!(p.signal(), Some(9));
 }
+
+/// Reads all of standard input.
+#[quadriga::task]
+fn read_stdin() -> usize {
+    let mut buf = Vec::new();
+    std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf).unwrap();
+    buf.len()
+}
+
+/// The worker's socket arrives as its stdin; a task must never see it there.
+#[test]
+fn a_task_reading_stdin_sees_dev_null_not_the_protocol() {
+    let p = ProcessPool::new(1).unwrap();
+    assert_eq!(p.submit(read_stdin, ()).join().unwrap(), 0);
+    assert_eq!(
+        p.submit(add_one, 1).join().unwrap(),
+        2,
+        "the protocol survived"
+    );
+}

@@ -1,20 +1,25 @@
 //! Starting a worker: the current binary (`/proc/self/exe`, so a rebuilt or
-//! moved binary still starts the same code) with an inherited socket, in its own
-//! process group, killed if its parent thread dies.
+//! moved binary still starts the same code) in its own process group, with its
+//! end of a socket pair as its standard input.
+//!
+//! Nothing runs between fork and exec: there is no `pre_exec` hook, so the
+//! standard library can use `posix_spawn` (a vfork-style clone), and a
+//! multi-threaded parent is never forked. What a hook would have done, the
+//! worker does to itself first thing (`worker.rs`): it moves the socket off
+//! standard input, sets its parent-death signal and then checks that its parent
+//! is still the one that started it, and applies its memory limit.
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 
-use rustix::io::{FdFlags, fcntl_setfd};
 use rustix::net::{AddressFamily, SocketFlags, SocketType, socketpair};
 use rustix::process::{
-    Pid, PidfdFlags, Resource, Rlimit, Signal, WaitId, WaitIdOptions, kill_process_group,
-    pidfd_open, set_parent_process_death_signal, setrlimit, waitid,
+    Pid, PidfdFlags, Signal, WaitId, WaitIdOptions, kill_process_group, pidfd_open, waitid,
 };
 
-use crate::process::worker::{MAX_FRAME_ENV, WORKER_ENV};
+use crate::process::worker::{MAX_FRAME_ENV, MEMORY_LIMIT_ENV, PARENT_ENV, WORKER_ENV};
 
 /// What a worker is started with.
 #[derive(Debug, Clone)]
@@ -40,7 +45,8 @@ pub(crate) struct Exit {
     pub(crate) code: Option<i32>,
 }
 
-/// Starts one worker. Its stdout and stderr are the parent's; stdin is null.
+/// Starts one worker. Its stdout and stderr are the parent's; its stdin is the
+/// socket (the worker replaces it with `/dev/null` before any task runs).
 ///
 /// The spawning thread matters: the worker is killed when that thread exits
 /// (`PR_SET_PDEATHSIG`), so spawn from a thread that outlives the worker.
@@ -51,40 +57,23 @@ pub(crate) fn spawn(cfg: &SpawnConfig) -> io::Result<Spawned> {
         SocketFlags::CLOEXEC,
         None,
     )?;
-    let child_fd = child.as_raw_fd();
     let mut cmd = Command::new("/proc/self/exe");
     if let Ok(exe) = std::env::current_exe() {
         cmd.arg0(exe);
     }
-    cmd.env(WORKER_ENV, child_fd.to_string())
+    cmd.env(WORKER_ENV, "0")
+        .env(PARENT_ENV, std::process::id().to_string())
         .env(MAX_FRAME_ENV, cfg.max_frame.to_string())
-        .stdin(Stdio::null())
+        .stdin(Stdio::from(child))
         .process_group(0);
-    let memory_limit = cfg.memory_limit;
-    // SAFETY: the closure runs in the forked child before exec and makes only
-    // raw system calls (fcntl, prctl, prlimit) through rustix: no allocation,
-    // no locks, async-signal-safe.
-    unsafe {
-        cmd.pre_exec(move || {
-            // SAFETY: `child_fd` is open in the child: it was inherited from
-            // the parent, where `child` is still alive during the fork.
-            let fd = BorrowedFd::borrow_raw(child_fd);
-            fcntl_setfd(fd, FdFlags::empty())?;
-            set_parent_process_death_signal(Some(Signal::KILL))?;
-            if let Some(bytes) = memory_limit {
-                setrlimit(
-                    Resource::As,
-                    Rlimit {
-                        current: Some(bytes),
-                        maximum: Some(bytes),
-                    },
-                )?;
-            }
-            Ok(())
-        });
-    }
+    match cfg.memory_limit {
+        Some(bytes) => cmd.env(MEMORY_LIMIT_ENV, bytes.to_string()),
+        None => cmd.env_remove(MEMORY_LIMIT_ENV),
+    };
     let proc = cmd.spawn()?;
-    drop(child);
+    // `cmd` holds the child's end of the socket: drop it now, so the worker's
+    // death is seen as end of file.
+    drop(cmd);
     let pid = proc.id();
     // `proc` is dropped without waiting: the pidfd below is how it is reaped.
     drop(proc);

@@ -585,7 +585,9 @@ impl Supervisor {
     /// Reads and handles what a worker sent.
     fn read(&mut self, slot: usize) {
         loop {
-            let Some(w) = self.workers[slot].as_mut() else { return };
+            let Some(w) = self.workers[slot].as_mut() else {
+                return;
+            };
             if w.hung_up {
                 return;
             }

@@ -1,5 +1,5 @@
-//! The worker: the current binary re-executed with [`WORKER_ENV`] set to the
-//! number of an inherited socket. A constructor in `.init_array` turns such a
+//! The worker: the current binary re-executed with [`WORKER_ENV`] set and its
+//! socket as standard input. A constructor in `.init_array` turns such a
 //! process into a worker before `main` runs (in binaries, examples, test
 //! harnesses and doctests alike); [`crate::init`] does the same for platforms
 //! or link setups where constructors do not run.
@@ -9,7 +9,7 @@
 //! as it happens (a crash then costs only the job that was running).
 
 use std::io::{Read, Write};
-use std::os::fd::{FromRawFd, RawFd};
+use std::os::fd::FromRawFd;
 use std::os::unix::net::UnixStream;
 
 use crate::process::registry;
@@ -19,6 +19,10 @@ use crate::process::wire::{self, Decoder, Down, Outcomes, Up};
 pub(crate) const WORKER_ENV: &str = "QUADRIGA_WORKER";
 /// The frame bound the supervisor uses, so both sides agree.
 pub(crate) const MAX_FRAME_ENV: &str = "QUADRIGA_MAX_FRAME";
+/// The pid of the process that started the worker.
+pub(crate) const PARENT_ENV: &str = "QUADRIGA_PARENT";
+/// The worker's address-space limit in bytes, if any.
+pub(crate) const MEMORY_LIMIT_ENV: &str = "QUADRIGA_MEMORY_LIMIT";
 
 /// Exit code of a worker whose supervisor sent something it could not read.
 const EXIT_PROTOCOL: i32 = 70;
@@ -38,27 +42,34 @@ pub(crate) fn divert_if_worker() {
     let Some(value) = std::env::var_os(WORKER_ENV) else {
         return;
     };
-    let max_frame = std::env::var(MAX_FRAME_ENV)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(wire::DEFAULT_MAX_FRAME);
+    let number = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
+    let max_frame = number(MAX_FRAME_ENV).map_or(wire::DEFAULT_MAX_FRAME, |v| v as usize);
+    let parent = number(PARENT_ENV);
+    let memory_limit = number(MEMORY_LIMIT_ENV);
     // SAFETY: called from `init`, which runs once, before `main` (from the
     // constructor) or first thing in it: no other thread reads the environment
-    // yet. Removing the marker keeps programs the task starts from thinking
+    // yet. Removing the markers keeps programs the task starts from thinking
     // they are workers too.
     unsafe {
-        std::env::remove_var(WORKER_ENV);
-        std::env::remove_var(MAX_FRAME_ENV);
+        for name in [WORKER_ENV, MAX_FRAME_ENV, PARENT_ENV, MEMORY_LIMIT_ENV] {
+            std::env::remove_var(name);
+        }
     }
-    let Some(fd) = value.to_str().and_then(|v| v.parse::<RawFd>().ok()) else {
-        eprintln!("quadriga: {WORKER_ENV} is set but is not a descriptor number");
+    if value != "0" {
+        eprintln!("quadriga: {WORKER_ENV} is set but this is not a worker's start");
         std::process::exit(EXIT_PROTOCOL);
+    }
+    let sock = match set_up(parent, memory_limit) {
+        Ok(sock) => sock,
+        Err(err) => {
+            eprintln!(
+                "quadriga worker {}: could not start: {err}",
+                std::process::id()
+            );
+            std::process::exit(EXIT_PROTOCOL);
+        }
     };
     crate::panic::install_hook();
-    // SAFETY: the supervisor passed us this descriptor, open and ours alone: it
-    // cleared close-on-exec on exactly this number before exec, and nothing else
-    // in this fresh process has taken ownership of it.
-    let sock = unsafe { UnixStream::from_raw_fd(fd) };
     let code = match serve(sock, max_frame) {
         Ok(()) => 0,
         Err(err) => {
@@ -67,6 +78,43 @@ pub(crate) fn divert_if_worker() {
         }
     };
     std::process::exit(code);
+}
+
+/// What a `pre_exec` hook would have done, done by the worker to itself before
+/// any task code runs: take the socket off standard input (which becomes
+/// `/dev/null`), die with the parent, apply the memory limit.
+fn set_up(parent: Option<u64>, memory_limit: Option<u64>) -> std::io::Result<UnixStream> {
+    use rustix::process::{Resource, Rlimit, Signal};
+    rustix::process::set_parent_process_death_signal(Some(Signal::KILL))?;
+    // The parent may have died before the line above: then nobody will ever
+    // send a signal, so check by hand.
+    let ppid = rustix::process::getppid().map_or(0, |p| p.as_raw_nonzero().get() as u64);
+    if parent.is_some_and(|p| p != ppid) {
+        std::process::exit(0);
+    }
+    // SAFETY: descriptor 0 is open: the supervisor made the socket our stdin.
+    let stdin = unsafe { std::os::fd::BorrowedFd::borrow_raw(0) };
+    let sock = rustix::io::fcntl_dupfd_cloexec(stdin, 3)?;
+    let null = rustix::fs::open(
+        "/dev/null",
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )?;
+    // SAFETY: as above, descriptor 0 is open; `dup2` replaces it atomically.
+    let mut stdin = unsafe { std::os::fd::OwnedFd::from_raw_fd(0) };
+    rustix::io::dup2(&null, &mut stdin)?;
+    // Descriptor 0 must stay open (it is /dev/null now): do not close it.
+    std::mem::forget(stdin);
+    if let Some(bytes) = memory_limit {
+        rustix::process::setrlimit(
+            Resource::As,
+            Rlimit {
+                current: Some(bytes),
+                maximum: Some(bytes),
+            },
+        )?;
+    }
+    Ok(UnixStream::from(sock))
 }
 
 fn serve(sock: UnixStream, max_frame: usize) -> std::io::Result<()> {
