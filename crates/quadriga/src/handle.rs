@@ -428,6 +428,96 @@ impl<T> TaskHandle<T> {
     }
 }
 
+impl<T> TaskHandle<T> {
+    /// Ties the task's life to the returned guard: dropping the guard before the
+    /// task ends cancels it (a pending task never runs; a running thread task
+    /// sees its token; a process task's worker is killed). This is what
+    /// structured async code wants, since dropping a future there means "no
+    /// longer needed". A plain `TaskHandle` detaches on drop instead.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// #[quadriga::task]
+    /// fn slow() -> u8 {
+    ///     std::thread::sleep(Duration::from_secs(60));
+    ///     1
+    /// }
+    ///
+    /// let pool = quadriga::ProcessPool::new(1)?;
+    /// let guard = pool.submit(slow, ()).abort_on_drop();
+    /// let id = guard.id();
+    /// drop(guard); // the worker running `slow` is killed
+    /// # let _ = id;
+    /// # Ok::<(), quadriga::BuildError>(())
+    /// ```
+    pub fn abort_on_drop(self) -> AbortOnDrop<T> {
+        AbortOnDrop { handle: Some(self) }
+    }
+}
+
+/// A [`TaskHandle`] that cancels its task when dropped unfinished. Made by
+/// [`TaskHandle::abort_on_drop`]; awaits and joins like the handle.
+#[must_use = "dropping it cancels the task"]
+pub struct AbortOnDrop<T> {
+    handle: Option<TaskHandle<T>>,
+}
+
+impl<T> AbortOnDrop<T> {
+    /// The task's id.
+    pub fn id(&self) -> u64 {
+        self.handle.as_ref().map_or(0, TaskHandle::id)
+    }
+
+    /// Whether the task has ended.
+    pub fn is_finished(&self) -> bool {
+        self.handle.as_ref().is_some_and(TaskHandle::is_finished)
+    }
+
+    /// Waits for the task (see [`TaskHandle::join`]).
+    pub fn join(mut self) -> Result<T, TaskError> {
+        self.handle
+            .take()
+            .expect("present until joined or dropped")
+            .join()
+    }
+
+    /// Gives the plain handle back: dropping it then detaches again.
+    pub fn detach(mut self) -> TaskHandle<T> {
+        self.handle.take().expect("present until joined or dropped")
+    }
+}
+
+impl<T> Future for AbortOnDrop<T> {
+    type Output = Result<T, TaskError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let handle = self
+            .handle
+            .as_mut()
+            .expect("polled after it returned Ready");
+        Pin::new(handle).poll(cx)
+    }
+}
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        if let Some(handle) = &self.handle {
+            if !handle.is_finished() {
+                handle.cancel();
+            }
+        }
+    }
+}
+
+impl<T> fmt::Debug for AbortOnDrop<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AbortOnDrop")
+            .field("handle", &self.handle)
+            .finish()
+    }
+}
+
 impl<T> Future for TaskHandle<T> {
     type Output = Result<T, TaskError>;
 

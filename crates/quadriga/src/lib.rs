@@ -64,7 +64,7 @@ mod wait;
 pub use context::{CancelToken, cancel_token, is_cancelled};
 pub use error::{BuildError, PanicLocation, TaskError, TaskErrorKind};
 pub use executor::{Executor, Shutdown};
-pub use handle::TaskHandle;
+pub use handle::{AbortOnDrop, TaskHandle};
 pub use init::{init, is_worker};
 pub use map::{Map, MapUnordered};
 #[doc(hidden)]

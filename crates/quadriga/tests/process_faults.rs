@@ -477,3 +477,20 @@ fn a_task_reading_stdin_sees_dev_null_not_the_protocol() {
         "the protocol survived"
     );
 }
+
+#[test]
+fn dropping_an_abort_on_drop_handle_kills_the_running_worker() {
+    let p = ProcessPool::new(1).unwrap();
+    let first = p.submit(pid, ()).join().unwrap();
+    let guard = p.submit(nap, 60_000).abort_on_drop();
+    std::thread::sleep(Duration::from_millis(200));
+    drop(guard);
+    let second = p.submit(pid, ()).join().unwrap();
+    assert_ne!(
+        first, second,
+        "the worker running the dropped task was replaced"
+    );
+    let gone =
+        rustix::process::test_kill_process(rustix::process::Pid::from_raw(first as i32).unwrap());
+    assert!(gone.is_err(), "worker {first} still runs the dropped task");
+}
