@@ -32,8 +32,9 @@ use crate::context::Cancellable;
 use crate::error::TaskError;
 use crate::task::Task;
 
-/// How much work one chunk should carry.
-const TARGET_CHUNK: Duration = Duration::from_micros(100);
+/// How much work one chunk should carry, by default (threads: a chunk costs
+/// about a microsecond to hand over, so 100 µs keeps that near 1%).
+pub(crate) const TARGET_CHUNK: Duration = Duration::from_micros(100);
 /// Cap on the memory one chunk's inputs and outputs may take (by `size_of`).
 const MAX_CHUNK_BYTES: usize = 1 << 20;
 
@@ -59,6 +60,12 @@ pub(crate) trait Dispatch<T: Task>: Sync {
     /// The largest chunk the backend accepts, if it has a limit.
     fn max_chunk(&self) -> Option<usize> {
         None
+    }
+
+    /// How much work a chunk should carry: more where handing one over costs
+    /// more (a process round trip).
+    fn target_chunk(&self) -> Duration {
+        TARGET_CHUNK
     }
 
     /// Called while the consumer would block; a backend whose consumer may run
@@ -193,12 +200,17 @@ pub(crate) fn run_items<T: Task>(
 pub(crate) struct ChunkSizer {
     size: usize,
     max: usize,
+    target: Duration,
 }
 
 impl ChunkSizer {
-    pub(crate) fn new(bytes_per_item: usize) -> Self {
+    pub(crate) fn new(bytes_per_item: usize, target: Duration) -> Self {
         let max = (MAX_CHUNK_BYTES / bytes_per_item.max(1)).clamp(1, 1 << 16);
-        Self { size: 1, max }
+        Self {
+            size: 1,
+            max,
+            target,
+        }
     }
 
     /// The next chunk's size, given how many items may be left (if known) and
@@ -214,7 +226,7 @@ impl ChunkSizer {
             return;
         }
         let per_item = (elapsed.as_nanos() / len as u128).max(1);
-        let ideal = (TARGET_CHUNK.as_nanos() / per_item).clamp(1, self.max as u128) as usize;
+        let ideal = (self.target.as_nanos() / per_item).clamp(1, self.max as u128) as usize;
         // Move towards the ideal, boldly up (tiny tasks ramp fast), gently down.
         self.size = ideal
             .clamp((self.size / 2).max(1), self.size.saturating_mul(8))
@@ -258,6 +270,7 @@ impl<'p, T: Task, I: Iterator<Item = T::Input>> Engine<'p, T, I> {
             rx,
             sizer: ChunkSizer::new(
                 size_of::<T::Input>() + size_of::<Result<T::Output, TaskError>>(),
+                backend.target_chunk(),
             ),
             window: 2 * parallelism + 2,
             next_seq: 0,
@@ -502,7 +515,7 @@ mod tests {
 
     #[test]
     fn sizer_ramps_up_for_tiny_items_and_down_for_slow_ones() {
-        let mut s = ChunkSizer::new(16);
+        let mut s = ChunkSizer::new(16, TARGET_CHUNK);
         assert_eq!(s.size(), 1);
         for _ in 0..10 {
             let n = s.size();
@@ -518,9 +531,9 @@ mod tests {
 
     #[test]
     fn sizer_respects_byte_cap_and_tail_share() {
-        let s = ChunkSizer::new(1 << 19);
+        let s = ChunkSizer::new(1 << 19, TARGET_CHUNK);
         assert_eq!(s.max, 2);
-        let mut s = ChunkSizer::new(8);
+        let mut s = ChunkSizer::new(8, TARGET_CHUNK);
         for _ in 0..10 {
             let n = s.size();
             s.observe(n, Duration::from_nanos(n as u64));

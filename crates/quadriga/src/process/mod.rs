@@ -567,6 +567,12 @@ impl<T: Task> Dispatch<T> for ProcessPool {
         // With a time limit each item must be its own job, to get its own clock.
         self.timeout.map(|_| 1)
     }
+
+    fn target_chunk(&self) -> Duration {
+        // A process round trip costs tens of microseconds: aim for chunks of
+        // about a millisecond so it stays near 1% of the work.
+        Duration::from_millis(1)
+    }
 }
 
 /// Ends a job that never reached the supervisor.
