@@ -40,7 +40,10 @@ use crate::error::TaskError;
 /// worker process or on a remote worker. For closures over arbitrary data on
 /// threads, use [`ThreadPool::spawn`](crate::ThreadPool::spawn) instead.
 ///
-/// A custom stable name: `#[quadriga::task(name = "images.resize")]`.
+/// A custom stable name: `#[quadriga::task(name = "images.resize")]`. Give one
+/// to tasks defined inside function bodies: `module_path!()` does not include
+/// the function, so two such tasks of the same name in one module would share
+/// a name (the process pool then refuses both, rather than guess).
 pub trait Task: Copy + Send + Sync + 'static {
     /// The input: the single argument, or a tuple of several.
     type Input: Serialize + DeserializeOwned + Send + 'static;
