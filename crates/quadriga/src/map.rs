@@ -77,42 +77,60 @@ pub(crate) trait Dispatch<T: Task>: Sync {
 }
 
 /// One batch of consecutive items.
+///
+/// Buffers go round: a backend takes the items from the end (`pop`), so the
+/// results it pushes into `out` come out in *reverse* input order, and the
+/// consumer `pop`s them back into order. Both vectors keep their capacity and
+/// return (the emptied input in [`Done`], the drained results with the next
+/// chunk), so a long map allocates no fresh memory per chunk.
 pub(crate) struct Chunk<T: Task> {
     pub(crate) task: T,
     /// Index of the first item in the input.
     pub(crate) base: u64,
+    /// The items, in input order.
     pub(crate) items: Vec<T::Input>,
+    /// An empty buffer for the results (with capacity from an earlier chunk).
+    pub(crate) out: Vec<Result<T::Output, TaskError>>,
     pub(crate) cancel: Arc<MapCancel>,
-    pub(crate) reply: Reply<T::Output>,
+    pub(crate) reply: Reply<T::Input, T::Output>,
 }
 
 /// What a backend sends back for a chunk.
-pub(crate) struct Done<O> {
+pub(crate) struct Done<I, O> {
     seq: u64,
     base: u64,
     elapsed: Duration,
+    /// One result per item, in reverse input order.
     results: Vec<Result<O, TaskError>>,
+    /// The chunk's input buffer, emptied, for reuse.
+    spare: Vec<I>,
 }
 
 /// The answer slot of one chunk. Answers exactly once, even if dropped.
-pub(crate) struct Reply<O> {
+pub(crate) struct Reply<I, O> {
     seq: u64,
     base: u64,
     len: usize,
     name: &'static str,
-    tx: Option<Sender<Done<O>>>,
+    tx: Option<Sender<Done<I, O>>>,
     /// Set when the map was dropped: nobody reads the answer any more.
     abandoned: Arc<MapCancel>,
 }
 
-impl<O> Reply<O> {
+impl<I, O> Reply<I, O> {
     /// The task's name, for errors.
     pub(crate) fn name(&self) -> &'static str {
         self.name
     }
 
-    /// Sends the chunk's results (one per item, in order) and how long they took.
-    pub(crate) fn send(mut self, elapsed: Duration, results: Vec<Result<O, TaskError>>) {
+    /// Sends the chunk's results (one per item, in **reverse** input order),
+    /// how long they took, and the emptied input buffer.
+    pub(crate) fn send(
+        mut self,
+        elapsed: Duration,
+        results: Vec<Result<O, TaskError>>,
+        spare: Vec<I>,
+    ) {
         debug_assert_eq!(results.len(), self.len);
         if let Some(tx) = self.tx.take() {
             // The consumer may be gone (map dropped): nothing to deliver then.
@@ -121,6 +139,7 @@ impl<O> Reply<O> {
                 base: self.base,
                 elapsed,
                 results,
+                spare,
             });
         }
     }
@@ -138,6 +157,7 @@ impl<O> Reply<O> {
             return;
         }
         let results = (0..self.len as u64)
+            .rev()
             .map(|i| {
                 Err(err
                     .clone()
@@ -145,11 +165,11 @@ impl<O> Reply<O> {
                     .with_item(self.base + i))
             })
             .collect();
-        self.send(Duration::ZERO, results);
+        self.send(Duration::ZERO, results, Vec::new());
     }
 }
 
-impl<O> Drop for Reply<O> {
+impl<I, O> Drop for Reply<I, O> {
     fn drop(&mut self) {
         if self.tx.is_some() && !self.is_abandoned() {
             let err = TaskError::cancelled("the chunk was discarded before it ran");
@@ -167,32 +187,35 @@ impl<O> Drop for Reply<O> {
 }
 
 /// Runs a chunk's items on this thread, each under `catch`, so one panicking
-/// item does not lose the others. With `skip` (the map or its pool was
-/// cancelled) every item ends as cancelled without running.
+/// item does not lose the others. Takes the items from the end of `items` and
+/// pushes each result to `out`, which therefore holds them in reverse order.
+/// With `skip` (the map or its pool was cancelled) every item ends as
+/// cancelled without running.
 pub(crate) fn run_items<T: Task>(
     task: T,
     base: u64,
-    items: Vec<T::Input>,
+    items: &mut Vec<T::Input>,
+    out: &mut Vec<Result<T::Output, TaskError>>,
     skip: bool,
-) -> Vec<Result<T::Output, TaskError>> {
-    let mut out = Vec::with_capacity(items.len());
+) {
+    out.reserve(items.len());
     if skip {
         let err = TaskError::cancelled("the map was cancelled");
-        for i in 0..items.len() as u64 {
-            out.push(Err(err
-                .clone()
-                .with_task(T::NAME, None)
-                .with_item(base + i)));
+        while items.pop().is_some() {
+            let index = base + items.len() as u64;
+            out.push(Err(err.clone().with_task(T::NAME, None).with_item(index)));
         }
-        return out;
+        return;
     }
-    for (i, input) in items.into_iter().enumerate() {
+    while let Some(input) = items.pop() {
         out.push(match crate::panic::catch(|| task.run(input)) {
             Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) | Err(e) => Err(e.with_task(T::NAME, None).with_item(base + i as u64)),
+            Ok(Err(e)) | Err(e) => {
+                let index = base + items.len() as u64;
+                Err(e.with_task(T::NAME, None).with_item(index))
+            }
         });
     }
-    out
 }
 
 /// Picks chunk sizes from observed per-item time.
@@ -227,9 +250,11 @@ impl ChunkSizer {
         }
         let per_item = (elapsed.as_nanos() / len as u128).max(1);
         let ideal = (self.target.as_nanos() / per_item).clamp(1, self.max as u128) as usize;
-        // Move towards the ideal, boldly up (tiny tasks ramp fast), gently down.
+        // Move towards the ideal, boldly up (tiny tasks ramp fast: ×64 when a
+        // chunk took under 1% of the target), gently down.
+        let growth = if elapsed * 100 < self.target { 64 } else { 8 };
         self.size = ideal
-            .clamp((self.size / 2).max(1), self.size.saturating_mul(8))
+            .clamp((self.size / 2).max(1), self.size.saturating_mul(growth))
             .min(self.max);
     }
 
@@ -248,8 +273,11 @@ struct Engine<'p, T: Task, I: Iterator<Item = T::Input>> {
     task: T,
     inputs: Fuse<I>,
     cancel: Arc<MapCancel>,
-    tx: Sender<Done<T::Output>>,
-    rx: Receiver<Done<T::Output>>,
+    tx: Sender<Done<T::Input, T::Output>>,
+    rx: Receiver<Done<T::Input, T::Output>>,
+    /// Emptied buffers, to carry the next chunks (at most `window` of each).
+    free_in: Vec<Vec<T::Input>>,
+    free_out: Vec<Results<T::Output>>,
     sizer: ChunkSizer,
     window: usize,
     next_seq: u64,
@@ -268,6 +296,8 @@ impl<'p, T: Task, I: Iterator<Item = T::Input>> Engine<'p, T, I> {
             cancel: Arc::new(MapCancel::default()),
             tx,
             rx,
+            free_in: Vec::new(),
+            free_out: Vec::new(),
             sizer: ChunkSizer::new(
                 size_of::<T::Input>() + size_of::<Result<T::Output, TaskError>>(),
                 backend.target_chunk(),
@@ -286,7 +316,8 @@ impl<'p, T: Task, I: Iterator<Item = T::Input>> Engine<'p, T, I> {
         if let Some(max) = self.backend.max_chunk() {
             size = size.min(max.max(1));
         }
-        let mut items = Vec::with_capacity(size);
+        let mut items = self.free_in.pop().unwrap_or_default();
+        items.reserve(size);
         items.extend(self.inputs.by_ref().take(size));
         if items.is_empty() {
             return false;
@@ -304,6 +335,7 @@ impl<'p, T: Task, I: Iterator<Item = T::Input>> Engine<'p, T, I> {
             task: self.task,
             base: self.next_index,
             items,
+            out: self.free_out.pop().unwrap_or_default(),
             cancel: Arc::clone(&self.cancel),
             reply,
         });
@@ -313,10 +345,18 @@ impl<'p, T: Task, I: Iterator<Item = T::Input>> Engine<'p, T, I> {
         true
     }
 
+    /// Keeps an emptied result buffer for a later chunk.
+    fn recycle(&mut self, mut out: Results<T::Output>) {
+        if out.capacity() > 0 && self.free_out.len() < self.window {
+            out.clear();
+            self.free_out.push(out);
+        }
+    }
+
     /// Waits for the next finished chunk. Only called with chunks in flight.
-    fn receive(&mut self) -> Done<T::Output> {
+    fn receive(&mut self) -> Done<T::Input, T::Output> {
         debug_assert!(self.in_flight > 0);
-        let done = loop {
+        let mut done = loop {
             match self.rx.try_recv() {
                 Ok(done) => break done,
                 Err(_) if self.backend.help() => continue,
@@ -332,6 +372,11 @@ impl<'p, T: Task, I: Iterator<Item = T::Input>> Engine<'p, T, I> {
         };
         self.in_flight -= 1;
         self.sizer.observe(done.results.len(), done.elapsed);
+        if done.spare.capacity() > 0 && self.free_in.len() < self.window {
+            let mut spare = std::mem::take(&mut done.spare);
+            spare.clear();
+            self.free_in.push(spare);
+        }
         done
     }
 
@@ -374,7 +419,8 @@ pub struct Map<'p, T: Task, I: Iterator<Item = T::Input>> {
     pending: VecDeque<Option<Results<T::Output>>>,
     /// Sequence number of `pending[0]`.
     front_seq: u64,
-    current: std::vec::IntoIter<Result<T::Output, TaskError>>,
+    /// The chunk being yielded, in reverse order: `pop` gives the next item.
+    current: Results<T::Output>,
 }
 
 impl<'p, T: Task, I: Iterator<Item = T::Input>> Map<'p, T, I> {
@@ -383,7 +429,7 @@ impl<'p, T: Task, I: Iterator<Item = T::Input>> Map<'p, T, I> {
             engine: Engine::new(backend, task, inputs),
             pending: VecDeque::new(),
             front_seq: 0,
-            current: Vec::new().into_iter(),
+            current: Vec::new(),
         }
     }
 }
@@ -393,7 +439,7 @@ impl<T: Task, I: Iterator<Item = T::Input>> Iterator for Map<'_, T, I> {
 
     #[inline]
     fn next(&mut self) -> Option<Self::Item> {
-        if let Some(item) = self.current.next() {
+        if let Some(item) = self.current.pop() {
             return Some(item);
         }
         self.next_chunk()
@@ -407,6 +453,8 @@ impl<T: Task, I: Iterator<Item = T::Input>> Iterator for Map<'_, T, I> {
 impl<T: Task, I: Iterator<Item = T::Input>> Map<'_, T, I> {
     #[cold]
     fn next_chunk(&mut self) -> Option<Result<T::Output, TaskError>> {
+        let drained = std::mem::take(&mut self.current);
+        self.engine.recycle(drained);
         loop {
             while self.pending.len() < self.engine.window && self.engine.dispatch_one() {
                 self.pending.push_back(None);
@@ -417,8 +465,8 @@ impl<T: Task, I: Iterator<Item = T::Input>> Map<'_, T, I> {
                     let results = slot.take().expect("checked above");
                     self.pending.pop_front();
                     self.front_seq += 1;
-                    self.current = results.into_iter();
-                    if let Some(item) = self.current.next() {
+                    self.current = results;
+                    if let Some(item) = self.current.pop() {
                         return Some(item);
                     }
                 }
@@ -463,16 +511,18 @@ impl<T: Task, I: Iterator<Item = T::Input>> fmt::Debug for Map<'_, T, I> {
 /// ```
 pub struct MapUnordered<'p, T: Task, I: Iterator<Item = T::Input>> {
     engine: Engine<'p, T, I>,
-    base: u64,
-    current: std::iter::Enumerate<std::vec::IntoIter<Result<T::Output, TaskError>>>,
+    /// Input index of the next item `current` yields.
+    index: u64,
+    /// The chunk being yielded, in reverse order.
+    current: Results<T::Output>,
 }
 
 impl<'p, T: Task, I: Iterator<Item = T::Input>> MapUnordered<'p, T, I> {
     pub(crate) fn new(backend: &'p dyn Dispatch<T>, task: T, inputs: I) -> Self {
         Self {
             engine: Engine::new(backend, task, inputs),
-            base: 0,
-            current: Vec::new().into_iter().enumerate(),
+            index: 0,
+            current: Vec::new(),
         }
     }
 }
@@ -482,16 +532,20 @@ impl<T: Task, I: Iterator<Item = T::Input>> Iterator for MapUnordered<'_, T, I> 
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
-            if let Some((i, item)) = self.current.next() {
-                return Some(((self.base + i as u64) as usize, item));
+            if let Some(item) = self.current.pop() {
+                let index = self.index as usize;
+                self.index += 1;
+                return Some((index, item));
             }
+            let drained = std::mem::take(&mut self.current);
+            self.engine.recycle(drained);
             while self.engine.in_flight < self.engine.window && self.engine.dispatch_one() {}
             if self.engine.in_flight == 0 {
                 return None;
             }
             let done = self.engine.receive();
-            self.base = done.base;
-            self.current = done.results.into_iter().enumerate();
+            self.index = done.base;
+            self.current = done.results;
         }
     }
 
@@ -527,6 +581,19 @@ mod tests {
             s.observe(n, Duration::from_millis(10) * n as u32);
         }
         assert_eq!(s.size(), 1, "10 ms items travel one by one");
+    }
+
+    #[test]
+    fn sizer_ramps_by_64_when_chunks_are_far_below_target() {
+        let mut s = ChunkSizer::new(16, TARGET_CHUNK);
+        s.observe(1, Duration::from_nanos(2));
+        assert_eq!(s.size(), 64);
+        s.observe(64, Duration::from_nanos(128));
+        assert_eq!(s.size(), 4096);
+        // Near the target, growth slows to ×8 at most.
+        let mut s = ChunkSizer::new(16, TARGET_CHUNK);
+        s.observe(1, Duration::from_micros(5));
+        assert_eq!(s.size(), 8);
     }
 
     #[test]

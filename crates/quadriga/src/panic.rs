@@ -21,6 +21,8 @@ thread_local! {
     /// Location and backtrace of the last panic inside a task on this thread.
     static LAST_PANIC: RefCell<Option<(Option<PanicLocation>, Option<String>)>> =
         const { RefCell::new(None) };
+    /// Whether `LAST_PANIC` holds something: a cheap check for the hot path.
+    static HAS_LAST: Cell<bool> = const { Cell::new(false) };
 }
 
 static HOOK: Once = Once::new();
@@ -39,6 +41,7 @@ pub(crate) fn install_hook() {
             let bt = Backtrace::capture();
             let backtrace = (bt.status() == BacktraceStatus::Captured).then(|| bt.to_string());
             LAST_PANIC.with(|slot| *slot.borrow_mut() = Some((location, backtrace)));
+            HAS_LAST.with(|h| h.set(true));
         }));
     });
 }
@@ -49,9 +52,7 @@ pub(crate) struct InTask(());
 impl InTask {
     pub(crate) fn enter() -> Self {
         IN_TASK.with(|n| n.set(n.get() + 1));
-        // A panic the previous task caught itself left its location here; a
-        // later `resume_unwind` (which skips the hook) must not inherit it.
-        LAST_PANIC.with(|slot| slot.borrow_mut().take());
+        clear_last();
         InTask(())
     }
 }
@@ -62,17 +63,26 @@ impl Drop for InTask {
     }
 }
 
+/// Forgets a recorded panic location. A panic the previous task (or item)
+/// caught itself leaves one behind; a later `resume_unwind`, which skips the
+/// hook, must not inherit it. On the hot path this is one thread-local read.
+#[inline]
+fn clear_last() {
+    if HAS_LAST.with(Cell::get) {
+        HAS_LAST.with(|h| h.set(false));
+        LAST_PANIC.with(|slot| {
+            if let Ok(mut slot) = slot.try_borrow_mut() {
+                *slot = None;
+            }
+        });
+    }
+}
+
 /// Runs `f`, turning a panic into a [`TaskError`] of kind `Panicked`.
 /// The caller must hold an [`InTask`] guard for the location to be captured.
 #[inline]
 pub(crate) fn catch<R>(f: impl FnOnce() -> R) -> Result<R, TaskError> {
-    // A panic caught inside the previous item left its location here; a later
-    // `resume_unwind` (which skips the hook) must not inherit it.
-    LAST_PANIC.with(|slot| {
-        if let Ok(mut slot) = slot.try_borrow_mut() {
-            *slot = None;
-        }
-    });
+    clear_last();
     panic::catch_unwind(AssertUnwindSafe(f)).map_err(from_payload)
 }
 

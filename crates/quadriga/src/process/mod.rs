@@ -19,7 +19,6 @@ mod supervisor;
 mod wire;
 
 use std::fmt;
-use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -523,7 +522,8 @@ impl<T: Task> Dispatch<T> for ProcessPool {
     fn dispatch(&self, chunk: Chunk<T>) {
         let Chunk {
             base,
-            items,
+            mut items,
+            out,
             cancel,
             reply,
             ..
@@ -539,18 +539,20 @@ impl<T: Task> Dispatch<T> for ProcessPool {
                 ));
             }
         }
+        items.clear();
         let job = Job {
             id: handle::next_id(),
             task: T::NAME,
             input: batch,
             timeout: self.timeout,
             retries: self.retries,
-            sink: Box::new(ChunkSink::<T::Output> {
+            sink: Box::new(ChunkSink::<T::Input, T::Output> {
                 reply: Some(reply),
                 cancel,
                 base,
                 encode_errors,
-                _out: PhantomData,
+                spare: items,
+                out,
             }),
             started: false,
         };
@@ -613,15 +615,22 @@ impl<O: Serialize + DeserializeOwned + Send + 'static> Sink for HandleSink<O> {
 }
 
 /// Delivers a `map` chunk's outcomes to the map.
-struct ChunkSink<O> {
-    reply: Option<Reply<O>>,
+struct ChunkSink<I, O> {
+    reply: Option<Reply<I, O>>,
     cancel: Arc<MapCancel>,
     base: u64,
     encode_errors: Vec<(usize, TaskError)>,
-    _out: PhantomData<fn() -> O>,
+    /// The chunk's emptied input buffer, to hand back for reuse.
+    spare: Vec<I>,
+    /// A buffer for the results, from an earlier chunk.
+    out: Vec<Result<O, TaskError>>,
 }
 
-impl<O: Serialize + DeserializeOwned + Send + 'static> Sink for ChunkSink<O> {
+impl<I, O> Sink for ChunkSink<I, O>
+where
+    I: Send + 'static,
+    O: Serialize + DeserializeOwned + Send + 'static,
+{
     fn start(&mut self) -> bool {
         // A dropped map: answer as cancelled without running (the reply does).
         !self.cancel.is_cancelled()
@@ -632,19 +641,20 @@ impl<O: Serialize + DeserializeOwned + Send + 'static> Sink for ChunkSink<O> {
             return;
         };
         let name = reply.name();
-        let mut results: Vec<Result<O, TaskError>> = items
-            .into_iter()
-            .enumerate()
-            .map(|(i, raw)| {
-                decode(raw).map_err(|e| e.with_task(name, None).with_item(self.base + i as u64))
-            })
-            .collect();
+        let base = self.base;
+        let mut out = std::mem::take(&mut self.out);
+        out.reserve(items.len());
+        // The map wants results in reverse input order.
+        for (i, raw) in items.into_iter().enumerate().rev() {
+            out.push(decode(raw).map_err(|e| e.with_task(name, None).with_item(base + i as u64)));
+        }
+        let n = out.len();
         for (i, err) in self.encode_errors.drain(..) {
-            if let Some(slot) = results.get_mut(i) {
-                *slot = Err(err.with_task(name, None).with_item(self.base + i as u64));
+            if let Some(slot) = n.checked_sub(i + 1).and_then(|at| out.get_mut(at)) {
+                *slot = Err(err.with_task(name, None).with_item(base + i as u64));
             }
         }
-        reply.send(elapsed, results);
+        reply.send(elapsed, out, std::mem::take(&mut self.spare));
     }
 }
 

@@ -436,7 +436,8 @@ impl<T: Task> Dispatch<T> for ThreadPool {
         let Chunk {
             task,
             base,
-            items,
+            mut items,
+            mut out,
             cancel,
             reply,
         } = chunk;
@@ -453,7 +454,7 @@ impl<T: Task> Dispatch<T> for ThreadPool {
                 return;
             }
             let started = Instant::now();
-            let results = {
+            {
                 let token = CancelToken::new(
                     Some(Arc::clone(&cancel) as Arc<dyn context::Cancellable>),
                     Some(Arc::clone(&shared.cancelled)),
@@ -461,9 +462,9 @@ impl<T: Task> Dispatch<T> for ThreadPool {
                 let skip = token.is_cancelled();
                 let _ctx = context::Enter::new(token);
                 let _in_task = InTask::enter();
-                map::run_items(task, base, items, skip)
-            };
-            reply.send(started.elapsed(), results);
+                map::run_items(task, base, &mut items, &mut out, skip);
+            }
+            reply.send(started.elapsed(), out, items);
             shared.gate.leave();
         });
     }
