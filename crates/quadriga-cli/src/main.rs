@@ -1,13 +1,32 @@
 //! `quadriga`: run many jobs in parallel.
 //!
 //! The binary is thin: arguments → plan → run, with `anyhow` for errors and one
-//! exit-code policy (see [`ExitStatus`]). The work is done by the `quadriga`
-//! library.
+//! exit-code policy (see [`ExitStatus`]). `quadriga run` is GNU parallel's
+//! interface for what people use, with `-j auto` from the library's
+//! concurrency controller ([`quadriga::ConcurrencyController`]).
+//!
+//! - `args.rs`: options (clap) and the raw `::: / :::: / :::+` words → [`args::Plan`].
+//! - `input.rs`: sources, cartesian and linked products, `-n`/`-X` grouping.
+//! - `template.rs`: replacement strings, shell quoting, direct exec or shell.
+//! - `exec.rs`: spawning (posix_spawn, own process group), pidfds, `wait4`.
+//! - `output.rs`: grouping, spill to unlinked temp files, `-k`, tags.
+//! - `runner.rs`: the event loop; `joblog.rs`, `halt.rs`, `progress.rs`.
+
+mod args;
+mod exec;
+mod halt;
+mod input;
+mod joblog;
+mod output;
+mod progress;
+mod runner;
+mod template;
 
 use std::process::ExitCode;
 
-use anyhow::Result;
-use clap::{Args, Parser, Subcommand};
+use clap::{Parser, Subcommand};
+
+use crate::runner::{Outcome, UsageError};
 
 /// Run many jobs at once: threads, processes, async — chosen by measurement.
 #[derive(Debug, Parser)]
@@ -20,26 +39,25 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run a command once per input, in parallel (like GNU parallel / xargs -P).
-    Run(RunArgs),
+    #[command(long_about = args::LONG_ABOUT, after_help = args::AFTER_HELP)]
+    Run(args::RunArgs),
 }
 
-/// `quadriga run [OPTIONS] COMMAND... [::: ARGS...]`
-#[derive(Debug, Args)]
-struct RunArgs {
-    /// Number of jobs at once: N, N%, +N, -N, 0, or `auto` (measure and adapt).
-    #[arg(short = 'j', long = "jobs", default_value = "auto")]
-    jobs: String,
-
-    /// The command and its inputs (`:::` separates argument lists).
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    command: Vec<String>,
-}
-
-/// The exit-code policy: 0 success; 1–101 the number of failed jobs (capped,
-/// as GNU parallel does); 255 a usage or internal error.
-#[derive(Debug, Clone, Copy)]
+/// The exit-code policy: 0 success; 1–100 the number of failed jobs, 101 more
+/// than 100 (as GNU parallel; `--halt` has its own rules, see `halt.rs`);
+/// 128+N stopped by signal N; 141 our stdout was closed (as if by SIGPIPE);
+/// 255 a usage or internal error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ExitStatus {
+    /// Help or version printed.
     Success,
+    /// A finished run: the status its policy gives.
+    Jobs(i32),
+    /// Stopped by this signal.
+    Signal(i32),
+    /// Our stdout's reader went away.
+    BrokenPipe,
+    /// A usage or internal error.
     Error,
 }
 
@@ -47,17 +65,34 @@ impl From<ExitStatus> for ExitCode {
     fn from(status: ExitStatus) -> Self {
         match status {
             ExitStatus::Success => ExitCode::SUCCESS,
+            ExitStatus::Jobs(n) => ExitCode::from(n.clamp(0, 255) as u8),
+            ExitStatus::Signal(sig) => ExitCode::from((128 + sig).clamp(0, 255) as u8),
+            ExitStatus::BrokenPipe => ExitCode::from(141),
             ExitStatus::Error => ExitCode::from(255),
         }
     }
 }
 
-fn run(args: &RunArgs) -> Result<ExitStatus> {
-    anyhow::bail!(
-        "`quadriga run` is not implemented yet (asked for -j {} on {:?})",
-        args.jobs,
-        args.command
-    )
+fn run(args: args::RunArgs) -> ExitStatus {
+    let plan = match args.plan() {
+        Ok(plan) => plan,
+        Err(msg) => {
+            eprintln!("quadriga: {msg}");
+            return ExitStatus::Error;
+        }
+    };
+    match runner::run(plan) {
+        Ok(Outcome::Finished(n)) => ExitStatus::Jobs(n),
+        Ok(Outcome::Interrupted(sig)) => ExitStatus::Signal(sig),
+        Ok(Outcome::BrokenPipe) => ExitStatus::BrokenPipe,
+        Err(err) => {
+            match err.downcast_ref::<UsageError>() {
+                Some(usage) => eprintln!("quadriga: {usage}"),
+                None => eprintln!("quadriga: error: {err:#}"),
+            }
+            ExitStatus::Error
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -75,16 +110,10 @@ fn main() -> ExitCode {
             };
         }
     };
-    let result = match &cli.command {
+    let status = match cli.command {
         Command::Run(args) => run(args),
     };
-    match result {
-        Ok(status) => status.into(),
-        Err(err) => {
-            eprintln!("quadriga: error: {err:#}");
-            ExitStatus::Error.into()
-        }
-    }
+    status.into()
 }
 
 #[cfg(test)]
@@ -103,5 +132,24 @@ mod tests {
         let Command::Run(args) = cli.command;
         assert_eq!(args.jobs, "auto");
         assert_eq!(args.command, ["echo", ":::", "a"]);
+    }
+
+    #[test]
+    fn options_before_the_command_and_hyphens_after() {
+        let cli = Cli::try_parse_from([
+            "quadriga", "run", "-kj", "-1", "--tag", "-0", "grep", "-v", "x", ":::", "-a",
+        ])
+        .unwrap();
+        let Command::Run(args) = cli.command;
+        assert!(args.keep_order && args.tag && args.null);
+        assert_eq!(args.jobs, "-1");
+        assert_eq!(args.command, ["grep", "-v", "x", ":::", "-a"]);
+    }
+
+    #[test]
+    fn exit_codes() {
+        assert_eq!(ExitCode::from(ExitStatus::Jobs(3)), ExitCode::from(3));
+        assert_eq!(ExitCode::from(ExitStatus::Error), ExitCode::from(255));
+        assert_eq!(ExitCode::from(ExitStatus::Signal(2)), ExitCode::from(130));
     }
 }

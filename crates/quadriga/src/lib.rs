@@ -41,6 +41,10 @@
 //! * [`wait`] and [`as_completed`]: wait on many handles, as
 //!   `concurrent.futures` does.
 //! * [`cancel_token`] / [`is_cancelled`]: cooperative cancellation inside a task.
+//! * `quadriga::aio` (cargo feature `async`): `gather`, `try_gather`,
+//!   `TaskGroup`, `timeout` and `bounded` concurrency on tokio, structured
+//!   (cancelling is dropping, and nothing outlives its group), and the glue
+//!   that awaits pool tasks from async code.
 //!
 //! Nothing hangs and nothing is lost: every submitted task ends in exactly one
 //! output or one [`TaskError`].
@@ -48,6 +52,9 @@
 // Lets `#[quadriga::task]` expand to `::quadriga::...` inside this crate too.
 extern crate self as quadriga;
 
+mod adapt;
+#[cfg(feature = "async")]
+pub mod aio;
 mod context;
 mod error;
 mod executor;
@@ -61,6 +68,7 @@ mod task;
 mod thread;
 mod wait;
 
+pub use adapt::{ConcurrencyController, JobTicket, LimitBound, LimitDecision, LimitReason};
 pub use context::{CancelToken, cancel_token, is_cancelled};
 pub use error::{BuildError, PanicLocation, TaskError, TaskErrorKind};
 pub use executor::{Executor, Shutdown};
