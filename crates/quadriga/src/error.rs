@@ -219,6 +219,18 @@ impl TaskError {
         err
     }
 
+    /// A future did not finish within `limit` and was dropped
+    /// ([`aio::timeout`](crate::aio::timeout)).
+    #[cfg(feature = "async")]
+    pub(crate) fn deadline_passed(limit: Duration) -> Self {
+        let mut err = Self::new(
+            TaskErrorKind::TimedOut,
+            format!("did not finish within {limit:?}; it was cancelled (dropped)"),
+        );
+        err.repr.timeout = Some(limit);
+        err
+    }
+
     /// Records the worker process that ran the task.
     pub(crate) fn with_pid(mut self, pid: u32) -> Self {
         if self.repr.pid.is_none() {
