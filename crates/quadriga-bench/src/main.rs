@@ -1,1 +1,121 @@
-fn main() {}
+//! `quadriga-bench`: Quadriga measured against its peers, as ratios.
+//!
+//! Benchmarks are not tests: they measure Quadriga and a peer (rayon, Python,
+//! ...) in the same run, print a table of ratios against the goals the issues
+//! set, and write every raw number as JSON. Goals that are not met do not make
+//! the run fail.
+//!
+//! ```text
+//! cargo run --release -p quadriga-bench -- foundation [--quick] [--json PATH]
+//! cargo run --release -p quadriga-bench -- aio [--quick] [--json PATH]
+//! cargo run --release -p quadriga-bench -- process [--quick] [--json PATH]
+//! ```
+//!
+//! The code: [`harness`] (timing, table, JSON, machine info, external peers)
+//! and [`suites`] (one module per suite).
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::ensure;
+use clap::Parser;
+
+mod harness;
+mod suites;
+
+use harness::machine::{self, CpuTimes, Machine};
+use harness::report::{self, Report};
+use suites::{Ctx, Suite};
+
+/// Benchmarks of Quadriga against its peers (rayon, Python), as ratios
+/// measured in the same run.
+#[derive(Debug, Parser)]
+#[command(name = "quadriga-bench", version, about, long_about = None)]
+struct Cli {
+    /// The suite to run.
+    suite: Suite,
+    /// Smaller sizes and fewer repetitions: a smoke run, not for comparing.
+    #[arg(long)]
+    quick: bool,
+    /// Where to write the JSON results [default: bench-results/SUITE.json].
+    #[arg(long, value_name = "PATH")]
+    json: Option<PathBuf>,
+    /// Threads for every pool, Quadriga's and the peers' [default: all cores].
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
+    /// The Python interpreter for Python peers (skipped if it is missing).
+    #[arg(long, value_name = "PROGRAM", default_value = "python3")]
+    python: String,
+}
+
+fn main() -> anyhow::Result<()> {
+    // Peers that re-execute this binary divert here, before anything else.
+    procspawn::init();
+    if std::env::args().nth(1).as_deref() == Some(suites::process::PINGPONG_ARG) {
+        suites::process::pingpong_child();
+    }
+    quadriga::init();
+    let cli = Cli::parse();
+    let mut machine = Machine::probe();
+    let threads = cli.threads.unwrap_or(machine.cores);
+    ensure!(threads > 0, "--threads must be at least 1");
+    let ctx = Ctx {
+        quick: cli.quick,
+        threads,
+        python: cli.python,
+    };
+    let json = cli
+        .json
+        .unwrap_or_else(|| PathBuf::from(format!("bench-results/{}.json", cli.suite.name())));
+
+    if cfg!(debug_assertions) {
+        eprintln!("warning: a debug build; run with --release for meaningful numbers");
+    }
+    eprintln!(
+        "quadriga-bench {}{}: {threads} threads; {}",
+        cli.suite.name(),
+        if ctx.quick { " --quick" } else { "" },
+        machine.summary()
+    );
+    let started = Instant::now();
+    let cpu_start = CpuTimes::now();
+    let rows = cli.suite.run(&ctx)?;
+    let elapsed_s = started.elapsed().as_secs_f64();
+    machine.loadavg_end = machine::loadavg();
+    machine.foreign_cpu_share = cpu_start
+        .zip(CpuTimes::now())
+        .map(|(start, end)| end.foreign_share_since(start));
+
+    println!(
+        "quadriga-bench {}{} — {threads} threads; {}",
+        cli.suite.name(),
+        if ctx.quick { " --quick" } else { "" },
+        machine.summary()
+    );
+    println!();
+    print!("{}", report::table(&rows));
+    let report = Report {
+        schema: 1,
+        suites: vec![cli.suite.name()],
+        quick: ctx.quick,
+        threads,
+        machine,
+        elapsed_s,
+        rows,
+    };
+    report::write_json(&json, &report)?;
+    println!();
+    if let Some(share) = report.machine.foreign_cpu_share {
+        println!(
+            "Other processes used {:.1}% of the machine's CPU time during the run{}",
+            share * 100.0,
+            if share > 0.05 {
+                ": the numbers are suspect, run again on a quiet machine"
+            } else {
+                "."
+            }
+        );
+    }
+    println!("{elapsed_s:.1} s; JSON: {}", json.display());
+    Ok(())
+}

@@ -1,0 +1,59 @@
+//! The benchmark suites, one module each. To add one: write `suites/<name>.rs`
+//! with a `run(&Ctx) -> anyhow::Result<Vec<Row>>`, add a [`Suite`] variant and
+//! its two match arms below.
+
+use clap::ValueEnum;
+
+use crate::harness::report::Row;
+
+pub(crate) mod aio;
+pub(crate) mod foundation;
+pub(crate) mod process;
+
+/// A suite that can be named on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Suite {
+    /// The thread pool against rayon and Python: map, submit+join, efficiency.
+    Foundation,
+    /// `quadriga::aio` against tokio's JoinSet and Python's asyncio/aiohttp.
+    Aio,
+    /// The process pool against Python's process pools, procspawn, and a raw
+    /// socket round trip.
+    Process,
+}
+
+impl Suite {
+    /// The suite's name, as typed on the command line and written in the JSON.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Suite::Foundation => "foundation",
+            Suite::Aio => "aio",
+            Suite::Process => "process",
+        }
+    }
+
+    /// Runs the suite.
+    pub(crate) fn run(self, ctx: &Ctx) -> anyhow::Result<Vec<Row>> {
+        match self {
+            Suite::Foundation => foundation::run(ctx),
+            Suite::Aio => aio::run(ctx),
+            Suite::Process => process::run(ctx),
+        }
+    }
+}
+
+/// What every suite is given.
+#[derive(Debug, Clone)]
+pub(crate) struct Ctx {
+    /// Smaller sizes and fewer repetitions: a smoke run, not comparable.
+    pub(crate) quick: bool,
+    /// Threads for every pool, Quadriga's and the peers'.
+    pub(crate) threads: usize,
+    /// The Python interpreter for Python peers.
+    pub(crate) python: String,
+}
+
+/// Prints a progress line on stderr (stdout carries only the results).
+pub(crate) fn progress(msg: &str) {
+    eprintln!("  … {msg}");
+}
