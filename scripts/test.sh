@@ -19,21 +19,22 @@ done
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
-step "cargo clippy --all-targets -- -D warnings"
-cargo clippy --workspace --all-targets --locked -- -D warnings
+step "cargo clippy --all-targets -- -D warnings (all features, then the library without async)"
+cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
+cargo clippy -p quadriga --all-targets --locked -- -D warnings
 
-step "cargo test (unit, integration, examples, doctests)"
-cargo test --workspace --locked
+step "cargo test (unit, integration, examples, doctests; all features)"
+cargo test --workspace --all-features --locked
 
 step "loom models (bounded preemptions)"
 # Release build of the models: loom explores many interleavings.
-RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-3}" \
+RUSTFLAGS="--cfg quadriga_loom" LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-3}" \
     cargo test -p quadriga --lib --release --locked --target-dir target/loom -- loom_tests
 
 step "fuzz target builds (run it with cargo +nightly fuzz run frame_decoder)"
 cargo build --manifest-path crates/quadriga/fuzz/Cargo.toml --target-dir target/fuzz
 
 step "docs build clean"
-RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features --locked
 
 step "all checks passed"

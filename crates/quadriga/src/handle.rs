@@ -384,7 +384,7 @@ impl<T> TaskHandle<T> {
     /// queued behind us (a task joining a sibling, a scope on a one-thread
     /// pool): run queued work instead, until the task ends.
     fn help_while_pending(&self) {
-        #[cfg(not(loom))]
+        #[cfg(not(quadriga_loom))]
         if rayon_core::current_thread_index().is_some() {
             while !self.is_finished() {
                 if !matches!(rayon_core::yield_now(), Some(rayon_core::Yield::Executed)) {
@@ -557,7 +557,7 @@ impl<T> fmt::Debug for TaskHandle<T> {
     }
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(quadriga_loom)))]
 mod tests {
     use super::*;
 
@@ -621,7 +621,7 @@ mod tests {
     }
 }
 
-#[cfg(all(test, loom))]
+#[cfg(all(test, quadriga_loom))]
 mod loom_tests {
     use super::*;
     use loom::sync::atomic::AtomicBool;

@@ -1,7 +1,8 @@
 //! The one import path for atomics, locks and `Arc` in code with hand-written
-//! synchronisation, so that `RUSTFLAGS="--cfg loom"` can model-check it.
+//! synchronisation, so that `RUSTFLAGS="--cfg quadriga_loom"` can model-check it (a cfg of our
+//! own: plain `loom` is read by tokio too, which then leaves out its `net`).
 //!
-//! Under `cfg(loom)` everything comes from the `loom` crate; otherwise from `std`.
+//! Under `cfg(quadriga_loom)` everything comes from the `loom` crate; otherwise from `std`.
 //! The wrappers hide lock poisoning: a panic inside a critical section of ours
 //! is a bug, and every caller would only `unwrap` anyway.
 
@@ -10,14 +11,14 @@
 //! coerced to trait objects, which loom's `Arc` cannot do), and what loom models is
 //! the synchronisation *inside* it.
 
-#[cfg(loom)]
+#[cfg(quadriga_loom)]
 pub(crate) use loom::sync::atomic;
-#[cfg(not(loom))]
+#[cfg(not(quadriga_loom))]
 pub(crate) use std::sync::atomic;
 
-#[cfg(loom)]
+#[cfg(quadriga_loom)]
 use loom::sync as imp;
-#[cfg(not(loom))]
+#[cfg(not(quadriga_loom))]
 use std::sync as imp;
 
 pub(crate) use imp::MutexGuard;
@@ -60,12 +61,12 @@ impl Condvar {
         guard: MutexGuard<'a, T>,
         timeout: std::time::Duration,
     ) -> MutexGuard<'a, T> {
-        #[cfg(loom)]
+        #[cfg(quadriga_loom)]
         {
             let _ = timeout;
             self.wait(guard)
         }
-        #[cfg(not(loom))]
+        #[cfg(not(quadriga_loom))]
         {
             self.0
                 .wait_timeout(guard, timeout)

@@ -36,6 +36,9 @@ use crate::error::TaskError;
 /// assert!(square::NAME.ends_with("::square"));
 /// ```
 ///
+/// The value `square` is a constant of the unit-like type `square`; in doc
+/// links, name the type: ``[`square`](struct@square)``.
+///
 /// Inputs and outputs are serde-serialisable, so that the same task can run in a
 /// worker process or on a remote worker. For closures over arbitrary data on
 /// threads, use [`ThreadPool::spawn`](crate::ThreadPool::spawn) instead.

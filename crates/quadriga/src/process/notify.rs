@@ -27,7 +27,7 @@ impl Notify {
     }
 }
 
-#[cfg(all(test, loom))]
+#[cfg(all(test, quadriga_loom))]
 mod loom_tests {
     use super::*;
     use crate::loom::{Condvar, Mutex};

@@ -95,7 +95,7 @@ impl Gate {
     }
 }
 
-#[cfg(all(test, loom))]
+#[cfg(all(test, quadriga_loom))]
 mod loom_tests {
     use super::*;
     use loom::sync::Arc;
