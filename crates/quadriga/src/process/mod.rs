@@ -579,17 +579,26 @@ impl<T: Task> Dispatch<T> for ProcessPool {
 
 /// Ends a job that never reached the supervisor.
 fn fail_job(job: Job, err: &TaskError) {
-    let items = (0..job.input.len()).map(|_| Err(err.clone())).collect();
+    let outcomes = wire::Outcomes::all_failed(job.input.len(), err);
     let mut sink = job.sink;
     if job.started || sink.start() {
-        sink.finish(items, Duration::ZERO);
+        sink.finish(outcomes, Duration::ZERO);
     }
 }
 
-/// Decodes one output, containing a panicking `Deserialize` as a codec error.
-fn decode<O: DeserializeOwned>(raw: Result<Vec<u8>, TaskError>) -> Result<O, TaskError> {
-    let bytes = raw?;
-    std::panic::catch_unwind(|| postcard::from_bytes::<O>(&bytes))
+/// Decodes one output in place, containing a panicking `Deserialize` as a
+/// codec error.
+fn decode<O: DeserializeOwned>(raw: Result<&[u8], Option<&TaskError>>) -> Result<O, TaskError> {
+    let bytes = match raw {
+        Ok(bytes) => bytes,
+        Err(Some(err)) => return Err(err.clone()),
+        Err(None) => {
+            return Err(TaskError::codec(
+                "a worker sent fewer outputs than it reported",
+            ));
+        }
+    };
+    std::panic::catch_unwind(|| postcard::from_bytes::<O>(bytes))
         .map_err(|_| TaskError::codec("decoding the output panicked"))?
         .map_err(|e| TaskError::codec(format!("could not decode the output: {e}")))
 }
@@ -604,12 +613,13 @@ impl<O: Serialize + DeserializeOwned + Send + 'static> Sink for HandleSink<O> {
         self.completer.as_ref().is_some_and(Completer::start)
     }
 
-    fn finish(mut self: Box<Self>, mut items: Vec<Result<Vec<u8>, TaskError>>, _elapsed: Duration) {
-        let raw = items
-            .pop()
-            .unwrap_or_else(|| Err(TaskError::codec("no outcome for the task")));
+    fn finish(mut self: Box<Self>, outcomes: wire::Outcomes, _elapsed: Duration) {
+        let result = match outcomes.iter().next() {
+            Some(raw) => decode(raw),
+            None => Err(TaskError::codec("no outcome for the task")),
+        };
         if let Some(completer) = self.completer.take() {
-            completer.complete(decode(raw));
+            completer.complete(result);
         }
     }
 }
@@ -636,18 +646,20 @@ where
         !self.cancel.is_cancelled()
     }
 
-    fn finish(mut self: Box<Self>, items: Vec<Result<Vec<u8>, TaskError>>, elapsed: Duration) {
+    fn finish(mut self: Box<Self>, outcomes: wire::Outcomes, elapsed: Duration) {
         let Some(reply) = self.reply.take() else {
             return;
         };
         let name = reply.name();
         let base = self.base;
         let mut out = std::mem::take(&mut self.out);
-        out.reserve(items.len());
-        // The map wants results in reverse input order.
-        for (i, raw) in items.into_iter().enumerate().rev() {
+        out.reserve(outcomes.len());
+        // Decoded straight from the frame's bytes, then reversed: the map
+        // wants results in reverse input order.
+        for (i, raw) in outcomes.iter().enumerate() {
             out.push(decode(raw).map_err(|e| e.with_task(name, None).with_item(base + i as u64)));
         }
+        out.reverse();
         let n = out.len();
         for (i, err) in self.encode_errors.drain(..) {
             if let Some(slot) = n.checked_sub(i + 1).and_then(|at| out.get_mut(at)) {

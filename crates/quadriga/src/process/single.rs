@@ -84,7 +84,7 @@ impl Process {
                 spawn::signal_group(worker.pid, Signal::KILL);
                 *exit2.lock().unwrap_or_else(|p| p.into_inner()) = Some(status);
                 let result = match outcome {
-                    Some(raw) => super::decode(raw),
+                    Some(raw) => super::decode(raw.as_deref().map_err(Some)),
                     None => Err(TaskError::crashed(
                         worker.pid,
                         status.signal,

@@ -31,7 +31,7 @@ use crate::error::TaskError;
 use crate::executor::Shutdown;
 use crate::process::notify::Notify;
 use crate::process::spawn::{self, Exit, SpawnConfig, Spawned};
-use crate::process::wire::{self, Batch, Decoder, Down, Up};
+use crate::process::wire::{self, Batch, Decoder, Down, Outcomes, Up};
 
 /// Where a job's outcomes go. Called on the supervisor thread.
 pub(crate) trait Sink: Send {
@@ -39,7 +39,7 @@ pub(crate) trait Sink: Send {
     /// meanwhile (it is then dropped without running).
     fn start(&mut self) -> bool;
     /// One outcome per input item, in order, and the time the job ran.
-    fn finish(self: Box<Self>, items: Vec<Result<Vec<u8>, TaskError>>, elapsed: Duration);
+    fn finish(self: Box<Self>, outcomes: Outcomes, elapsed: Duration);
 }
 
 /// One unit of work: a task and a batch of inputs (one for `submit`, many for a
@@ -58,8 +58,9 @@ pub(crate) struct Job {
 impl Job {
     /// Ends every item of the job with `err`.
     fn fail(self, err: &TaskError) {
-        let items = (0..self.input.len()).map(|_| Err(err.clone())).collect();
-        self.sink.finish(items, Duration::ZERO);
+        let n = self.input.len();
+        self.sink
+            .finish(Outcomes::all_failed(n, err), Duration::ZERO);
     }
 }
 
@@ -694,15 +695,12 @@ impl Supervisor {
         if head.cancelled {
             return;
         }
-        let mut items: Vec<Result<Vec<u8>, TaskError>> = outcomes
-            .into_items()
-            .map(|r| r.map_err(|e| e.with_pid(pid)))
-            .collect();
-        items.resize_with(n, || {
-            Err(TaskError::codec("the worker sent fewer outcomes than inputs").with_pid(pid))
+        let mut outcomes = outcomes;
+        outcomes.map_errors(|e| e.with_pid(pid));
+        outcomes.fit(n, || {
+            TaskError::codec("the worker sent fewer outcomes than inputs").with_pid(pid)
         });
-        items.truncate(n);
-        head.job.sink.finish(items, Duration::from_nanos(nanos));
+        head.job.sink.finish(outcomes, Duration::from_nanos(nanos));
     }
 
     /// The worker broke the protocol: kill it; its head job fails as crashed.
@@ -903,26 +901,30 @@ impl Sink for Part {
         true
     }
 
-    fn finish(self: Box<Self>, mut items: Vec<Result<Vec<u8>, TaskError>>, elapsed: Duration) {
+    fn finish(self: Box<Self>, outcomes: Outcomes, elapsed: Duration) {
         let mut a = self.assembly.lock().unwrap_or_else(|p| p.into_inner());
-        let item = items
-            .pop()
-            .unwrap_or_else(|| Err(TaskError::codec("no outcome for a split item")));
+        let item = match outcomes.iter().next() {
+            Some(Ok(bytes)) => Ok(bytes.to_vec()),
+            Some(Err(Some(err))) => Err(err.clone()),
+            Some(Err(None)) | None => Err(TaskError::codec("no outcome for a split item")),
+        };
         if a.items[self.index].replace(item).is_none() {
             a.left -= 1;
         }
         a.elapsed += elapsed;
         if a.left == 0 {
             let sink = a.sink.take();
-            let items = a
-                .items
-                .iter_mut()
-                .map(|i| i.take().expect("every part answered"))
-                .collect();
+            let mut whole = Outcomes::default();
+            for item in a.items.iter_mut() {
+                match item.take().expect("every part answered") {
+                    Ok(bytes) => whole.push_ok(&bytes),
+                    Err(err) => whole.push_err(err),
+                }
+            }
             let elapsed = a.elapsed;
             drop(a);
             if let Some(sink) = sink {
-                sink.finish(items, elapsed);
+                sink.finish(whole, elapsed);
             }
         }
     }

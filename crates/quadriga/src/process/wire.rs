@@ -86,6 +86,51 @@ impl Outcomes {
         self.errors.push(Some(err));
     }
 
+    /// `n` items, each ending with a clone of `err`.
+    pub(crate) fn all_failed(n: usize, err: &TaskError) -> Self {
+        Self {
+            outputs: Batch::default(),
+            errors: (0..n).map(|_| Some(err.clone())).collect(),
+        }
+    }
+
+    /// How many items.
+    pub(crate) fn len(&self) -> usize {
+        self.errors.len()
+    }
+
+    /// Rewrites every error with `f`.
+    pub(crate) fn map_errors(&mut self, f: impl Fn(TaskError) -> TaskError) {
+        for slot in &mut self.errors {
+            if let Some(err) = slot.take() {
+                *slot = Some(f(err));
+            }
+        }
+    }
+
+    /// Makes it exactly `n` items: extra ones are dropped, missing ones end
+    /// with `fill()`.
+    pub(crate) fn fit(&mut self, n: usize, fill: impl Fn() -> TaskError) {
+        self.errors.truncate(n);
+        while self.errors.len() < n {
+            self.errors.push(Some(fill()));
+        }
+    }
+
+    /// Each item's encoded output or its error, in order, without copying.
+    /// `Err(None)`: the batch claims an output it does not hold (malformed).
+    pub(crate) fn iter(&self) -> impl Iterator<Item = Result<&[u8], Option<&TaskError>>> {
+        let mut next_output = 0;
+        self.errors.iter().map(move |err| match err {
+            Some(err) => Err(Some(err)),
+            None => {
+                let raw = self.outputs.item(next_output);
+                next_output += 1;
+                raw.ok_or(None)
+            }
+        })
+    }
+
     /// Iterates over each item's raw output or error, in order.
     pub(crate) fn into_items(self) -> impl Iterator<Item = Result<Vec<u8>, TaskError>> {
         let mut next_output = 0;
