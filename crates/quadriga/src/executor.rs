@@ -61,3 +61,50 @@ pub trait Executor {
     /// Stops accepting work and waits for, or cancels, what was submitted.
     fn shutdown(&self, mode: Shutdown);
 }
+
+/// Implements [`Executor`] for a pool by forwarding to its inherent methods of
+/// the same names, so every backend answers the trait exactly as it answers
+/// direct calls.
+macro_rules! forward_executor {
+    ($pool:ty) => {
+        impl $crate::executor::Executor for $pool {
+            fn submit<T: $crate::task::Task>(
+                &self,
+                task: T,
+                input: T::Input,
+            ) -> $crate::handle::TaskHandle<T::Output> {
+                <$pool>::submit(self, task, input)
+            }
+
+            fn map<T, I>(
+                &self,
+                task: T,
+                inputs: I,
+            ) -> impl Iterator<Item = Result<T::Output, $crate::error::TaskError>>
+            where
+                T: $crate::task::Task,
+                I: IntoIterator<Item = T::Input>,
+            {
+                <$pool>::map(self, task, inputs)
+            }
+
+            fn map_unordered<T, I>(
+                &self,
+                task: T,
+                inputs: I,
+            ) -> impl Iterator<Item = (usize, Result<T::Output, $crate::error::TaskError>)>
+            where
+                T: $crate::task::Task,
+                I: IntoIterator<Item = T::Input>,
+            {
+                <$pool>::map_unordered(self, task, inputs)
+            }
+
+            fn shutdown(&self, mode: $crate::executor::Shutdown) {
+                <$pool>::shutdown(self, mode);
+            }
+        }
+    };
+}
+
+pub(crate) use forward_executor;

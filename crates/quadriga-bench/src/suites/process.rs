@@ -160,28 +160,7 @@ fn python_row(
     (median, _best, brief): (f64, f64, String),
 ) -> anyhow::Result<Row> {
     let tasks = sizes.submit_tasks;
-    let args = vec![
-        mode.to_owned(),
-        tasks.to_string(),
-        ctx.threads.to_string(),
-        "--reps".to_owned(),
-        sizes.python_reps.to_string(),
-    ];
-    let peer = peer::run_script(&ctx.python, "process_peers.py", &args);
-    let (peer_value, peer_note) = match &peer {
-        Ok(v) => {
-            let s = v["seconds"].as_f64().unwrap_or(f64::NAN);
-            (
-                Ok(tasks as f64 / s),
-                format!(
-                    "Python {} (best of {})",
-                    format_seconds(s),
-                    sizes.python_reps
-                ),
-            )
-        }
-        Err(why) => (Err(why.clone()), String::new()),
-    };
+    let (peer_value, peer_note, peer) = python_peer(ctx, mode, tasks, sizes.python_reps);
     Ok(Row::new(
         SUITE,
         "submit_join_vs_python",
@@ -194,6 +173,36 @@ fn python_row(
     )
     .note(format!("quadriga {brief} (median); {peer_note}"))
     .details(json!({ "peer": peer.ok() })))
+}
+
+/// Runs `process_peers.py MODE ITEMS WORKERS`: the peer's items per second
+/// (or why it was skipped), a note, and its raw answer.
+fn python_peer(
+    ctx: &Ctx,
+    mode: &str,
+    items: u64,
+    reps: usize,
+) -> (
+    Result<f64, String>,
+    String,
+    Result<serde_json::Value, String>,
+) {
+    let args = vec![
+        mode.to_owned(),
+        items.to_string(),
+        ctx.threads.to_string(),
+        "--reps".to_owned(),
+        reps.to_string(),
+    ];
+    let peer = peer::run_script(&ctx.python, "process_peers.py", &args);
+    match &peer {
+        Ok(v) => {
+            let s = v["seconds"].as_f64().unwrap_or(f64::NAN);
+            let note = format!("Python {} (best of {reps})", format_seconds(s));
+            (Ok(items as f64 / s), note, peer)
+        }
+        Err(why) => (Err(why.clone()), String::new(), peer),
+    }
 }
 
 /// Benchmark 2: `map` of tiny items against `multiprocessing.Pool.map`.
@@ -212,28 +221,7 @@ fn map_vs_python(ctx: &Ctx, sizes: &Sizes, pool: &ProcessPool) -> anyhow::Result
             .expect("a benchmark task failed");
         std::hint::black_box(v);
     });
-    let args = vec![
-        "map".to_owned(),
-        items.to_string(),
-        ctx.threads.to_string(),
-        "--reps".to_owned(),
-        sizes.python_reps.to_string(),
-    ];
-    let peer = peer::run_script(&ctx.python, "process_peers.py", &args);
-    let (peer_value, peer_note) = match &peer {
-        Ok(v) => {
-            let s = v["seconds"].as_f64().unwrap_or(f64::NAN);
-            (
-                Ok(items as f64 / s),
-                format!(
-                    "Python {} (best of {})",
-                    format_seconds(s),
-                    sizes.python_reps
-                ),
-            )
-        }
-        Err(why) => (Err(why.clone()), String::new()),
-    };
+    let (peer_value, peer_note, peer) = python_peer(ctx, "map", items, sizes.python_reps);
     Ok(Row::new(
         SUITE,
         "map_vs_python_pool",

@@ -34,7 +34,7 @@ pub use wire::fuzz_decode;
 
 use crate::context::Cancellable;
 use crate::error::{BuildError, TaskError};
-use crate::executor::{Executor, Shutdown};
+use crate::executor::Shutdown;
 use crate::handle::{self, Completer, TaskHandle};
 use crate::map::{Chunk, Dispatch, Map, MapCancel, MapUnordered, Reply};
 use crate::task::Task;
@@ -670,35 +670,7 @@ where
     }
 }
 
-impl Executor for ProcessPool {
-    fn submit<T: Task>(&self, task: T, input: T::Input) -> TaskHandle<T::Output> {
-        ProcessPool::submit(self, task, input)
-    }
-
-    fn map<T, I>(&self, task: T, inputs: I) -> impl Iterator<Item = Result<T::Output, TaskError>>
-    where
-        T: Task,
-        I: IntoIterator<Item = T::Input>,
-    {
-        ProcessPool::map(self, task, inputs)
-    }
-
-    fn map_unordered<T, I>(
-        &self,
-        task: T,
-        inputs: I,
-    ) -> impl Iterator<Item = (usize, Result<T::Output, TaskError>)>
-    where
-        T: Task,
-        I: IntoIterator<Item = T::Input>,
-    {
-        ProcessPool::map_unordered(self, task, inputs)
-    }
-
-    fn shutdown(&self, mode: Shutdown) {
-        ProcessPool::shutdown(self, mode);
-    }
-}
+crate::executor::forward_executor!(ProcessPool);
 
 impl Drop for ProcessPool {
     fn drop(&mut self) {

@@ -16,7 +16,7 @@ pub use scope::Scope;
 
 use crate::context::{self, CancelToken};
 use crate::error::{BuildError, TaskError};
-use crate::executor::{Executor, Shutdown};
+use crate::executor::Shutdown;
 use crate::handle::{self, Completer, TaskHandle};
 use crate::map::{self, Chunk, Dispatch, Map, MapUnordered};
 use crate::panic::{self, InTask};
@@ -481,35 +481,7 @@ impl<T: Task> Dispatch<T> for ThreadPool {
     }
 }
 
-impl Executor for ThreadPool {
-    fn submit<T: Task>(&self, task: T, input: T::Input) -> TaskHandle<T::Output> {
-        ThreadPool::submit(self, task, input)
-    }
-
-    fn map<T, I>(&self, task: T, inputs: I) -> impl Iterator<Item = Result<T::Output, TaskError>>
-    where
-        T: Task,
-        I: IntoIterator<Item = T::Input>,
-    {
-        ThreadPool::map(self, task, inputs)
-    }
-
-    fn map_unordered<T, I>(
-        &self,
-        task: T,
-        inputs: I,
-    ) -> impl Iterator<Item = (usize, Result<T::Output, TaskError>)>
-    where
-        T: Task,
-        I: IntoIterator<Item = T::Input>,
-    {
-        ThreadPool::map_unordered(self, task, inputs)
-    }
-
-    fn shutdown(&self, mode: Shutdown) {
-        ThreadPool::shutdown(self, mode);
-    }
-}
+crate::executor::forward_executor!(ThreadPool);
 
 impl Drop for ThreadPool {
     fn drop(&mut self) {
