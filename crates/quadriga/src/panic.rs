@@ -86,9 +86,9 @@ pub(crate) fn catch<R>(f: impl FnOnce() -> R) -> Result<R, TaskError> {
     panic::catch_unwind(AssertUnwindSafe(f)).map_err(from_payload)
 }
 
-/// Builds the error for a caught panic payload. Non-string payloads are reported
-/// as such, never lost; a payload whose destructor panics is contained.
-pub(crate) fn from_payload(payload: Box<dyn Any + Send>) -> TaskError {
+/// The message of a panic payload, consuming it. Non-string payloads are
+/// reported as such, never lost; a payload whose destructor panics is contained.
+pub(crate) fn payload_message(payload: Box<dyn Any + Send>) -> String {
     let message = if let Some(s) = payload.downcast_ref::<&'static str>() {
         (*s).to_owned()
     } else if let Some(s) = payload.downcast_ref::<String>() {
@@ -97,6 +97,13 @@ pub(crate) fn from_payload(payload: Box<dyn Any + Send>) -> TaskError {
         "panic with a non-string payload (Box<dyn Any + Send>)".to_owned()
     };
     let _ = panic::catch_unwind(AssertUnwindSafe(move || drop(payload)));
+    message
+}
+
+/// Builds the error for a caught panic payload, with the location and
+/// backtrace the hook recorded.
+pub(crate) fn from_payload(payload: Box<dyn Any + Send>) -> TaskError {
+    let message = payload_message(payload);
     let (location, backtrace) = LAST_PANIC
         .with(|slot| slot.borrow_mut().take())
         .unwrap_or_default();

@@ -99,7 +99,6 @@ mod group;
 mod member;
 mod timeout;
 
-use std::any::Any;
 
 pub use bounded::{Bounded, FromIter, Limit, bounded, bounded_stream};
 pub use gather::{gather, try_gather};
@@ -130,23 +129,10 @@ use crate::error::TaskError;
 impl From<tokio::task::JoinError> for TaskError {
     fn from(err: tokio::task::JoinError) -> Self {
         match err.try_into_panic() {
-            Ok(payload) => TaskError::panicked(panic_message(payload), None, None),
+            Ok(payload) => TaskError::panicked(crate::panic::payload_message(payload), None, None),
             Err(err) if err.is_cancelled() => TaskError::cancelled("the tokio task was aborted"),
             Err(err) => TaskError::cancelled(&format!("the tokio task failed: {err}")),
         }
     }
 }
 
-/// The message of a panic payload (a `&str` or a `String`, as `panic!` makes).
-fn panic_message(payload: Box<dyn Any + Send>) -> String {
-    let message = if let Some(s) = payload.downcast_ref::<&'static str>() {
-        (*s).to_owned()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "panic with a non-string payload (Box<dyn Any + Send>)".to_owned()
-    };
-    // A payload whose destructor panics must not unwind out of a conversion.
-    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(payload)));
-    message
-}
