@@ -1,22 +1,14 @@
 //! The examples print what they should. Cargo builds examples before it runs
 //! integration tests, next to this test's own binary.
 
-use std::path::PathBuf;
+mod common;
+
 use std::process::Command;
 use std::time::Instant;
 
-fn example(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    // target/<profile>/deps/examples-<hash>  →  target/<profile>/examples/<name>
-    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
-    let path = dir.join("examples").join(name);
-    assert!(path.exists(), "example not built: {}", path.display());
-    path
-}
-
 #[test]
 fn squares_prints_the_squares() {
-    let out = Command::new(example("squares")).output().unwrap();
+    let out = Command::new(common::example("squares")).output().unwrap();
     assert!(out.status.success(), "{out:?}");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "[1, 4, 9, 16, 25]\n");
 }
@@ -24,7 +16,7 @@ fn squares_prints_the_squares() {
 #[test]
 fn downloads_overlap() {
     let started = Instant::now();
-    let out = Command::new(example("downloads"))
+    let out = Command::new(common::example("downloads"))
         .env("QUADRIGA_DOWNLOAD_SECS", "1")
         .output()
         .unwrap();
@@ -46,13 +38,14 @@ fn downloads_overlap() {
         "downloads did not overlap:\n{stdout}"
     );
     assert!(stdout.contains("All 3 downloads done in"), "{stdout}");
-    // Sequential would take 3 s; a generous bound that still tells them apart.
-    assert!(wall < 2.9, "took {wall:.2} s");
+    // The overlap is proven by the line order above; the clock only guards
+    // against a hang (timings belong in quadriga-bench).
+    assert!(wall < 60.0, "took {wall:.2} s");
 }
 
 #[test]
 fn squares_with_processes_prints_the_same() {
-    let out = Command::new(example("squares"))
+    let out = Command::new(common::example("squares"))
         .arg("--processes")
         .output()
         .unwrap();
@@ -62,7 +55,9 @@ fn squares_with_processes_prints_the_same() {
 
 #[test]
 fn crash_isolation_reports_each_failure_and_every_other_result() {
-    let out = Command::new(example("crash_isolation")).output().unwrap();
+    let out = Command::new(common::example("crash_isolation"))
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{out:?}");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let lines: Vec<&str> = stdout.lines().collect();
@@ -87,7 +82,7 @@ fn crash_isolation_reports_each_failure_and_every_other_result() {
 
 #[test]
 fn process_prints_numbers_from_another_process() {
-    let out = Command::new(example("process")).output().unwrap();
+    let out = Command::new(common::example("process")).output().unwrap();
     assert!(out.status.success(), "{out:?}");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let lines: Vec<&str> = stdout.lines().collect();

@@ -99,7 +99,6 @@ mod group;
 mod member;
 mod timeout;
 
-
 pub use bounded::{Bounded, FromIter, Limit, bounded, bounded_stream};
 pub use gather::{gather, try_gather};
 pub use group::TaskGroup;
@@ -135,4 +134,3 @@ impl From<tokio::task::JoinError> for TaskError {
         }
     }
 }
-

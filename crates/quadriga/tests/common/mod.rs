@@ -115,3 +115,13 @@ pub(crate) fn block_on<F: Future>(fut: F, timeout: Duration) -> Option<(F::Outpu
         }
     }
 }
+
+/// The path of an example, which cargo builds next to the test binaries:
+/// `target/<profile>/deps/<test>-<hash>` → `target/<profile>/examples/<name>`.
+pub(crate) fn example(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
+    let path = dir.join("examples").join(name);
+    assert!(path.exists(), "example not built: {}", path.display());
+    path
+}
