@@ -19,6 +19,7 @@
 
 mod error;
 pub(crate) mod futex;
+mod ring;
 pub(crate) mod robust;
 pub(crate) mod shm;
 pub(crate) mod transfer;
