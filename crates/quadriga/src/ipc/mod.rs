@@ -19,9 +19,11 @@
 
 mod error;
 pub(crate) mod futex;
+mod queue;
 mod ring;
 pub(crate) mod robust;
 pub(crate) mod shm;
 pub(crate) mod transfer;
 
 pub use error::{Error, ErrorKind};
+pub use queue::{DEFAULT_CAPACITY, DEFAULT_SLOT_BYTES, PutError, Queue, QueueBuilder};
