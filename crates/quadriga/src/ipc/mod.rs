@@ -19,6 +19,7 @@
 
 mod error;
 pub(crate) mod futex;
+mod pipe;
 mod queue;
 mod ring;
 pub(crate) mod robust;
@@ -26,4 +27,5 @@ pub(crate) mod shm;
 pub(crate) mod transfer;
 
 pub use error::{Error, ErrorKind};
+pub use pipe::{Pipe, PipeBuilder, pipe};
 pub use queue::{DEFAULT_CAPACITY, DEFAULT_SLOT_BYTES, PutError, Queue, QueueBuilder};
