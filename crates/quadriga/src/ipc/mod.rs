@@ -22,5 +22,8 @@ pub(crate) mod futex;
 pub(crate) mod robust;
 pub(crate) mod shm;
 pub(crate) mod transfer;
+mod value;
 
+pub use bytemuck;
 pub use error::{Error, ErrorKind};
+pub use value::{Array, ArrayGuard, AtomicPlain, Value, ValueGuard};
