@@ -24,3 +24,5 @@ pub(crate) mod shm;
 pub(crate) mod transfer;
 
 pub use error::{Error, ErrorKind};
+#[doc(hidden)]
+pub use shm::fuzz_header;
