@@ -19,10 +19,12 @@
 
 mod error;
 pub(crate) mod futex;
+mod map;
 pub(crate) mod robust;
 pub(crate) mod shm;
 pub(crate) mod transfer;
 
 pub use error::{Error, ErrorKind};
+pub use map::SharedMap;
 #[doc(hidden)]
 pub use shm::fuzz_header;
