@@ -43,8 +43,7 @@ fn four_processes_update_shared_keys_without_losing_one() {
 fn churn(map: SharedMap<String, u64>) {
     let mut i = 0_u64;
     loop {
-        map.update(&"count".to_string(), |v| Some(v.unwrap_or(0) + 1))
-            .unwrap();
+        map.update("count", |v| Some(v.unwrap_or(0) + 1)).unwrap();
         let key = format!("tmp{}", i % 16);
         if map.insert(&key, &i).unwrap().is_some() {
             map.remove(&key).unwrap();
@@ -65,7 +64,7 @@ fn writers_killed_mid_operation_leave_a_consistent_map() {
                 .collect();
             // Let them get going, then kill both mid-stride.
             let target = last + 2_000;
-            while map.get(&"count".to_string()).unwrap().unwrap_or(0) < target {
+            while map.get("count").unwrap().unwrap_or(0) < target {
                 std::thread::sleep(Duration::from_millis(1));
             }
             for w in &writers {
@@ -82,11 +81,11 @@ fn writers_killed_mid_operation_leave_a_consistent_map() {
             keys.dedup();
             assert_eq!(keys.len(), all.len(), "round {round}: a key twice");
             assert_eq!(map.len(), all.len(), "round {round}");
-            let count = map.get(&"count".to_string()).unwrap().unwrap();
+            let count = map.get("count").unwrap().unwrap();
             assert!(count >= target, "round {round}: {count} < {target}");
             last = count;
-            map.insert(&"alive".to_string(), &round).unwrap();
-            assert_eq!(map.remove(&"alive".to_string()).unwrap(), Some(round));
+            map.insert("alive", &round).unwrap();
+            assert_eq!(map.remove("alive").unwrap(), Some(round));
         }
     });
 }

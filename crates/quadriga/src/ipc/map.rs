@@ -47,6 +47,7 @@
 //! path. Its atomics order commits for a crash, not for a racing reader, and
 //! that is what the crash-point tests check.
 
+use std::borrow::Borrow;
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -163,16 +164,18 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 /// Keys and values are any serde types; they are stored encoded, so `get`
 /// returns a copy. Equal keys must encode to equal bytes (true of integers,
 /// strings, tuples and derived structs; not of maps with unordered keys).
+/// As with `HashMap`, a key is looked up by any borrowed form of it (`&str`
+/// for a `String` key), which must encode as the owned form does.
 ///
 /// ```
 /// use quadriga::ipc::SharedMap;
 ///
 /// let scores: SharedMap<String, u64> = SharedMap::new(1000)?;
-/// scores.insert(&"ada".to_string(), &36)?;
+/// scores.insert("ada", &36)?;
 /// // An atomic read-modify-write, unlike `d[k] += 1` on a Manager dict.
-/// scores.update(&"ada".to_string(), |v| Some(v.unwrap_or(0) + 1))?;
-/// assert_eq!(scores.get(&"ada".to_string())?, Some(37));
-/// assert_eq!(scores.remove(&"ada".to_string())?, Some(37));
+/// scores.update("ada", |v| Some(v.unwrap_or(0) + 1))?;
+/// assert_eq!(scores.get("ada")?, Some(37));
+/// assert_eq!(scores.remove("ada")?, Some(37));
 /// assert!(scores.is_empty());
 /// # Ok::<(), quadriga::ipc::Error>(())
 /// ```
@@ -186,7 +189,7 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 /// #[quadriga::task]
 /// fn count_words(map: SharedMap<String, u32>, text: String) {
 ///     for word in text.split_whitespace() {
-///         map.update(&word.to_string(), |n| Some(n.unwrap_or(0) + 1)).unwrap();
+///         map.update(word, |n| Some(n.unwrap_or(0) + 1)).unwrap();
 ///     }
 /// }
 ///
@@ -196,7 +199,7 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 /// for done in pool.map(count_words, lines) {
 ///     done?;
 /// }
-/// assert_eq!(map.get(&"c".to_string())?, Some(3));
+/// assert_eq!(map.get("c")?, Some(3));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct SharedMap<K, V> {
@@ -479,7 +482,7 @@ where
         })
     }
 
-    fn encode<T: Serialize>(what: &str, value: &T) -> Result<Vec<u8>, Error> {
+    fn encode<T: Serialize + ?Sized>(what: &str, value: &T) -> Result<Vec<u8>, Error> {
         postcard::to_stdvec(value)
             .map_err(|e| Error::codec(format!("could not encode the {what}: {e}")))
     }
@@ -534,7 +537,11 @@ where
     /// [`ErrorKind::Full`] if the key's shard is full, [`ErrorKind::Codec`] if
     /// either cannot be encoded (or the old value decoded). The map is
     /// unchanged on error.
-    pub fn insert(&self, key: &K, value: &V) -> Result<Option<V>, Error> {
+    pub fn insert<Q>(&self, key: &Q, value: &V) -> Result<Option<V>, Error>
+    where
+        K: Borrow<Q>,
+        Q: Serialize + ?Sized,
+    {
         let key = Self::encode("key", key)?;
         let value = Self::encode("value", value)?;
         self.check_size(&key, &value)?;
@@ -559,7 +566,11 @@ where
     /// # Errors
     ///
     /// [`ErrorKind::Codec`] if the key cannot be encoded or the value decoded.
-    pub fn get(&self, key: &K) -> Result<Option<V>, Error> {
+    pub fn get<Q>(&self, key: &Q) -> Result<Option<V>, Error>
+    where
+        K: Borrow<Q>,
+        Q: Serialize + ?Sized,
+    {
         let key = Self::encode("key", key)?;
         let hash = fnv1a(&key);
         let value = {
@@ -575,7 +586,11 @@ where
     /// # Errors
     ///
     /// [`ErrorKind::Codec`] if the key cannot be encoded.
-    pub fn contains_key(&self, key: &K) -> Result<bool, Error> {
+    pub fn contains_key<Q>(&self, key: &Q) -> Result<bool, Error>
+    where
+        K: Borrow<Q>,
+        Q: Serialize + ?Sized,
+    {
         let key = Self::encode("key", key)?;
         let hash = fnv1a(&key);
         Ok(self.lock(hash).find(hash, &key).is_some())
@@ -587,7 +602,11 @@ where
     ///
     /// [`ErrorKind::Codec`] if the key cannot be encoded or the value decoded
     /// (the entry is removed all the same).
-    pub fn remove(&self, key: &K) -> Result<Option<V>, Error> {
+    pub fn remove<Q>(&self, key: &Q) -> Result<Option<V>, Error>
+    where
+        K: Borrow<Q>,
+        Q: Serialize + ?Sized,
+    {
         let key = Self::encode("key", key)?;
         let hash = fnv1a(&key);
         let value = {
@@ -610,12 +629,12 @@ where
     /// ```
     /// use quadriga::ipc::SharedMap;
     ///
-    /// let hits: SharedMap<&str, u64> = SharedMap::new(10)?;
+    /// let hits: SharedMap<String, u64> = SharedMap::new(10)?;
     /// for _ in 0..3 {
-    ///     hits.update(&"/", |n| Some(n.unwrap_or(0) + 1))?;
+    ///     hits.update("/", |n| Some(n.unwrap_or(0) + 1))?;
     /// }
-    /// assert_eq!(hits.get(&"/")?, Some(3));
-    /// assert_eq!(hits.update(&"/", |_| None)?, None);
+    /// assert_eq!(hits.get("/")?, Some(3));
+    /// assert_eq!(hits.update("/", |_| None)?, None);
     /// assert_eq!(hits.len(), 0);
     /// # Ok::<(), quadriga::ipc::Error>(())
     /// ```
@@ -623,8 +642,10 @@ where
     /// # Errors
     ///
     /// As [`SharedMap::insert`]; the map is unchanged on error.
-    pub fn update<F>(&self, key: &K, f: F) -> Result<Option<V>, Error>
+    pub fn update<Q, F>(&self, key: &Q, f: F) -> Result<Option<V>, Error>
     where
+        K: Borrow<Q>,
+        Q: Serialize + ?Sized,
         F: FnOnce(Option<V>) -> Option<V>,
         V: Clone,
     {
@@ -835,12 +856,12 @@ mod tests {
             for _ in 0..4 {
                 s.spawn(|| {
                     for _ in 0..2000 {
-                        m.update(&"k".into(), |v| Some(v.unwrap_or(0) + 1)).unwrap();
+                        m.update("k", |v| Some(v.unwrap_or(0) + 1)).unwrap();
                     }
                 });
             }
         });
-        assert_eq!(m.get(&"k".into()).unwrap(), Some(8000));
+        assert_eq!(m.get("k").unwrap(), Some(8000));
     }
 
     /// A writer "dies" (its thread ends holding the lock, so the kernel marks
