@@ -19,6 +19,7 @@
 
 mod error;
 pub(crate) mod futex;
+mod map;
 pub(crate) mod robust;
 pub(crate) mod shm;
 pub(crate) mod transfer;
@@ -26,4 +27,7 @@ mod value;
 
 pub use bytemuck;
 pub use error::{Error, ErrorKind};
+pub use map::SharedMap;
+#[doc(hidden)]
+pub use shm::fuzz_header;
 pub use value::{Array, ArrayGuard, AtomicPlain, Value, ValueGuard};
