@@ -134,6 +134,40 @@ fn timeouts_give_up_and_leave_nothing_held() {
     });
 }
 
+/// Leaks a held guard, drops every handle to its lock (which would unmap a
+/// mutex still on this thread's robust list), then unlocks an older lock
+/// (which walks that list) and takes more.
+#[quadriga::task]
+fn leak_a_guard_then_drop_its_lock() -> u32 {
+    let older = Lock::new().unwrap();
+    let held = older.lock().unwrap();
+    let leaked = Lock::new().unwrap();
+    std::mem::forget(leaked.lock().unwrap());
+    let sem = Semaphore::new(1).unwrap();
+    std::mem::forget(sem.acquire().unwrap());
+    let v = Value::new(0_u8).unwrap();
+    std::mem::forget(v.lock().unwrap());
+    drop((leaked, sem, v));
+    drop(held);
+    let again = Lock::new().unwrap();
+    drop(again.lock().unwrap());
+    7
+}
+
+/// Regression: a leaked guard (`mem::forget` is safe) must keep its mapping,
+/// or glibc's robust list would point into unmapped memory and the next
+/// unlock on that thread would crash or corrupt memory.
+#[test]
+fn a_leaked_guard_keeps_its_memory_mapped() {
+    within(60, || {
+        quadriga::init();
+        let got = Process::spawn(leak_a_guard_then_drop_its_lock, ())
+            .unwrap()
+            .join();
+        assert_eq!(got, Ok(7));
+    });
+}
+
 // -------------------------------------------------------------- processes
 
 /// How a task dies while holding something.

@@ -286,7 +286,7 @@ impl<T: Pod> Shared<T> {
     /// method met and kept in `died`.
     fn lock(&self) -> LockResult<LockGuard<'_>> {
         let how = self.mutex().lock();
-        let guard = LockGuard::new(self.mutex());
+        let guard = LockGuard::new(self.mutex(), Some(&self.region));
         // `died` is only touched under the lock: relaxed is enough.
         let kept = self.died().swap(0, Ordering::Relaxed) != 0;
         if how.owner_died() || kept {
@@ -300,7 +300,7 @@ impl<T: Pod> Shared<T> {
     /// kept for the next `lock`.
     fn lock_quiet(&self) -> LockGuard<'_> {
         let how = self.mutex().lock();
-        let guard = LockGuard::new(self.mutex());
+        let guard = LockGuard::new(self.mutex(), Some(&self.region));
         if how == Acquired::OwnerDied {
             self.died().store(1, Ordering::Relaxed);
         }
@@ -448,7 +448,7 @@ impl<T: Pod> Value<T> {
     pub fn set(&self, value: T) {
         // Whether its holder died does not matter: we overwrite all of it.
         let _ = self.shared.mutex().lock();
-        let guard = LockGuard::new(self.shared.mutex());
+        let guard = LockGuard::new(self.shared.mutex(), Some(&self.shared.region));
         self.shared.died().store(0, Ordering::Relaxed);
         // SAFETY: element 0 exists; we hold the lock.
         unsafe { self.shared.ptr(0).write(value) };

@@ -25,7 +25,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::result::{self, LockResult, NotSend, TryLockResult};
 use crate::ipc::Error;
-use crate::ipc::robust::{Acquired, RawRobustMutex};
+use crate::ipc::robust::RawRobustMutex;
 use crate::ipc::shm::{Kind, PARAMS, Region, fingerprint};
 
 /// A lock shared between threads and processes, like Python's
@@ -128,7 +128,8 @@ impl Lock {
     /// # Ok::<(), quadriga::ipc::Error>(())
     /// ```
     pub fn lock(&self) -> LockResult<LockGuard<'_>> {
-        guard_of(self.raw(), self.raw().lock())
+        let how = self.raw().lock();
+        result::blocking(how, LockGuard::new(self.raw(), Some(&self.region)))
     }
 
     /// Takes the lock if it is free now.
@@ -148,7 +149,7 @@ impl Lock {
     /// ```
     pub fn try_lock(&self) -> TryLockResult<LockGuard<'_>> {
         let raw = self.raw();
-        result::trying(raw.try_lock(), || LockGuard::new(raw))
+        result::trying(raw.try_lock(), || LockGuard::new(raw, Some(&self.region)))
     }
 
     /// Blocks until the lock is held, at most `timeout`.
@@ -171,7 +172,7 @@ impl Lock {
     pub fn lock_timeout(&self, timeout: Duration) -> TryLockResult<LockGuard<'_>> {
         let raw = self.raw();
         result::trying(result::lock_raw(raw, result::deadline(timeout)), || {
-            LockGuard::new(raw)
+            LockGuard::new(raw, Some(&self.region))
         })
     }
 }
@@ -180,12 +181,6 @@ fn params() -> [u64; PARAMS] {
     let mut p = [0; PARAMS];
     p[0] = std::mem::size_of::<RawRobustMutex>() as u64;
     p
-}
-
-/// The guard of a held `mutex`, as its acquisition went (also the loom
-/// models' entry point).
-pub(crate) fn guard_of(mutex: &RawRobustMutex, how: Acquired) -> LockResult<LockGuard<'_>> {
-    result::blocking(how, LockGuard::new(mutex))
 }
 
 impl fmt::Debug for Lock {
@@ -222,14 +217,21 @@ impl<'de> Deserialize<'de> for Lock {
 #[must_use = "the lock is released as soon as the guard is dropped"]
 pub struct LockGuard<'a> {
     mutex: &'a RawRobustMutex,
+    /// Keeps the mapping of `mutex` (in shared memory) alive as long as the
+    /// guard, also when the guard is leaked (`mem::forget`): a held robust
+    /// mutex is on its thread's robust list, which glibc walks on later
+    /// unlocks and the kernel at thread exit, so it must never be unmapped.
+    _mapping: Option<Arc<Region>>,
     _not_send: NotSend,
 }
 
 impl<'a> LockGuard<'a> {
-    /// Only for a mutex the calling thread has just locked.
-    pub(crate) fn new(mutex: &'a RawRobustMutex) -> Self {
+    /// Only for a mutex the calling thread has just locked, in `mapping` (or
+    /// on the heap, in the loom models).
+    pub(crate) fn new(mutex: &'a RawRobustMutex, mapping: Option<&Arc<Region>>) -> Self {
         Self {
             mutex,
+            _mapping: mapping.cloned(),
             _not_send: NotSend::default(),
         }
     }
@@ -299,8 +301,15 @@ mod tests {
 #[cfg(all(test, quadriga_loom))]
 mod loom_tests {
     use super::*;
+    use crate::ipc::robust::Acquired;
     use loom::cell::UnsafeCell;
     use loom::thread;
+
+    /// The guard of a held `mutex` on the heap, as its acquisition went: what
+    /// `Lock::lock` does, without a mapping.
+    fn guard_of(mutex: &RawRobustMutex, how: Acquired) -> LockResult<LockGuard<'_>> {
+        result::blocking(how, LockGuard::new(mutex, None))
+    }
 
     /// A holder abandons the lock (its death); whoever takes it next is told,
     /// exactly once, and no two threads are ever inside together.

@@ -316,7 +316,7 @@ impl Semaphore {
     pub fn acquire(&self) -> LockResult<Permit<'_>> {
         let core = self.core();
         let (slot, how) = core.acquire(None).expect("no deadline");
-        result::blocking(how, Permit::new(core, slot))
+        result::blocking(how, Permit::new(core, slot, &self.region))
     }
 
     /// Takes a permit if one is free now.
@@ -359,7 +359,8 @@ impl Semaphore {
         match got {
             None => Err(TryLockError::WouldBlock),
             Some((slot, how)) => {
-                result::blocking(how, Permit::new(self.core(), slot)).map_err(Into::into)
+                result::blocking(how, Permit::new(self.core(), slot, &self.region))
+                    .map_err(Into::into)
             }
         }
     }
@@ -454,15 +455,20 @@ impl<'de> Deserialize<'de> for Semaphore {
 pub struct Permit<'a> {
     core: Core<'a>,
     slot: usize,
+    /// Keeps the slot's memory mapped even if the permit is leaked (see
+    /// `LockGuard`: a held robust mutex must never be unmapped).
+    _mapping: Arc<Region>,
     _not_send: NotSend,
 }
 
 impl<'a> Permit<'a> {
-    /// Only for a slot the calling thread has just locked.
-    pub(crate) fn new(core: Core<'a>, slot: usize) -> Self {
+    /// Only for a slot of `core`, in `mapping`, that the calling thread has
+    /// just locked.
+    fn new(core: Core<'a>, slot: usize, mapping: &Arc<Region>) -> Self {
         Self {
             core,
             slot,
+            _mapping: Arc::clone(mapping),
             _not_send: NotSend::default(),
         }
     }
