@@ -33,8 +33,10 @@
 //! `Send`: a robust lock is owned by the thread that took it.
 //!
 //! Every object is one small shared-memory region (see [`ipc`](crate::ipc));
-//! each module's documentation states its layout, invariants and memory
-//! orderings. Waits sleep on a futex in that memory; nothing spins.
+//! the source of each (`src/sync/*.rs`) states its layout, invariants and
+//! memory orderings. Waits sleep on a futex in that memory; nothing spins. (A
+//! semaphore's waiter also looks again every 25 ms, because a dead holder's
+//! permit comes back without waking anyone.)
 
 mod barrier;
 mod event;

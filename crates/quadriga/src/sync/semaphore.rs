@@ -48,7 +48,10 @@
 //! modulo that count.
 //!
 //! A waiter that dies while counted leaves `waiters` too high: releases then
-//! make a wake syscall they could have skipped, nothing worse.
+//! make a wake syscall they could have skipped, nothing worse. The kernel
+//! releases at most 2048 robust mutexes of a dying thread (its robust-list
+//! limit), so a single thread holding more permits than that and dying would
+//! strand the rest.
 
 use std::fmt;
 use std::sync::Arc;
