@@ -14,9 +14,6 @@
 //!   the next taker, never a deadlock);
 //! * `futex`: waiting on a word in shared memory.
 
-// The building blocks are used by the objects built on them.
-#![allow(dead_code)]
-
 mod error;
 pub(crate) mod futex;
 mod map;

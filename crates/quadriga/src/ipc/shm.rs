@@ -271,6 +271,7 @@ impl Region {
     }
 
     /// The descriptor, to send the object to another process.
+    #[allow(dead_code)] // tests; objects serialise through `Region::serialize`
     pub(crate) fn fd(&self) -> &Arc<OwnedFd> {
         &self.fd
     }
