@@ -31,7 +31,7 @@ step "loom models (bounded preemptions)"
 RUSTFLAGS="--cfg quadriga_loom" LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-3}" \
     cargo test -p quadriga --lib --release --locked --target-dir target/loom -- loom_tests
 
-step "fuzz target builds (run it with cargo +nightly fuzz run frame_decoder)"
+step "fuzz targets build (run one with cargo +nightly fuzz run frame_decoder, or shm_header)"
 cargo build --manifest-path crates/quadriga/fuzz/Cargo.toml --target-dir target/fuzz
 
 step "docs build clean"

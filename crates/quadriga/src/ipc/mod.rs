@@ -14,18 +14,22 @@
 //!   the next taker, never a deadlock);
 //! * `futex`: waiting on a word in shared memory.
 
-// The building blocks are used by the objects built on them.
-#![allow(dead_code)]
-
 mod error;
 pub(crate) mod futex;
+mod map;
 mod pipe;
 mod queue;
 mod ring;
 pub(crate) mod robust;
 pub(crate) mod shm;
 pub(crate) mod transfer;
+mod value;
 
+pub use bytemuck;
 pub use error::{Error, ErrorKind};
+pub use map::SharedMap;
 pub use pipe::{Pipe, PipeBuilder, pipe};
 pub use queue::{DEFAULT_CAPACITY, DEFAULT_SLOT_BYTES, PutError, Queue, QueueBuilder};
+#[doc(hidden)]
+pub use shm::fuzz_header;
+pub use value::{Array, ArrayGuard, AtomicPlain, Value, ValueGuard};

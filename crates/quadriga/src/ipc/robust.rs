@@ -16,7 +16,7 @@
 //! Under `cfg(quadriga_loom)` it is a model with the same outcomes, and
 //! [`RawRobustMutex::abandon`] stands for a holder's death.
 
-#[cfg(test)]
+#[cfg(all(test, not(quadriga_loom)))]
 use std::time::Instant;
 
 /// How a lock was taken.
@@ -36,7 +36,6 @@ impl Acquired {
 }
 
 #[cfg(not(quadriga_loom))]
-#[allow(unused_imports)] // until the objects built on it land
 pub(crate) use real::RawRobustMutex;
 
 #[cfg(quadriga_loom)]

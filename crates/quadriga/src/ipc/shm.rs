@@ -123,6 +123,19 @@ pub(crate) fn check_header(
     Ok((params, body_len))
 }
 
+/// Fuzzing entry point: the header check on any bytes and any claimed size
+/// (the first 8 bytes) must return, never panic. Not a public API.
+#[doc(hidden)]
+pub fn fuzz_header(data: &[u8]) {
+    let (len, rest) = data.split_at(data.len().min(8));
+    let mut claimed = [0_u8; 8];
+    claimed[..len.len()].copy_from_slice(len);
+    let file_len = u64::from_le_bytes(claimed);
+    for kind in [Kind::Queue, Kind::Value, Kind::Lock, Kind::Map, Kind::Pipe] {
+        let _ = check_header(rest, file_len, kind, fingerprint::<u64>());
+    }
+}
+
 /// A mapped shared-memory object; see the module docs. Clones of an IPC object
 /// share one `Arc<Region>`; the mapping goes with the last.
 pub(crate) struct Region {
@@ -258,6 +271,7 @@ impl Region {
     }
 
     /// The descriptor, to send the object to another process.
+    #[allow(dead_code)] // tests; objects serialise through `Region::serialize`
     pub(crate) fn fd(&self) -> &Arc<OwnedFd> {
         &self.fd
     }
@@ -329,6 +343,22 @@ mod tests {
         rustix::fs::ftruncate(&fd, 4096).unwrap();
         let err = Region::attach(Arc::new(fd), Kind::Value, 1).unwrap_err();
         assert!(err.to_string().contains("sealed"), "{err}");
+    }
+
+    #[test]
+    fn header_check_survives_random_bytes() {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for n in 0..20_000 {
+            let data: Vec<u8> = (0..n % 160)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x as u8
+                })
+                .collect();
+            fuzz_header(&data);
+        }
     }
 
     #[test]

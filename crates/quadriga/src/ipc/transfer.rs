@@ -125,4 +125,108 @@ mod tests {
             .unwrap();
         assert!(provide(&[], || postcard::from_bytes::<Holder>(&bytes)).is_err());
     }
+
+    /// A shared `u64` for the end-to-end tests: the smallest IPC object.
+    struct Cell(crate::ipc::shm::Region);
+
+    impl Cell {
+        fn new(v: u64) -> Self {
+            let r = crate::ipc::shm::Region::create(crate::ipc::shm::Kind::Value, 7, [0; 8], 8)
+                .unwrap();
+            let c = Cell(r);
+            c.word().store(v, std::sync::atomic::Ordering::SeqCst);
+            c
+        }
+
+        fn word(&self) -> &std::sync::atomic::AtomicU64 {
+            // SAFETY: the body is 8 bytes, 128-byte aligned, and only ever used
+            // as this atomic.
+            unsafe { &*self.0.body().cast::<std::sync::atomic::AtomicU64>() }
+        }
+    }
+
+    impl serde::Serialize for Cell {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            self.0.serialize(s)
+        }
+    }
+
+    impl<'de> serde::Deserialize<'de> for Cell {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::ipc::shm::Region::deserialize(d, crate::ipc::shm::Kind::Value, 7).map(Cell)
+        }
+    }
+
+    #[crate::task]
+    fn bump(cells: Vec<Cell>) -> u32 {
+        for c in &cells {
+            c.word().fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        std::process::id()
+    }
+
+    #[test]
+    fn objects_reach_pool_workers_and_processes_through_their_inputs() {
+        crate::init();
+        let pool = crate::ProcessPool::new(2).unwrap();
+        let one = Cell::new(41);
+        let pid = pool.submit(
+            bump,
+            vec![Cell(
+                crate::ipc::shm::Region::attach(
+                    one.0.fd().clone(),
+                    crate::ipc::shm::Kind::Value,
+                    7,
+                )
+                .unwrap(),
+            )],
+        );
+        assert_ne!(pid.join().unwrap(), std::process::id());
+        assert_eq!(one.word().load(std::sync::atomic::Ordering::SeqCst), 42);
+
+        // More descriptors than one message carries (253), in one input.
+        let many: Vec<Cell> = (0..300).map(|_| Cell::new(0)).collect();
+        let shared: Vec<Cell> = many
+            .iter()
+            .map(|c| {
+                Cell(
+                    crate::ipc::shm::Region::attach(
+                        c.0.fd().clone(),
+                        crate::ipc::shm::Kind::Value,
+                        7,
+                    )
+                    .unwrap(),
+                )
+            })
+            .collect();
+        pool.submit(bump, shared).join().unwrap();
+        assert!(
+            many.iter()
+                .all(|c| c.word().load(std::sync::atomic::Ordering::SeqCst) == 1)
+        );
+
+        // A map: each item its own descriptors, many items per job.
+        let cell = Cell::new(0);
+        let fd = cell.0.fd().clone();
+        let inputs = (0..200).map(move |_| {
+            vec![Cell(
+                crate::ipc::shm::Region::attach(fd.clone(), crate::ipc::shm::Kind::Value, 7)
+                    .unwrap(),
+            )]
+        });
+        assert_eq!(pool.map(bump, inputs).filter(Result::is_ok).count(), 200);
+        assert_eq!(cell.word().load(std::sync::atomic::Ordering::SeqCst), 200);
+
+        // A single `Process`.
+        let lone = Cell::new(0);
+        let again = Cell(
+            crate::ipc::shm::Region::attach(lone.0.fd().clone(), crate::ipc::shm::Kind::Value, 7)
+                .unwrap(),
+        );
+        crate::Process::spawn(bump, vec![again])
+            .unwrap()
+            .join()
+            .unwrap();
+        assert_eq!(lone.word().load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
 }

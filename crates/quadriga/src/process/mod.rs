@@ -318,6 +318,9 @@ impl ProcessPool {
         self.pids.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
+    // The error gives the command back so its job can be failed; it is moved
+    // once per submit, and boxing it would cost an allocation instead.
+    #[allow(clippy::result_large_err)]
     fn send(&self, cmd: Command) -> Result<(), Command> {
         if self.closed.load(Ordering::Acquire) {
             if let Command::Submit(_) = cmd {
@@ -532,7 +535,7 @@ impl<T: Task> Dispatch<T> for ProcessPool {
         let mut encode_errors = Vec::new();
         for (i, item) in items.iter().enumerate() {
             if let Err(e) = batch.push(item) {
-                batch.push_raw(&[]);
+                batch.push_raw(&[], &[]);
                 encode_errors.push((
                     i,
                     TaskError::codec(format!("could not encode the input: {e}")),

@@ -2,7 +2,7 @@
 //! `multiprocessing.Process`.
 
 use std::fmt;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::os::unix::net::UnixStream;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -116,14 +116,13 @@ fn converse(
 ) -> Option<Result<Vec<u8>, TaskError>> {
     let mut sock = UnixStream::from(sock);
     sock.set_nonblocking(false).ok()?;
-    let mut out = Vec::new();
+    let mut out = wire::Outbox::default();
     let max = wire::DEFAULT_MAX_FRAME;
-    wire::encode(
+    out.push(
         &Down::Init {
             task: String::new(),
             input: Batch::default(),
         },
-        &mut out,
         max,
     )
     .ok()?;
@@ -132,13 +131,18 @@ fn converse(
         task: task.to_owned(),
         input,
     };
-    if let Err(err) = wire::encode(&job, &mut out, max) {
+    if let Err(err) = out.push(&job, max) {
         return Some(Err(TaskError::codec(format!(
             "could not send the input: {err}"
         ))));
     }
-    wire::encode(&Down::Exit, &mut out, max).ok()?;
-    sock.write_all(&out).ok()?;
+    out.push(&Down::Exit, max).ok()?;
+    // A blocking socket: this returns once everything is written.
+    out.flush(
+        std::os::fd::AsFd::as_fd(&sock),
+        rustix::net::SendFlags::empty(),
+    )
+    .ok()?;
     let mut dec = Decoder::new(max);
     let mut scratch = vec![0_u8; 1 << 16];
     loop {

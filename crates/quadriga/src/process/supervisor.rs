@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Receiver;
 use rustix::event::epoll;
 use rustix::event::{EventfdFlags, eventfd};
-use rustix::net::{RecvFlags, SendFlags, recv, send};
+use rustix::net::{RecvFlags, SendFlags, recv};
 use rustix::process::Signal;
 
 use crate::error::TaskError;
@@ -120,7 +120,7 @@ struct Worker {
     pidfd: OwnedFd,
     sock: OwnedFd,
     dec: Decoder,
-    out: Vec<u8>,
+    out: wire::Outbox,
     /// Listening for writability (the socket buffer was full).
     want_write: bool,
     /// Its socket reached end of file (it is dying or dead).
@@ -412,7 +412,7 @@ impl Supervisor {
             for w in self.workers.iter_mut().flatten() {
                 if w.outstanding.is_empty() && !w.retiring && !w.killed {
                     w.retiring = true;
-                    let _ = wire::encode(&Down::Exit, &mut w.out, usize::MAX);
+                    let _ = w.out.push(&Down::Exit, usize::MAX);
                 }
             }
         }
@@ -440,14 +440,13 @@ impl Supervisor {
             epoll::EventData::new_u64(token | 1),
             epoll::EventFlags::IN,
         )?;
-        let mut out = Vec::new();
+        let mut out = wire::Outbox::default();
         let (task, input) = &self.cfg.initializer;
-        wire::encode(
+        out.push(
             &Down::Init {
                 task: task.clone(),
                 input: input.clone(),
             },
-            &mut out,
             self.cfg.spawn.max_frame,
         )
         .map_err(std::io::Error::other)?;
@@ -520,7 +519,7 @@ impl Supervisor {
                 task: job.task.to_owned(),
                 input: job.input.clone(),
             };
-            if let Err(err) = wire::encode(&msg, &mut w.out, max_frame) {
+            if let Err(err) = w.out.push(&msg, max_frame) {
                 job.fail(&TaskError::codec(format!(
                     "could not send the input: {err}"
                 )));
@@ -548,25 +547,13 @@ impl Supervisor {
         let Some(w) = self.workers[slot].as_mut() else {
             return;
         };
-        let mut written = 0;
-        while written < w.out.len() {
-            match send(
-                &w.sock,
-                &w.out[written..],
-                SendFlags::NOSIGNAL | SendFlags::DONTWAIT,
-            ) {
-                Ok(n) => written += n,
-                Err(rustix::io::Errno::INTR) => continue,
-                Err(rustix::io::Errno::AGAIN) => break,
-                Err(_) => {
-                    // The worker is gone (EPIPE): its pidfd will tell how.
-                    w.out.clear();
-                    written = 0;
-                    break;
-                }
-            }
+        if w.out
+            .flush(std::os::fd::AsFd::as_fd(&w.sock), SendFlags::DONTWAIT)
+            .is_err()
+        {
+            // The worker is gone (EPIPE): its pidfd will tell how.
+            w.out.clear();
         }
-        w.out.drain(..written);
         let want_write = !w.out.is_empty();
         if want_write != w.want_write && !w.hung_up {
             w.want_write = want_write;
@@ -681,7 +668,7 @@ impl Supervisor {
             && w.outstanding.is_empty();
         if retire && !w.retiring {
             w.retiring = true;
-            let _ = wire::encode(&Down::Exit, &mut w.out, usize::MAX);
+            let _ = w.out.push(&Down::Exit, usize::MAX);
         }
         let per_job = nanos as f64;
         self.ewma_nanos = Some(match self.ewma_nanos {

@@ -13,19 +13,72 @@
 
 use serde::{Deserialize, Serialize};
 
+use std::collections::VecDeque;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::sync::Arc;
+
 use crate::error::TaskError;
+use crate::ipc::transfer::{self, SharedFd};
 
 /// Bumped whenever a message changes shape; a worker of another version refuses.
-pub(crate) const PROTOCOL: u32 = 1;
+pub(crate) const PROTOCOL: u32 = 2;
 
 /// The default bound on one frame: 256 MiB.
 pub(crate) const DEFAULT_MAX_FRAME: usize = 256 << 20;
 
 /// Items encoded one by one and laid end to end; `ends[i]` is where item `i` ends.
+///
+/// An item may hold IPC objects (a `Queue`, a `Lock`…): their descriptors ride
+/// beside the bytes in `fds` (never encoded; the socket carries them as
+/// `SCM_RIGHTS`), and `fd_ends[i]` is where item `i`'s descriptors end. While no
+/// item has any, `fd_ends` stays empty, so a plain batch pays one byte.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Batch {
     pub(crate) bytes: Vec<u8>,
     pub(crate) ends: Vec<u32>,
+    pub(crate) fd_ends: Vec<u32>,
+    #[serde(skip)]
+    pub(crate) fds: Fds,
+}
+
+/// The descriptors of a [`Batch`], equal when they are the same descriptors.
+#[derive(Clone, Default)]
+pub(crate) struct Fds(pub(crate) Vec<SharedFd>);
+
+impl PartialEq for Fds {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.len() == other.0.len() && self.0.iter().zip(&other.0).all(|(a, b)| Arc::ptr_eq(a, b))
+    }
+}
+
+impl Eq for Fds {}
+
+impl std::fmt::Debug for Fds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Fds({})", self.0.len())
+    }
+}
+
+/// A postcard flavor that appends to a `Vec` it borrows, so a failed encoding
+/// can be cut off without losing what was there before.
+struct Append<'a>(&'a mut Vec<u8>);
+
+impl postcard::ser_flavors::Flavor for Append<'_> {
+    type Output = ();
+
+    fn try_push(&mut self, byte: u8) -> postcard::Result<()> {
+        self.0.push(byte);
+        Ok(())
+    }
+
+    fn try_extend(&mut self, bytes: &[u8]) -> postcard::Result<()> {
+        self.0.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<()> {
+        Ok(())
+    }
 }
 
 impl Batch {
@@ -40,20 +93,63 @@ impl Batch {
         self.bytes.get(start..end)
     }
 
-    /// Appends one item's encoding.
-    pub(crate) fn push<T: Serialize>(&mut self, item: &T) -> Result<(), postcard::Error> {
-        let bytes = std::mem::take(&mut self.bytes);
-        self.bytes = postcard::to_extend(item, bytes)?;
-        let end =
-            u32::try_from(self.bytes.len()).map_err(|_| postcard::Error::SerializeBufferFull)?;
-        self.ends.push(end);
-        Ok(())
+    /// How many descriptors the batch says it carries (what a worker must
+    /// have received with it).
+    pub(crate) fn fd_count(&self) -> usize {
+        self.fd_ends.last().map_or(0, |&n| n as usize)
     }
 
-    /// Appends raw, already encoded bytes as one item.
-    pub(crate) fn push_raw(&mut self, raw: &[u8]) {
+    /// Item `i`'s descriptors (empty if it has none or the batch is malformed).
+    pub(crate) fn item_fds(&self, i: usize) -> &[SharedFd] {
+        let Some(&end) = self.fd_ends.get(i) else {
+            return &[];
+        };
+        let start = if i == 0 { 0 } else { self.fd_ends[i - 1] };
+        self.fds
+            .0
+            .get(start as usize..end as usize)
+            .unwrap_or_default()
+    }
+
+    /// Appends one item's encoding, with the descriptors of the IPC objects in
+    /// it. On error the batch is unchanged.
+    pub(crate) fn push<T: Serialize>(&mut self, item: &T) -> Result<(), postcard::Error> {
+        let start = self.bytes.len();
+        let (encoded, fds) =
+            transfer::collect(|| postcard::serialize_with_flavor(item, Append(&mut self.bytes)));
+        let end = encoded.and_then(|()| {
+            u32::try_from(self.bytes.len()).map_err(|_| postcard::Error::SerializeBufferFull)
+        });
+        match end {
+            Ok(end) => {
+                self.ends.push(end);
+                self.note_fds(fds);
+                Ok(())
+            }
+            Err(err) => {
+                self.bytes.truncate(start);
+                Err(err)
+            }
+        }
+    }
+
+    /// Records the descriptors of the item just appended.
+    fn note_fds(&mut self, fds: Vec<SharedFd>) {
+        if fds.is_empty() && self.fd_ends.is_empty() {
+            return;
+        }
+        // The first item with descriptors: the ones before it had none.
+        let before = self.fd_count() as u32;
+        self.fd_ends.resize(self.ends.len() - 1, before);
+        self.fds.0.extend(fds);
+        self.fd_ends.push(self.fds.0.len() as u32);
+    }
+
+    /// Appends raw, already encoded bytes as one item, with its descriptors.
+    pub(crate) fn push_raw(&mut self, raw: &[u8], fds: &[SharedFd]) {
         self.bytes.extend_from_slice(raw);
         self.ends.push(self.bytes.len() as u32);
+        self.note_fds(fds.to_vec());
     }
 
     /// One batch per item.
@@ -61,7 +157,7 @@ impl Batch {
         (0..self.len())
             .map(|i| {
                 let mut one = Batch::default();
-                one.push_raw(self.item(i).unwrap_or_default());
+                one.push_raw(self.item(i).unwrap_or_default(), self.item_fds(i));
                 one
             })
             .collect()
@@ -78,7 +174,7 @@ pub(crate) struct Outcomes {
 
 impl Outcomes {
     pub(crate) fn push_ok(&mut self, raw: &[u8]) {
-        self.outputs.push_raw(raw);
+        self.outputs.push_raw(raw, &[]);
         self.errors.push(None);
     }
 
@@ -174,6 +270,146 @@ pub(crate) enum Up {
         nanos: u64,
         outcomes: Outcomes,
     },
+}
+
+/// Most descriptors the kernel passes in one message (`SCM_MAX_FD`).
+const MAX_FDS_PER_MESSAGE: usize = 253;
+
+/// Frames on their way to a worker, with the descriptors of the IPC objects in
+/// their inputs.
+///
+/// A frame's descriptors are attached to its first bytes: one `sendmsg` of one
+/// byte per group of up to 253. On a stream socket the receiver gets them no
+/// later than that byte, so a worker holding a whole frame holds its
+/// descriptors too (it queues what arrives, and each frame takes its count).
+/// A frame has at least one byte per descriptor (each is encoded as an index),
+/// so its groups never spill past its own end.
+#[derive(Debug, Default)]
+pub(crate) struct Outbox {
+    bytes: Vec<u8>,
+    /// How much of `bytes` is written.
+    sent: usize,
+    /// Descriptors to attach from the byte at this offset of `bytes` on.
+    marks: VecDeque<(usize, Vec<SharedFd>)>,
+}
+
+impl Outbox {
+    /// Appends `msg` as one frame (see [`encode`]); on error nothing is added.
+    pub(crate) fn push(&mut self, msg: &Down, max: usize) -> Result<(), FrameError> {
+        let at = self.bytes.len();
+        encode(msg, &mut self.bytes, max)?;
+        if let Down::Run { input, .. } | Down::Init { input, .. } = msg {
+            if !input.fds.0.is_empty() {
+                self.marks.push_back((at, input.fds.0.clone()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Nothing is waiting to be written.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.sent == self.bytes.len()
+    }
+
+    /// Drops everything pending (the worker is gone).
+    pub(crate) fn clear(&mut self) {
+        self.bytes.clear();
+        self.sent = 0;
+        self.marks.clear();
+    }
+
+    /// Writes as much as `sock` takes. `Ok(true)` once everything is written;
+    /// `Ok(false)` if the socket is full (with `DONTWAIT`).
+    pub(crate) fn flush(
+        &mut self,
+        sock: BorrowedFd<'_>,
+        flags: rustix::net::SendFlags,
+    ) -> rustix::io::Result<bool> {
+        use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, send, sendmsg};
+        let flags = flags | rustix::net::SendFlags::NOSIGNAL;
+        while self.sent < self.bytes.len() {
+            let result = match self.marks.front_mut() {
+                Some((at, fds)) if *at == self.sent => {
+                    let group = fds.len().min(MAX_FDS_PER_MESSAGE);
+                    let borrowed: Vec<BorrowedFd<'_>> =
+                        fds[..group].iter().map(|fd| fd.as_fd()).collect();
+                    let mut space = [std::mem::MaybeUninit::uninit();
+                        rustix::cmsg_space!(ScmRights(MAX_FDS_PER_MESSAGE))];
+                    let mut control = SendAncillaryBuffer::new(&mut space);
+                    control.push(SendAncillaryMessage::ScmRights(&borrowed));
+                    let byte = [std::io::IoSlice::new(&self.bytes[*at..*at + 1])];
+                    let result = sendmsg(sock, &byte, &mut control, flags);
+                    if result.is_ok() {
+                        fds.drain(..group);
+                        *at += 1;
+                        if fds.is_empty() {
+                            self.marks.pop_front();
+                        }
+                    }
+                    result
+                }
+                next => {
+                    let end = next.map_or(self.bytes.len(), |(at, _)| *at);
+                    send(sock, &self.bytes[self.sent..end], flags)
+                }
+            };
+            match result {
+                Ok(n) => self.sent += n,
+                Err(rustix::io::Errno::INTR) => {}
+                Err(rustix::io::Errno::AGAIN) => break,
+                Err(err) => return Err(err),
+            }
+        }
+        if self.sent == self.bytes.len() {
+            self.bytes.clear();
+            self.sent = 0;
+            return Ok(true);
+        }
+        if self.sent > (1 << 16) && self.sent * 2 > self.bytes.len() {
+            // Keep the buffer from growing while a slow reader catches up.
+            self.bytes.drain(..self.sent);
+            for (at, _) in &mut self.marks {
+                *at -= self.sent;
+            }
+            self.sent = 0;
+        }
+        Ok(false)
+    }
+}
+
+/// Reads from a worker's socket what the supervisor sends: bytes, and any
+/// descriptors with them, queued in order.
+pub(crate) fn recv_with_fds(
+    sock: BorrowedFd<'_>,
+    buf: &mut [u8],
+    fds: &mut VecDeque<SharedFd>,
+) -> std::io::Result<usize> {
+    use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags};
+    let mut space =
+        [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS_PER_MESSAGE))];
+    let mut control = RecvAncillaryBuffer::new(&mut space);
+    let msg = loop {
+        match rustix::net::recvmsg(
+            sock,
+            &mut [std::io::IoSliceMut::new(buf)],
+            &mut control,
+            RecvFlags::CMSG_CLOEXEC,
+        ) {
+            Err(rustix::io::Errno::INTR) => continue,
+            other => break other?,
+        }
+    };
+    for message in control.drain() {
+        if let RecvAncillaryMessage::ScmRights(received) = message {
+            fds.extend(received.map(Arc::new));
+        }
+    }
+    if msg.flags.contains(ReturnFlags::CTRUNC) {
+        return Err(std::io::Error::other(
+            "descriptors were truncated in transit",
+        ));
+    }
+    Ok(msg.bytes)
 }
 
 /// Why bytes could not be read as frames.
@@ -348,7 +584,7 @@ mod tests {
     fn encoding_refuses_oversized_messages_and_leaves_output_intact() {
         let mut out = vec![9];
         let mut input = Batch::default();
-        input.push_raw(&[0; 2048]);
+        input.push_raw(&[0; 2048], &[]);
         let msg = Down::Run {
             job: 1,
             task: "t".into(),
@@ -428,10 +664,40 @@ mod tests {
         let b = Batch {
             bytes: vec![1, 2],
             ends: vec![1, 9, 0],
+            ..Batch::default()
         };
         assert_eq!(b.item(0), Some(&[1][..]));
         assert_eq!(b.item(1), None);
         assert_eq!(b.item(2), None);
         assert_eq!(b.item(3), None);
+    }
+
+    /// Before: `postcard::to_extend` consumed the buffer, so an item whose
+    /// encoding failed took every earlier item of the batch with it (a map
+    /// chunk then sent malformed items).
+    #[test]
+    fn regression_a_failed_push_kept_the_earlier_items() {
+        struct Fussy(u32);
+        impl Serialize for Fussy {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                if self.0 == 3 {
+                    Err(serde::ser::Error::custom("not this one"))
+                } else {
+                    (self.0, "padding").serialize(s)
+                }
+            }
+        }
+        let mut b = Batch::default();
+        for i in 0..5 {
+            assert_eq!(b.push(&Fussy(i)).is_err(), i == 3);
+        }
+        let got: Vec<u32> = (0..b.len())
+            .map(|i| {
+                postcard::from_bytes::<(u32, String)>(b.item(i).unwrap())
+                    .unwrap()
+                    .0
+            })
+            .collect();
+        assert_eq!(got, [0, 1, 2, 4]);
     }
 }

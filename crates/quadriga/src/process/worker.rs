@@ -8,8 +8,8 @@
 //! the outcome, and flush after each job so the supervisor sees every completion
 //! as it happens (a crash then costs only the job that was running).
 
-use std::io::{Read, Write};
-use std::os::fd::FromRawFd;
+use std::io::Write;
+use std::os::fd::{AsFd, FromRawFd};
 use std::os::unix::net::UnixStream;
 
 use crate::process::registry;
@@ -118,11 +118,13 @@ fn set_up(parent: Option<u64>, memory_limit: Option<u64>) -> std::io::Result<Uni
 }
 
 fn serve(sock: UnixStream, max_frame: usize) -> std::io::Result<()> {
-    let mut reader = sock.try_clone()?;
+    let reader = sock.try_clone()?;
     let mut writer = sock;
     let mut dec = Decoder::new(max_frame);
     let mut out = Vec::with_capacity(1 << 12);
     let mut scratch = vec![0_u8; 1 << 16];
+    // Descriptors received with frames not yet decoded (see `wire::Outbox`).
+    let mut fds = std::collections::VecDeque::new();
     let pid = std::process::id();
     loop {
         loop {
@@ -132,7 +134,8 @@ fn serve(sock: UnixStream, max_frame: usize) -> std::io::Result<()> {
                 Err(err) => return Err(std::io::Error::other(err)),
             };
             match msg {
-                Down::Init { task, input } => {
+                Down::Init { task, mut input } => {
+                    claim_fds(&mut input, &mut fds)?;
                     let reply = match init(&task, &input) {
                         Ok(()) => Up::Ready {
                             pid,
@@ -146,7 +149,12 @@ fn serve(sock: UnixStream, max_frame: usize) -> std::io::Result<()> {
                         return Ok(());
                     }
                 }
-                Down::Run { job, task, input } => {
+                Down::Run {
+                    job,
+                    task,
+                    mut input,
+                } => {
+                    claim_fds(&mut input, &mut fds)?;
                     let (outcomes, nanos) = match registry::lookup(&task) {
                         Ok(entry) => registry::run(entry, &input),
                         Err(err) => {
@@ -191,7 +199,7 @@ fn serve(sock: UnixStream, max_frame: usize) -> std::io::Result<()> {
                 Down::Exit => return Ok(()),
             }
         }
-        let n = reader.read(&mut scratch)?;
+        let n = wire::recv_with_fds(reader.as_fd(), &mut scratch, &mut fds)?;
         dec.feed(&scratch[..n]);
         if n == 0 {
             return Ok(()); // the supervisor closed the socket: it is gone or done
@@ -203,6 +211,22 @@ fn send(w: &mut UnixStream, out: &mut Vec<u8>, msg: &Up, max: usize) -> std::io:
     wire::encode(msg, out, max).map_err(std::io::Error::other)?;
     w.write_all(out)?;
     out.clear();
+    Ok(())
+}
+
+/// Gives a batch the descriptors that came with its frame.
+fn claim_fds(
+    input: &mut wire::Batch,
+    fds: &mut std::collections::VecDeque<crate::ipc::transfer::SharedFd>,
+) -> std::io::Result<()> {
+    let n = input.fd_count();
+    if n > fds.len() {
+        return Err(std::io::Error::other(format!(
+            "a job carries {n} descriptors but {} arrived",
+            fds.len()
+        )));
+    }
+    input.fds.0 = fds.drain(..n).collect();
     Ok(())
 }
 

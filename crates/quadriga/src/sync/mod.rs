@@ -4,3 +4,48 @@
 //! between processes (pass it in a task's input). A process that dies holding
 //! a lock or a permit does not deadlock the rest: the next taker gets it and is
 //! told that its owner died, so it can repair what the dead one left.
+//!
+//! ```
+//! use quadriga::sync::{Event, Lock};
+//!
+//! let lock = Lock::new()?;
+//! let done = Event::new()?;
+//! let (l, d) = (lock.clone(), done.clone());
+//! std::thread::spawn(move || {
+//!     let _held = l.lock().unwrap();
+//!     d.set();
+//! });
+//! done.wait();
+//! let _held = lock.lock().unwrap();
+//! # Ok::<(), quadriga::ipc::Error>(())
+//! ```
+//!
+//! * [`Lock`]: mutual exclusion; its guard is released when dropped.
+//! * [`Semaphore`]: a bounded number of permits; a dead holder's permit is
+//!   reclaimed by the next acquirer.
+//! * [`Event`]: a flag to wait on; `set` wakes every waiter.
+//! * [`Barrier`]: `parties` meet, then all go on; it *breaks* (for everyone)
+//!   on a timeout, an abort or a party's death inside it.
+//!
+//! Taking a lock or a permit returns a [`LockResult`] in the style of std's
+//! `PoisonError`: `Err(`[`OwnerDied`]`)` carries the guard, held and usable,
+//! and says that the previous holder died while holding it. Guards are not
+//! `Send`: a robust lock is owned by the thread that took it.
+//!
+//! Every object is one small shared-memory region (see [`ipc`](crate::ipc));
+//! the source of each (`src/sync/*.rs`) states its layout, invariants and
+//! memory orderings. Waits sleep on a futex in that memory; nothing spins. (A
+//! semaphore's waiter also looks again every 25 ms, because a dead holder's
+//! permit comes back without waking anyone.)
+
+mod barrier;
+mod event;
+mod lock;
+mod result;
+mod semaphore;
+
+pub use barrier::{Barrier, BarrierWaitResult};
+pub use event::Event;
+pub use lock::{Lock, LockGuard};
+pub use result::{LockResult, OwnerDied, TryLockError, TryLockResult};
+pub use semaphore::{Permit, Semaphore};

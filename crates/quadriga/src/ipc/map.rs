@@ -1,0 +1,919 @@
+//! [`SharedMap`]: a key-value map in shared memory, for the job Python gives to
+//! `Manager().dict()`, without the manager.
+//!
+//! Python's manager is one server process: every `d[k]` is a pickled round
+//! trip through it (tens of microseconds), all clients queue behind it, and
+//! `d[k] += 1` is a read and a write with a race between them. Here every
+//! process maps the table itself, and an operation takes one lock among many.
+//!
+//! # Layout and invariants
+//!
+//! The body is `shards` equal shards (a power of two); a key lives in the shard
+//! its hash picks (FNV-1a of its postcard encoding, then mixed; the same in every process).
+//! A shard is:
+//!
+//! * a head: its robust lock, `len`, and a *pending replacement* record;
+//! * `per_shard` state bytes (`EMPTY` / `FULL`), `per_shard` hashes;
+//! * `per_shard` entries of `[key_len u32][value_len u32][key][value]`, at
+//!   most `entry_bytes` of key and value together.
+//!
+//! Everything in a shard is read and written under its lock, except `len`,
+//! which [`SharedMap::len`] reads without it. An entry is *in the map* exactly
+//! when its state is `FULL`, and every change commits with one store:
+//!
+//! * **insert**: write the entry into an `EMPTY` slot, then store `FULL`;
+//! * **remove**: store `EMPTY`;
+//! * **replace** (a new value for a present key): write the new entry into an
+//!   `EMPTY` slot, record `(old, new)` as pending, store `FULL` in the new
+//!   slot, `EMPTY` in the old one, then clear the record.
+//!
+//! A process killed anywhere in these leaves either the old map or the new
+//! one, except for the one window where the key is `FULL` in both slots of a
+//! replacement; the next taker of the lock is told its owner died
+//! ([`RawRobustMutex`]) and repairs the shard: it finishes the recorded
+//! replacement if its new slot is `FULL`, forgets it otherwise, drops entries
+//! whose lengths do not fit, and recounts `len`. The user sees each operation
+//! as done or not done, never half done, and never a deadlock. Tests kill a
+//! writer at each of these steps (`crash_points`).
+//!
+//! Stores that commit use `Release` and the reads of the repair `Acquire`, so
+//! a repairer sees what the dead writer stored before its commit.
+//!
+//! A shard holds `per_shard` entries, about twice its share of the capacity,
+//! so a map can take `capacity` keys unless their hashes are very unlucky; a
+//! key whose shard is full gets [`ErrorKind::Full`] and nothing changes.
+//!
+//! There is no loom model of this module on purpose: it has no lock-free
+//! path. Its atomics order commits for a crash, not for a racing reader, and
+//! that is what the crash-point tests check.
+
+use std::borrow::Borrow;
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicU32, Ordering};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::error::{Error, ErrorKind};
+use super::robust::RawRobustMutex;
+use super::shm::{self, Kind, Region};
+
+const EMPTY: u8 = 0;
+const FULL: u8 = 1;
+const NONE: u32 = u32::MAX;
+
+const MAX_SHARDS: u64 = 1 << 16;
+const MAX_PER_SHARD: u64 = 1 << 16;
+const MAX_ENTRY_BYTES: u64 = 1 << 26;
+
+#[repr(C)]
+struct ShardHead {
+    lock: RawRobustMutex,
+    len: AtomicU32,
+    pending_old: AtomicU32,
+    pending_new: AtomicU32,
+}
+
+fn round_up(n: usize, to: usize) -> Option<usize> {
+    n.checked_add(to - 1).map(|n| n / to * to)
+}
+
+/// Where things are in the body; computed from the header's parameters with
+/// checked arithmetic, so a hostile header cannot point outside the memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Layout {
+    shards: usize,
+    per_shard: usize,
+    entry_bytes: usize,
+    /// Offsets within a shard.
+    states: usize,
+    hashes: usize,
+    entries: usize,
+    entry_stride: usize,
+    /// Bytes per shard, and in all.
+    stride: usize,
+    total: usize,
+}
+
+impl Layout {
+    fn new(shards: u64, per_shard: u64, entry_bytes: u64) -> Option<Self> {
+        if !shards.is_power_of_two()
+            || shards > MAX_SHARDS
+            || per_shard == 0
+            || per_shard > MAX_PER_SHARD
+            || entry_bytes == 0
+            || entry_bytes > MAX_ENTRY_BYTES
+        {
+            return None;
+        }
+        let (shards, per_shard, entry_bytes) =
+            (shards as usize, per_shard as usize, entry_bytes as usize);
+        let states = round_up(std::mem::size_of::<ShardHead>(), 64)?;
+        let hashes = round_up(states.checked_add(per_shard)?, 8)?;
+        let entries = round_up(hashes.checked_add(per_shard.checked_mul(8)?)?, 8)?;
+        let entry_stride = round_up(entry_bytes.checked_add(8)?, 8)?;
+        let stride = round_up(
+            entries.checked_add(entry_stride.checked_mul(per_shard)?)?,
+            128,
+        )?;
+        let total = stride.checked_mul(shards)?;
+        Some(Self {
+            shards,
+            per_shard,
+            entry_bytes,
+            states,
+            hashes,
+            entries,
+            entry_stride,
+            stride,
+            total,
+        })
+    }
+
+    /// A layout for at least `capacity` entries: shards of about 16 keys at
+    /// full load, each with room for twice that.
+    fn for_capacity(capacity: usize, entry_bytes: usize) -> Option<Self> {
+        let capacity = capacity as u64;
+        let shards = capacity.div_ceil(16).next_power_of_two().min(MAX_SHARDS);
+        let per_shard = (2 * capacity).div_ceil(shards) + 8;
+        Self::new(shards, per_shard, entry_bytes as u64)
+    }
+}
+
+fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    // FNV alone spreads short keys badly over the high bits that pick the
+    // shard; a 64-bit finaliser (murmur3's) mixes every bit into every other.
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^ (h >> 33)
+}
+
+/// A key-value map in shared memory, usable from every thread and process
+/// that holds a clone. It stays consistent when a process dies mid-write:
+/// every change commits with one store, and the next user of a dead writer's
+/// shard finishes or forgets what it left.
+///
+/// Keys and values are any serde types; they are stored encoded, so `get`
+/// returns a copy. Equal keys must encode to equal bytes (true of integers,
+/// strings, tuples and derived structs; not of maps with unordered keys).
+/// As with `HashMap`, a key is looked up by any borrowed form of it (`&str`
+/// for a `String` key), which must encode as the owned form does.
+///
+/// ```
+/// use quadriga::ipc::SharedMap;
+///
+/// let scores: SharedMap<String, u64> = SharedMap::new(1000)?;
+/// scores.insert("ada", &36)?;
+/// // An atomic read-modify-write, unlike `d[k] += 1` on a Manager dict.
+/// scores.update("ada", |v| Some(v.unwrap_or(0) + 1))?;
+/// assert_eq!(scores.get("ada")?, Some(37));
+/// assert_eq!(scores.remove("ada")?, Some(37));
+/// assert!(scores.is_empty());
+/// # Ok::<(), quadriga::ipc::Error>(())
+/// ```
+///
+/// Passed in a task's input, the map reaches a worker process:
+///
+/// ```
+/// use quadriga::ipc::SharedMap;
+/// use quadriga::ProcessPool;
+///
+/// #[quadriga::task]
+/// fn count_words(map: SharedMap<String, u32>, text: String) {
+///     for word in text.split_whitespace() {
+///         map.update(word, |n| Some(n.unwrap_or(0) + 1)).unwrap();
+///     }
+/// }
+///
+/// let pool = ProcessPool::new(2)?;
+/// let map = SharedMap::new(100)?;
+/// let lines = ["a b", "b c", "c c"].map(|l| (map.clone(), l.to_string()));
+/// for done in pool.map(count_words, lines) {
+///     done?;
+/// }
+/// assert_eq!(map.get("c")?, Some(3));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct SharedMap<K, V> {
+    region: Arc<Region>,
+    layout: Layout,
+    // Keys and values live encoded in shared memory: the map is Send + Sync
+    // whatever K and V are.
+    _types: PhantomData<Types<K, V>>,
+}
+
+/// Neither owned nor shared across threads: only named.
+type Types<K, V> = fn(K, V) -> (K, V);
+
+impl<K, V> Clone for SharedMap<K, V> {
+    fn clone(&self) -> Self {
+        Self {
+            region: Arc::clone(&self.region),
+            layout: self.layout,
+            _types: PhantomData,
+        }
+    }
+}
+
+impl<K, V> fmt::Debug for SharedMap<K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SharedMap")
+            .field("len", &self.len())
+            .field("shards", &self.layout.shards)
+            .field("entry_bytes", &self.layout.entry_bytes)
+            .finish()
+    }
+}
+
+/// A shard's lock, held; unlocks on drop.
+struct Held<'a, K, V> {
+    map: &'a SharedMap<K, V>,
+    shard: usize,
+}
+
+impl<K, V> Drop for Held<'_, K, V> {
+    fn drop(&mut self) {
+        // SAFETY: `Held` exists only while this thread holds the shard's lock.
+        unsafe { self.map.head(self.shard).lock.unlock() };
+    }
+}
+
+impl<K, V> Held<'_, K, V> {
+    fn base(&self) -> *mut u8 {
+        // SAFETY: `shard < shards`, so the offset is inside the body.
+        unsafe {
+            self.map
+                .region
+                .body()
+                .add(self.shard * self.map.layout.stride)
+        }
+    }
+
+    fn state(&self, i: usize) -> &AtomicU8 {
+        debug_assert!(i < self.map.layout.per_shard);
+        // SAFETY: `i < per_shard`: inside the shard's state bytes.
+        unsafe {
+            &*self
+                .base()
+                .add(self.map.layout.states + i)
+                .cast::<AtomicU8>()
+        }
+    }
+
+    fn hash(&self, i: usize) -> *mut u64 {
+        // SAFETY: `i < per_shard`: inside the shard's hashes, 8-byte aligned.
+        unsafe { self.base().add(self.map.layout.hashes + 8 * i).cast() }
+    }
+
+    fn entry(&self, i: usize) -> *mut u8 {
+        // SAFETY: `i < per_shard`: inside the shard's entries.
+        unsafe {
+            self.base()
+                .add(self.map.layout.entries + i * self.map.layout.entry_stride)
+        }
+    }
+
+    /// The entry's key and value, or `None` if its lengths do not fit (the
+    /// memory was written by someone else than this code).
+    fn parts(&self, i: usize) -> Option<(&[u8], &[u8])> {
+        let e = self.entry(i);
+        // SAFETY: the entry holds two u32 lengths then `entry_bytes` bytes;
+        // the lengths are checked before any slice is made.
+        unsafe {
+            let klen = e.cast::<u32>().read() as usize;
+            let vlen = e.add(4).cast::<u32>().read() as usize;
+            if klen.checked_add(vlen)? > self.map.layout.entry_bytes {
+                return None;
+            }
+            let key = std::slice::from_raw_parts(e.add(8), klen);
+            let value = std::slice::from_raw_parts(e.add(8 + klen), vlen);
+            Some((key, value))
+        }
+    }
+
+    fn find(&self, hash: u64, key: &[u8]) -> Option<usize> {
+        (0..self.map.layout.per_shard).find(|&i| {
+            self.state(i).load(Ordering::Relaxed) == FULL
+                // SAFETY: in range; under the lock.
+                && unsafe { self.hash(i).read() } == hash
+                && self.parts(i).is_some_and(|(k, _)| k == key)
+        })
+    }
+
+    fn free_slot(&self) -> Option<usize> {
+        (0..self.map.layout.per_shard).find(|&i| self.state(i).load(Ordering::Relaxed) == EMPTY)
+    }
+
+    /// Writes an entry into an `EMPTY` slot (not yet in the map).
+    fn write(&self, i: usize, hash: u64, key: &[u8], value: &[u8]) {
+        debug_assert!(key.len() + value.len() <= self.map.layout.entry_bytes);
+        let e = self.entry(i);
+        // SAFETY: the slot is EMPTY and we hold the lock: no one reads it;
+        // the caller checked that key and value fit.
+        unsafe {
+            self.hash(i).write(hash);
+            e.cast::<u32>().write(key.len() as u32);
+            e.add(4).cast::<u32>().write(value.len() as u32);
+            std::ptr::copy_nonoverlapping(key.as_ptr(), e.add(8), key.len());
+            std::ptr::copy_nonoverlapping(value.as_ptr(), e.add(8 + key.len()), value.len());
+        }
+    }
+
+    fn head(&self) -> &ShardHead {
+        self.map.head(self.shard)
+    }
+
+    fn commit_insert(&self, i: usize) {
+        self.state(i).store(FULL, Ordering::Release);
+        self.head().len.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn commit_replace(&self, old: usize, new: usize) {
+        let head = self.head();
+        head.pending_old.store(old as u32, Ordering::Release);
+        head.pending_new.store(new as u32, Ordering::Release);
+        crash_point(1);
+        self.state(new).store(FULL, Ordering::Release);
+        crash_point(2);
+        self.state(old).store(EMPTY, Ordering::Release);
+        crash_point(3);
+        head.pending_new.store(NONE, Ordering::Release);
+    }
+
+    fn commit_remove(&self, i: usize) {
+        self.state(i).store(EMPTY, Ordering::Release);
+        self.head().len.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Restores the invariants after a holder died; see the module docs.
+    fn repair(&self) {
+        let head = self.head();
+        let per_shard = self.map.layout.per_shard;
+        let new = head.pending_new.load(Ordering::Acquire) as usize;
+        let old = head.pending_old.load(Ordering::Acquire) as usize;
+        if new < per_shard
+            && old < per_shard
+            && new != old
+            && self.state(new).load(Ordering::Acquire) == FULL
+        {
+            self.state(old).store(EMPTY, Ordering::Release);
+        }
+        head.pending_new.store(NONE, Ordering::Release);
+        let mut len = 0;
+        for i in 0..per_shard {
+            match self.state(i).load(Ordering::Acquire) {
+                FULL if self.parts(i).is_some() => len += 1,
+                EMPTY => {}
+                _ => self.state(i).store(EMPTY, Ordering::Release),
+            }
+        }
+        head.len.store(len, Ordering::Release);
+    }
+}
+
+/// Test hook: where a writer may be made to "die" (see `crash_points`).
+#[cfg(all(test, not(quadriga_loom)))]
+fn crash_point(n: u32) {
+    tests::CRASH_AT.with(|c| {
+        if c.get() == n {
+            panic!("simulated death at step {n}");
+        }
+    });
+}
+
+#[cfg(not(all(test, not(quadriga_loom))))]
+fn crash_point(_: u32) {}
+
+impl<K, V> SharedMap<K, V>
+where
+    K: Serialize + DeserializeOwned,
+    V: Serialize + DeserializeOwned,
+{
+    /// A map for at least `capacity` entries of up to [`SharedMap::DEFAULT_ENTRY_BYTES`]
+    /// (key and value encoded together).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Invalid`] for a capacity of 0; [`ErrorKind::Os`] if the
+    /// shared memory cannot be made.
+    pub fn new(capacity: usize) -> Result<Self, Error> {
+        Self::with_entry_bytes(capacity, Self::DEFAULT_ENTRY_BYTES)
+    }
+
+    /// A map for at least `capacity` entries of up to `entry_bytes` bytes each
+    /// (key and value encoded together). Memory is reserved for about twice
+    /// `capacity` entries, and only the pages written are ever allocated.
+    ///
+    /// ```
+    /// use quadriga::ipc::SharedMap;
+    ///
+    /// let docs: SharedMap<u32, String> = SharedMap::with_entry_bytes(10, 4096)?;
+    /// docs.insert(&1, &"x".repeat(4000))?;
+    /// let err = docs.insert(&2, &"x".repeat(5000)).unwrap_err();
+    /// assert!(err.is_too_large());
+    /// assert!(SharedMap::<u32, u32>::new(0).is_err());
+    /// # Ok::<(), quadriga::ipc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`SharedMap::new`]; also [`ErrorKind::Invalid`] if the sizes do not
+    /// fit in memory.
+    pub fn with_entry_bytes(capacity: usize, entry_bytes: usize) -> Result<Self, Error> {
+        if capacity == 0 {
+            return Err(Error::invalid("a SharedMap needs a capacity of at least 1"));
+        }
+        let layout = Layout::for_capacity(capacity, entry_bytes).ok_or_else(|| {
+            Error::invalid(format!(
+                "a SharedMap of {capacity} entries of {entry_bytes} bytes is too large"
+            ))
+        })?;
+        let params = [
+            layout.shards as u64,
+            layout.per_shard as u64,
+            layout.entry_bytes as u64,
+            0,
+            0,
+            0,
+            0,
+            0,
+        ];
+        let region = Region::create(
+            Kind::Map,
+            shm::fingerprint::<(K, V)>(),
+            params,
+            layout.total,
+        )?;
+        let map = Self {
+            region: Arc::new(region),
+            layout,
+            _types: PhantomData,
+        };
+        for s in 0..layout.shards {
+            let head = map.head_ptr(s);
+            // SAFETY: a fresh zeroed mapping no one else has yet; each head
+            // is inside it and suitably aligned (shards are 128-byte strides).
+            unsafe {
+                RawRobustMutex::init(std::ptr::addr_of_mut!((*head).lock))
+                    .map_err(|e| Error::os("initialising a shared lock", e))?;
+                (*head).pending_new = AtomicU32::new(NONE);
+            }
+        }
+        Ok(map)
+    }
+
+    fn from_region(region: Region) -> Result<Self, Error> {
+        let [shards, per_shard, entry_bytes, ..] = region.params();
+        let layout = Layout::new(shards, per_shard, entry_bytes)
+            .filter(|l| l.total == region.body_len())
+            .ok_or_else(|| Error::invalid("a SharedMap whose layout does not match its memory"))?;
+        Ok(Self {
+            region: Arc::new(region),
+            layout,
+            _types: PhantomData,
+        })
+    }
+
+    fn encode<T: Serialize + ?Sized>(what: &str, value: &T) -> Result<Vec<u8>, Error> {
+        postcard::to_stdvec(value)
+            .map_err(|e| Error::codec(format!("could not encode the {what}: {e}")))
+    }
+
+    fn decode<T: DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T, Error> {
+        postcard::from_bytes(bytes)
+            .map_err(|e| Error::codec(format!("could not decode the {what}: {e}")))
+    }
+
+    /// Locks the shard of `key`'s hash; repairs it if its last holder died.
+    fn lock(&self, hash: u64) -> Held<'_, K, V> {
+        let shard = (hash >> 32) as usize & (self.layout.shards - 1);
+        let acquired = self.head(shard).lock.lock();
+        let held = Held { map: self, shard };
+        if acquired.owner_died() {
+            held.repair();
+        }
+        held
+    }
+
+    fn check_size(&self, key: &[u8], value: &[u8]) -> Result<(), Error> {
+        let size = key.len() + value.len();
+        if size > self.layout.entry_bytes {
+            return Err(Error::new(
+                ErrorKind::TooLarge,
+                format!(
+                    "an entry of {size} bytes (key {} + value {}) is larger than the map's entry size of {} bytes",
+                    key.len(),
+                    value.len(),
+                    self.layout.entry_bytes
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn full(&self) -> Error {
+        Error::new(
+            ErrorKind::Full,
+            format!(
+                "the map's shard for this key is full ({} entries); make the map with a larger capacity",
+                self.layout.per_shard
+            ),
+        )
+    }
+
+    /// Sets `key` to `value`; returns the value it replaces.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::TooLarge`] if the two do not fit in an entry,
+    /// [`ErrorKind::Full`] if the key's shard is full, [`ErrorKind::Codec`] if
+    /// either cannot be encoded (or the old value decoded). The map is
+    /// unchanged on error.
+    pub fn insert<Q>(&self, key: &Q, value: &V) -> Result<Option<V>, Error>
+    where
+        K: Borrow<Q>,
+        Q: Serialize + ?Sized,
+    {
+        let key = Self::encode("key", key)?;
+        let value = Self::encode("value", value)?;
+        self.check_size(&key, &value)?;
+        let hash = fnv1a(&key);
+        let held = self.lock(hash);
+        let Some(slot) = held.free_slot() else {
+            return Err(self.full());
+        };
+        let old = held.find(hash, &key);
+        let previous =
+            old.map(|o| Self::decode("old value", held.parts(o).expect("checked by find").1));
+        held.write(slot, hash, &key, &value);
+        match old {
+            Some(o) => held.commit_replace(o, slot),
+            None => held.commit_insert(slot),
+        }
+        previous.transpose()
+    }
+
+    /// A copy of the value for `key`.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Codec`] if the key cannot be encoded or the value decoded.
+    pub fn get<Q>(&self, key: &Q) -> Result<Option<V>, Error>
+    where
+        K: Borrow<Q>,
+        Q: Serialize + ?Sized,
+    {
+        let key = Self::encode("key", key)?;
+        let hash = fnv1a(&key);
+        let value = {
+            let held = self.lock(hash);
+            held.find(hash, &key)
+                .and_then(|i| held.parts(i).map(|(_, v)| v.to_vec()))
+        };
+        value.map(|v| Self::decode("value", &v)).transpose()
+    }
+
+    /// Whether `key` is in the map.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Codec`] if the key cannot be encoded.
+    pub fn contains_key<Q>(&self, key: &Q) -> Result<bool, Error>
+    where
+        K: Borrow<Q>,
+        Q: Serialize + ?Sized,
+    {
+        let key = Self::encode("key", key)?;
+        let hash = fnv1a(&key);
+        Ok(self.lock(hash).find(hash, &key).is_some())
+    }
+
+    /// Removes `key`; returns its value.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Codec`] if the key cannot be encoded or the value decoded
+    /// (the entry is removed all the same).
+    pub fn remove<Q>(&self, key: &Q) -> Result<Option<V>, Error>
+    where
+        K: Borrow<Q>,
+        Q: Serialize + ?Sized,
+    {
+        let key = Self::encode("key", key)?;
+        let hash = fnv1a(&key);
+        let value = {
+            let held = self.lock(hash);
+            let Some(i) = held.find(hash, &key) else {
+                return Ok(None);
+            };
+            let value = held.parts(i).map(|(_, v)| v.to_vec());
+            held.commit_remove(i);
+            value
+        };
+        value.map(|v| Self::decode("value", &v)).transpose()
+    }
+
+    /// Atomically replaces the value of `key` by `f(current)`: `Some` sets it,
+    /// `None` removes it. No other thread or process changes the key between
+    /// the read and the write (`f` runs under the key's shard lock: keep it
+    /// short, and do not touch the same map from it). Returns the new value.
+    ///
+    /// ```
+    /// use quadriga::ipc::SharedMap;
+    ///
+    /// let hits: SharedMap<String, u64> = SharedMap::new(10)?;
+    /// for _ in 0..3 {
+    ///     hits.update("/", |n| Some(n.unwrap_or(0) + 1))?;
+    /// }
+    /// assert_eq!(hits.get("/")?, Some(3));
+    /// assert_eq!(hits.update("/", |_| None)?, None);
+    /// assert_eq!(hits.len(), 0);
+    /// # Ok::<(), quadriga::ipc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`SharedMap::insert`]; the map is unchanged on error.
+    pub fn update<Q, F>(&self, key: &Q, f: F) -> Result<Option<V>, Error>
+    where
+        K: Borrow<Q>,
+        Q: Serialize + ?Sized,
+        F: FnOnce(Option<V>) -> Option<V>,
+        V: Clone,
+    {
+        let key = Self::encode("key", key)?;
+        let hash = fnv1a(&key);
+        let held = self.lock(hash);
+        let old = held.find(hash, &key);
+        let current = match old {
+            Some(o) => Some(Self::decode::<V>(
+                "value",
+                held.parts(o).expect("checked by find").1,
+            )?),
+            None => None,
+        };
+        let Some(new) = f(current) else {
+            if let Some(o) = old {
+                held.commit_remove(o);
+            }
+            return Ok(None);
+        };
+        let value = Self::encode("value", &new)?;
+        self.check_size(&key, &value)?;
+        let slot = held.free_slot().ok_or_else(|| self.full())?;
+        held.write(slot, hash, &key, &value);
+        match old {
+            Some(o) => held.commit_replace(o, slot),
+            None => held.commit_insert(slot),
+        }
+        Ok(Some(new))
+    }
+
+    /// Removes every entry (shard by shard: not one atomic step).
+    pub fn clear(&self) {
+        for shard in 0..self.layout.shards {
+            let held = self.lock_shard(shard);
+            for i in 0..self.layout.per_shard {
+                if held.state(i).load(Ordering::Relaxed) == FULL {
+                    held.commit_remove(i);
+                }
+            }
+        }
+    }
+
+    fn lock_shard(&self, shard: usize) -> Held<'_, K, V> {
+        let acquired = self.head(shard).lock.lock();
+        let held = Held { map: self, shard };
+        if acquired.owner_died() {
+            held.repair();
+        }
+        held
+    }
+
+    /// A copy of every entry, in no particular order (each shard is copied
+    /// under its lock; the whole is not one atomic snapshot).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Codec`] if an entry cannot be decoded.
+    pub fn to_vec(&self) -> Result<Vec<(K, V)>, Error> {
+        let mut raw = Vec::new();
+        for shard in 0..self.layout.shards {
+            let held = self.lock_shard(shard);
+            for i in 0..self.layout.per_shard {
+                if held.state(i).load(Ordering::Relaxed) == FULL {
+                    if let Some((k, v)) = held.parts(i) {
+                        raw.push((k.to_vec(), v.to_vec()));
+                    }
+                }
+            }
+        }
+        raw.iter()
+            .map(|(k, v)| Ok((Self::decode("key", k)?, Self::decode("value", v)?)))
+            .collect()
+    }
+}
+
+impl<K, V> SharedMap<K, V> {
+    /// The entry size [`SharedMap::new`] uses: key and value encodings together.
+    pub const DEFAULT_ENTRY_BYTES: usize = 256;
+
+    /// The most bytes a key and a value may take together, encoded.
+    pub fn entry_bytes(&self) -> usize {
+        self.layout.entry_bytes
+    }
+
+    /// How many entries there are (a sum over shards, each read without its
+    /// lock: exact when no one is writing).
+    pub fn len(&self) -> usize {
+        (0..self.layout.shards)
+            .map(|s| self.head(s).len.load(Ordering::Acquire) as usize)
+            .sum()
+    }
+
+    /// Whether [`SharedMap::len`] is 0.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn head_ptr(&self, shard: usize) -> *mut ShardHead {
+        // SAFETY: `shard < shards`: the head is inside the body.
+        unsafe {
+            self.region
+                .body()
+                .add(shard * self.layout.stride)
+                .cast::<ShardHead>()
+        }
+    }
+
+    fn head(&self, shard: usize) -> &ShardHead {
+        // SAFETY: initialised by `with_entry_bytes` before the map was shared;
+        // lives as long as the region.
+        unsafe { &*self.head_ptr(shard) }
+    }
+}
+
+impl<K, V> Serialize for SharedMap<K, V> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.region.serialize(s)
+    }
+}
+
+impl<'de, K, V> serde::Deserialize<'de> for SharedMap<K, V>
+where
+    K: Serialize + DeserializeOwned,
+    V: Serialize + DeserializeOwned,
+{
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let region = Region::deserialize(d, Kind::Map, shm::fingerprint::<(K, V)>())?;
+        Self::from_region(region).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(all(test, not(quadriga_loom)))]
+mod tests {
+    use std::cell::Cell;
+
+    use super::*;
+
+    thread_local! {
+        pub(super) static CRASH_AT: Cell<u32> = const { Cell::new(0) };
+    }
+
+    #[test]
+    fn layouts_are_bounded_and_fit_their_capacity() {
+        for cap in [1, 2, 15, 16, 17, 1000, 100_000] {
+            let l = Layout::for_capacity(cap, 64).unwrap();
+            assert!(l.shards * l.per_shard >= 2 * cap, "{cap}: {l:?}");
+            assert_eq!(l.total, l.stride * l.shards);
+        }
+        assert_eq!(Layout::new(3, 4, 4), None, "shards must be a power of two");
+        assert_eq!(Layout::new(1, 0, 4), None);
+        assert_eq!(Layout::new(1 << 40, 1 << 40, 1 << 40), None);
+        assert_eq!(Layout::new(4, 4, u64::MAX), None);
+    }
+
+    #[test]
+    fn basic_operations() {
+        let m: SharedMap<u32, String> = SharedMap::new(100).unwrap();
+        assert_eq!(m.insert(&1, &"one".into()).unwrap(), None);
+        assert_eq!(m.insert(&1, &"uno".into()).unwrap(), Some("one".into()));
+        assert_eq!(m.get(&1).unwrap(), Some("uno".into()));
+        assert!(m.contains_key(&1).unwrap() && !m.contains_key(&2).unwrap());
+        for k in 2..=100 {
+            m.insert(&k, &k.to_string()).unwrap();
+        }
+        assert_eq!(m.len(), 100);
+        let mut all = m.to_vec().unwrap();
+        all.sort();
+        assert_eq!(all.len(), 100);
+        assert_eq!(all[0], (1, "uno".into()));
+        assert_eq!(m.remove(&50).unwrap(), Some("50".into()));
+        assert_eq!(m.remove(&50).unwrap(), None);
+        assert_eq!(m.len(), 99);
+        m.clear();
+        assert!(m.is_empty() && m.get(&1).unwrap().is_none());
+    }
+
+    #[test]
+    fn it_takes_its_whole_capacity() {
+        for cap in [1, 10, 1000, 50_000] {
+            let ints: SharedMap<u64, u64> = SharedMap::new(cap).unwrap();
+            let strings: SharedMap<String, ()> = SharedMap::new(cap).unwrap();
+            for k in 0..cap as u64 {
+                ints.insert(&(k * 7919), &k).unwrap();
+                strings.insert(&format!("key-{k}"), &()).unwrap();
+            }
+            assert_eq!((ints.len(), strings.len()), (cap, cap));
+        }
+    }
+
+    #[test]
+    fn a_full_shard_is_an_error_that_changes_nothing() {
+        let m: SharedMap<u64, u8> = SharedMap::new(1).unwrap();
+        let per = m.layout.per_shard as u64;
+        for k in 0..per {
+            m.insert(&k, &1).unwrap();
+        }
+        let err = m.insert(&per, &1).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Full, "{err}");
+        assert_eq!(m.len() as u64, per);
+        assert_eq!(m.get(&per).unwrap(), None);
+    }
+
+    #[test]
+    fn threads_updating_one_key_lose_nothing() {
+        let m: SharedMap<String, u64> = SharedMap::new(10).unwrap();
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    for _ in 0..2000 {
+                        m.update("k", |v| Some(v.unwrap_or(0) + 1)).unwrap();
+                    }
+                });
+            }
+        });
+        assert_eq!(m.get("k").unwrap(), Some(8000));
+    }
+
+    /// A writer "dies" (its thread ends holding the lock, so the kernel marks
+    /// the lock's owner dead) at each step of a replacement; the next user
+    /// sees the old value or the new one, exactly once, and a right `len`.
+    #[test]
+    fn crash_points() {
+        for step in 1..=3 {
+            let m: SharedMap<u32, u32> = SharedMap::new(10).unwrap();
+            m.insert(&7, &1).unwrap();
+            m.insert(&8, &1).unwrap();
+            let m2 = m.clone();
+            std::thread::spawn(move || {
+                CRASH_AT.with(|c| c.set(step));
+                let held = m2.lock(fnv1a(&postcard::to_stdvec(&7_u32).unwrap()));
+                let old = held
+                    .find(fnv1a(&postcard::to_stdvec(&7_u32).unwrap()), &[7])
+                    .unwrap();
+                let new = held.free_slot().unwrap();
+                held.write(new, fnv1a(&[7]), &[7], &[2]);
+                // Dies inside, without unlocking: the guard is leaked.
+                let held = std::mem::ManuallyDrop::new(held);
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    held.commit_replace(old, new)
+                }));
+            })
+            .join()
+            .unwrap();
+            let v = m.get(&7).unwrap().unwrap();
+            assert!(v == 1 || v == 2, "step {step}: {v}");
+            if step >= 2 {
+                assert_eq!(v, 2, "committed at step {step}");
+            }
+            assert_eq!(m.len(), 2, "step {step}");
+            let all = m.to_vec().unwrap();
+            assert_eq!(
+                all.iter().filter(|(k, _)| *k == 7).count(),
+                1,
+                "step {step}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_map_of_another_type_is_refused() {
+        let m: SharedMap<u32, u32> = SharedMap::new(4).unwrap();
+        let region = Region::attach(
+            m.region.fd().clone(),
+            Kind::Map,
+            shm::fingerprint::<(u32, u64)>(),
+        );
+        assert!(region.unwrap_err().to_string().contains("type"));
+    }
+}
