@@ -388,7 +388,9 @@ impl<'de, T> Deserialize<'de> for Pipe<T> {
             return Err(D::Error::custom(format!("a pipe endpoint of side {side}")));
         }
         let is_socket = rustix::fs::fstat(&*alive.0)
-            .map(|st| rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Socket)
+            .map(|st| {
+                rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Socket
+            })
             .unwrap_or(false);
         if !is_socket {
             return Err(D::Error::custom("a pipe endpoint without its socket"));

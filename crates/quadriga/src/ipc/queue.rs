@@ -128,8 +128,8 @@ pub(super) fn create_rings(
 /// checking its layout parameters against its real size.
 pub(super) fn attach_rings(region: &Region, rings: usize) -> Result<Vec<Placed>, Error> {
     let params = region.params();
-    let layout = Layout::attach(params[0], params[1], rings, region.body_len())
-        .map_err(Error::invalid)?;
+    let layout =
+        Layout::attach(params[0], params[1], rings, region.body_len()).map_err(Error::invalid)?;
     place(region, layout, rings, false)
 }
 

@@ -74,8 +74,9 @@ use std::time::{Duration, Instant};
 use super::futex;
 use super::robust::RawRobustMutex;
 use crate::loom::atomic::{
-    AtomicU32, fence,
+    AtomicU32,
     Ordering::{Acquire, Relaxed, Release, SeqCst},
+    fence,
 };
 
 /// A cache line pair (the unit the x86 prefetcher pulls in together).
@@ -222,7 +223,12 @@ impl Layout {
 
     /// Checks the layout parameters of an object received from another
     /// process against the real length of its body (`rings` rings).
-    pub(crate) fn attach(capacity: u64, slot_bytes: u64, rings: usize, body_len: usize) -> Result<Self, String> {
+    pub(crate) fn attach(
+        capacity: u64,
+        slot_bytes: u64,
+        rings: usize,
+        body_len: usize,
+    ) -> Result<Self, String> {
         let layout = Self::new(capacity, slot_bytes)?;
         match layout.ring_bytes.checked_mul(rings) {
             Some(len) if len == body_len => Ok(layout),
@@ -327,7 +333,9 @@ impl Slots {
 
     pub(crate) fn model(cap: u32) -> Self {
         Self {
-            cells: (0..cap).map(|_| loom::cell::UnsafeCell::new(Vec::new())).collect(),
+            cells: (0..cap)
+                .map(|_| loom::cell::UnsafeCell::new(Vec::new()))
+                .collect(),
         }
     }
 
@@ -375,7 +383,9 @@ unsafe impl Sync for Placed {}
 
 impl std::fmt::Debug for Placed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Placed").field("layout", &self.layout).finish()
+        f.debug_struct("Placed")
+            .field("layout", &self.layout)
+            .finish()
     }
 }
 
@@ -438,7 +448,10 @@ pub(crate) enum Stop {
     Corrupt(String),
     /// A slot's length word was impossible; the slot was skipped (committed
     /// as taken) so that the ring stays usable.
-    BadSlot { len: u32, slot_bytes: u32 },
+    BadSlot {
+        len: u32,
+        slot_bytes: u32,
+    },
 }
 
 /// How long an operation may wait.
@@ -454,7 +467,9 @@ pub(crate) enum Wait {
 impl Wait {
     /// `Until(now + d)`, or `Forever` if that is beyond the clock.
     pub(crate) fn after(d: Duration) -> Self {
-        Instant::now().checked_add(d).map_or(Wait::Forever, Wait::Until)
+        Instant::now()
+            .checked_add(d)
+            .map_or(Wait::Forever, Wait::Until)
     }
 
     pub(crate) fn passed(self) -> bool {
@@ -593,7 +608,10 @@ impl<'a> Ring<'a> {
         }
         // SAFETY: `slot_of` is below cap; we hold the get lock and the slot is
         // full (at least one item).
-        let read = unsafe { self.slots.read(self.slot_of(head), self.layout.slot_bytes, out) };
+        let read = unsafe {
+            self.slots
+                .read(self.slot_of(head), self.layout.slot_bytes, out)
+        };
         // The commit (a bad slot is skipped too, or it would block the ring).
         self.ctl.get.0.index.store(self.next(head), Release);
         drop(held);
@@ -840,14 +858,20 @@ mod tests {
         assert_eq!(out, [4]);
         // And an impossible tail makes every operation fail, not misbehave.
         r.ctl.put.0.index.store(9, Release);
-        assert!(matches!(r.pop(&mut out, Wait::No, T), Err(Stop::Corrupt(_))));
+        assert!(matches!(
+            r.pop(&mut out, Wait::No, T),
+            Err(Stop::Corrupt(_))
+        ));
         assert!(matches!(r.push(&[1], Wait::No, T), Err(Stop::Corrupt(_))));
         assert!(r.ready(Dir::NotEmpty) && r.ready(Dir::NotFull));
         assert_eq!(r.len(), 0);
         r.ctl.put.0.index.store(3, Release);
         r.ctl.get.0.index.store(6, Release);
         // head 6, tail 3: 5 items in a ring of 4 (counts mod 8) is impossible.
-        assert!(matches!(r.pop(&mut out, Wait::No, T), Err(Stop::Corrupt(_))));
+        assert!(matches!(
+            r.pop(&mut out, Wait::No, T),
+            Err(Stop::Corrupt(_))
+        ));
     }
 
     #[test]
@@ -940,7 +964,10 @@ mod loom_tests {
             producers.into_iter().for_each(|p| p.join().unwrap());
             got.sort_unstable();
             assert_eq!(got, [1, 2]);
-            assert_eq!(m.ring().try_pop(&mut Vec::new(), Wait::No), Err(Stop::Empty));
+            assert_eq!(
+                m.ring().try_pop(&mut Vec::new(), Wait::No),
+                Err(Stop::Empty)
+            );
         });
     }
 
@@ -1023,7 +1050,10 @@ mod loom_tests {
             assert_eq!(m.get(), Ok(2));
             dying.join().unwrap();
             producer.join().unwrap();
-            assert_eq!(m.ring().try_pop(&mut Vec::new(), Wait::No), Err(Stop::Empty));
+            assert_eq!(
+                m.ring().try_pop(&mut Vec::new(), Wait::No),
+                Err(Stop::Empty)
+            );
             assert_eq!(m.ring().len(), 0);
         });
     }
