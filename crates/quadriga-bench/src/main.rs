@@ -9,6 +9,7 @@
 //! cargo run --release -p quadriga-bench -- foundation [--quick] [--json PATH]
 //! cargo run --release -p quadriga-bench -- aio [--quick] [--json PATH]
 //! cargo run --release -p quadriga-bench -- process [--quick] [--json PATH]
+//! cargo run --release -p quadriga-bench -- ipc [--quick] [--json PATH]
 //! ```
 //!
 //! The code: [`harness`] (timing, table, JSON, machine info, external peers)

@@ -8,6 +8,7 @@ use crate::harness::report::Row;
 
 pub(crate) mod aio;
 pub(crate) mod foundation;
+pub(crate) mod ipc;
 pub(crate) mod process;
 
 /// A suite that can be named on the command line.
@@ -20,6 +21,9 @@ pub(crate) enum Suite {
     /// The process pool against Python's process pools, procspawn, and a raw
     /// socket round trip.
     Process,
+    /// `ipc::Queue` and `ipc::Pipe` against Python's `multiprocessing.Queue`
+    /// and `Pipe`, with crossbeam-channel as the ceiling.
+    Ipc,
 }
 
 impl Suite {
@@ -29,6 +33,7 @@ impl Suite {
             Suite::Foundation => "foundation",
             Suite::Aio => "aio",
             Suite::Process => "process",
+            Suite::Ipc => "ipc",
         }
     }
 
@@ -38,6 +43,7 @@ impl Suite {
             Suite::Foundation => foundation::run(ctx),
             Suite::Aio => aio::run(ctx),
             Suite::Process => process::run(ctx),
+            Suite::Ipc => ipc::run(ctx),
         }
     }
 }
