@@ -360,6 +360,29 @@ fn hello_then_die(p: Pipe<String>) {
     std::thread::sleep(Duration::from_secs(60));
 }
 
+/// Says goodbye and returns, dropping its end; its worker lives on.
+#[quadriga::task]
+fn say_bye(p: Pipe<String>) {
+    p.send("bye".into()).unwrap();
+}
+
+#[test]
+fn a_pipe_end_dropped_by_a_task_in_a_live_worker_is_gone() {
+    within(60, || {
+        quadriga::init();
+        let pool = ProcessPool::new(1).unwrap();
+        let (here, there) = Pipe::new().unwrap();
+        pool.submit(say_bye, there).join().unwrap();
+        assert_eq!(here.recv().unwrap(), "bye");
+        assert!(here.recv().unwrap_err().is_closed());
+        assert!(here.peer_gone());
+        // The worker is still there, and takes the next pipe.
+        let (here, there) = Pipe::new().unwrap();
+        pool.submit(say_bye, there).join().unwrap();
+        assert_eq!(here.recv().unwrap(), "bye");
+    });
+}
+
 #[test]
 fn a_pipe_end_passed_into_a_process() {
     within(60, || {

@@ -84,6 +84,28 @@ const TICK: Duration = Duration::from_millis(50);
 /// echo.join().unwrap();
 /// # Ok::<(), quadriga::ipc::Error>(())
 /// ```
+///
+/// With a child process:
+///
+/// ```
+/// use quadriga::Process;
+/// use quadriga::ipc::Pipe;
+///
+/// #[quadriga::task]
+/// fn doubler(p: Pipe<u32>) {
+///     while let Ok(x) = p.recv() {
+///         p.send(2 * x).unwrap();
+///     }
+/// }
+///
+/// let (here, there) = Pipe::new()?;
+/// let child = Process::spawn(doubler, there)?;
+/// here.send(21)?;
+/// assert_eq!(here.recv()?, 42);
+/// drop(here); // the child's recv fails with Closed and its task returns
+/// child.join()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct Pipe<T> {
     /// The ring this end sends into is `rings[side]`; it receives from the other.
     rings: Arc<[Placed; 2]>,

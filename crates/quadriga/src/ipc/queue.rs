@@ -74,6 +74,37 @@ const TICK: Duration = Duration::from_millis(100);
 /// assert_eq!(got, (0..100).collect::<Vec<_>>());
 /// # Ok::<(), quadriga::ipc::Error>(())
 /// ```
+///
+/// Between processes, the way Python passes a `Queue` in `args`:
+///
+/// ```
+/// use quadriga::ProcessPool;
+/// use quadriga::ipc::Queue;
+///
+/// #[quadriga::task]
+/// fn square_jobs(jobs: Queue<u64>, results: Queue<u64>) {
+///     while let Ok(x) = jobs.get() {
+///         results.put(x * x).unwrap();
+///     }
+/// }
+///
+/// let pool = ProcessPool::new(2)?;
+/// let (jobs, results) = (Queue::new(16)?, Queue::new(16)?);
+/// let workers: Vec<_> = (0..2)
+///     .map(|_| pool.submit(square_jobs, (jobs.clone(), results.clone())))
+///     .collect();
+/// for x in 1..=10 {
+///     jobs.put(x)?;
+/// }
+/// jobs.close(); // each worker's `get` fails once the jobs are all taken
+/// for w in workers {
+///     w.join()?;
+/// }
+/// let mut squares: Vec<u64> = std::iter::from_fn(|| results.try_get().ok()).collect();
+/// squares.sort();
+/// assert_eq!(squares, [1, 4, 9, 16, 25, 36, 49, 64, 81, 100]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct Queue<T> {
     shared: Arc<Shared>,
     _item: PhantomData<fn(T) -> T>,
@@ -272,7 +303,8 @@ impl<T: Serialize + DeserializeOwned + Send> Queue<T> {
     }
 
     /// Puts `item` if there is room now; otherwise fails with
-    /// [`ErrorKind::Full`] and gives it back.
+    /// [`ErrorKind::Full`] and gives it back. It never waits for room, only,
+    /// briefly, for another producer to finish copying its item in.
     ///
     /// ```
     /// let q = quadriga::ipc::Queue::new(1)?;
@@ -326,7 +358,9 @@ impl<T: Serialize + DeserializeOwned + Send> Queue<T> {
     }
 
     /// Takes the oldest item if there is one now; otherwise fails with
-    /// [`ErrorKind::Empty`] (or `Closed`, once closed and empty).
+    /// [`ErrorKind::Empty`] (or `Closed`, once closed and empty). It never
+    /// waits for an item, only, briefly, for another getter to finish
+    /// copying one out.
     ///
     /// ```
     /// let q = quadriga::ipc::Queue::<u8>::new(2)?;
@@ -477,8 +511,8 @@ impl<T> fmt::Debug for QueueBuilder<T> {
 /// use quadriga::ipc::{ErrorKind, Queue};
 ///
 /// let q = Queue::new(1)?;
-/// q.put("first").unwrap();
-/// let err = q.try_put("second").unwrap_err();
+/// q.put("first".to_string()).unwrap();
+/// let err = q.try_put("second".to_string()).unwrap_err();
 /// assert_eq!(err.kind(), ErrorKind::Full);
 /// assert_eq!(err.into_inner(), "second");
 /// # Ok::<(), quadriga::ipc::Error>(())
