@@ -135,29 +135,22 @@ const CONTROL_BYTES: usize = 5 * 128;
 const _: () = assert!(CONTROL_BYTES % 128 == 0);
 
 impl Control {
-    /// Initialises a control block in place.
+    /// Initialises a control block in place. (Under loom the block lives on
+    /// the heap instead: [`Control::new`].)
     ///
     /// # Safety
     /// `this` points to zeroed memory of at least [`CONTROL_BYTES`] bytes,
     /// 128-byte aligned, which no other thread or process uses yet.
+    #[cfg(not(quadriga_loom))]
     pub(crate) unsafe fn init(this: *mut Self) -> std::io::Result<()> {
-        #[cfg(not(quadriga_loom))]
-        {
-            // Zeroed memory is a valid `AtomicU32` 0, so only the locks need
-            // initialising.
-            // SAFETY: the caller's promise; the fields lie inside `*this`.
-            unsafe {
-                RawRobustMutex::init(&raw mut (*this).put.0.lock)?;
-                RawRobustMutex::init(&raw mut (*this).get.0.lock)?;
-            }
-            Ok(())
+        // Zeroed memory is a valid `AtomicU32` 0, so only the locks need
+        // initialising.
+        // SAFETY: the caller's promise; the fields lie inside `*this`.
+        unsafe {
+            RawRobustMutex::init(&raw mut (*this).put.0.lock)?;
+            RawRobustMutex::init(&raw mut (*this).get.0.lock)?;
         }
-        #[cfg(quadriga_loom)]
-        {
-            // SAFETY: the caller's promise.
-            unsafe { this.write(Self::new()) };
-            Ok(())
-        }
+        Ok(())
     }
 
     /// A control block on the heap, for loom models.
