@@ -25,7 +25,9 @@
 //! spinner starves its peer of a core); shared memory with a futex and no
 //! spin 3.5 µs; shared memory with a spin of ~20 µs before the futex 0.05 µs.
 //! So the data goes through shared memory and the socket only tells whether
-//! the peer is alive.
+//! the peer is alive. The finished pipe, in `quadriga-bench ipc` (a `u64`
+//! to an echoing pool worker and back): p50 0.4–1.4 µs across runs, against
+//! 35–70 µs for `multiprocessing.Pipe` in the same runs.
 //!
 //! Messages are bounded: an encoded message larger than
 //! [`max_message_bytes`](Pipe::max_message_bytes) (64 KiB unless built
