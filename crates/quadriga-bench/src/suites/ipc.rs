@@ -13,6 +13,8 @@
 //!    (reference; not a ceiling here: crossbeam parks a waiting thread after
 //!    a short spin, and a park and unpark cost more than the pipe's spin of
 //!    up to 50 µs before it sleeps).
+//! 3. `SharedMap` writes from several processes at once against
+//!    `multiprocessing.Manager().dict()` (no goal; see `ipc_map.rs`).
 
 use std::time::Instant;
 
@@ -93,6 +95,7 @@ pub(crate) fn run(ctx: &Ctx) -> anyhow::Result<Vec<Row>> {
     rows.extend(queue_throughput(ctx, &sizes, &pool)?);
     progress(&format!("pipe: {} ping-pong round trips", sizes.trips));
     rows.extend(pipe_latency(ctx, &sizes, &pool)?);
+    rows.extend(super::ipc_map::rows(ctx)?);
     Ok(rows)
 }
 

@@ -9,6 +9,7 @@ use crate::harness::report::Row;
 pub(crate) mod aio;
 pub(crate) mod foundation;
 pub(crate) mod ipc;
+pub(crate) mod ipc_map;
 pub(crate) mod process;
 
 /// A suite that can be named on the command line.

@@ -1,0 +1,78 @@
+//! IPC objects inside task inputs reach worker processes: one object, more
+//! than one socket message can carry (253), one per item of a map, and a
+//! single `Process`.
+//!
+//! (These tasks live in an integration test on purpose: a task defined inside
+//! the `quadriga` crate itself may register after the worker's constructor has
+//! run, since both are `.init_array` entries of one crate, so the lib's own
+//! unit tests do not run tasks in workers.)
+
+mod common;
+
+use common::within;
+use quadriga::ipc::Value;
+use quadriga::{Process, ProcessPool};
+
+#[quadriga::task]
+fn bump(cells: Vec<Value<u64>>) -> u32 {
+    for c in &cells {
+        c.fetch_add(1);
+    }
+    std::process::id()
+}
+
+#[test]
+fn objects_reach_pool_workers_and_processes_through_their_inputs() {
+    within(120, || {
+        quadriga::init();
+        descriptors_do_not_leak_into_workers_or_pile_up_here();
+        let pool = ProcessPool::new(2).unwrap();
+        let one = Value::new(41_u64).unwrap();
+        let pid = pool.submit(bump, vec![one.clone()]).join().unwrap();
+        assert_ne!(pid, std::process::id());
+        assert_eq!(one.load(), 42);
+
+        // More descriptors than one message carries, in one input.
+        let many: Vec<Value<u64>> = (0..300).map(|_| Value::new(0).unwrap()).collect();
+        pool.submit(bump, many.clone()).join().unwrap();
+        assert!(many.iter().all(|c| c.load() == 1));
+
+        // A map: every item its own descriptors, many items per job.
+        let cell = Value::new(0_u64).unwrap();
+        let inputs = (0..200).map(|_| vec![cell.clone()]);
+        assert_eq!(pool.map(bump, inputs).filter(Result::is_ok).count(), 200);
+        assert_eq!(cell.load(), 200);
+
+        // A single `Process`.
+        let lone = Value::new(0_u64).unwrap();
+        Process::spawn(bump, vec![lone.clone()])
+            .unwrap()
+            .join()
+            .unwrap();
+        assert_eq!(lone.load(), 1);
+    });
+}
+
+/// Counts descriptors, so it runs alone: the only other test here would
+/// skew the count, hence one test function for both.
+fn descriptors_do_not_leak_into_workers_or_pile_up_here() {
+    {
+        let count = || std::fs::read_dir("/proc/self/fd").unwrap().count();
+        let pool = ProcessPool::new(1).unwrap();
+        pool.submit(bump, vec![]).join().unwrap(); // the worker is up
+        let before = count();
+        for _ in 0..50 {
+            let v = Value::new(0_u64).unwrap();
+            pool.submit(bump, vec![v.clone(), v.clone()])
+                .join()
+                .unwrap();
+            assert_eq!(v.load(), 2);
+        }
+        assert_eq!(count(), before, "descriptors left open in the parent");
+        let worker = pool.worker_pids()[0];
+        let in_worker = std::fs::read_dir(format!("/proc/{worker}/fd"))
+            .unwrap()
+            .count();
+        assert!(in_worker < 16, "{in_worker} descriptors open in the worker");
+    }
+}
