@@ -41,6 +41,10 @@
 //! * [`wait`] and [`as_completed`]: wait on many handles, as
 //!   `concurrent.futures` does.
 //! * [`cancel_token`] / [`is_cancelled`]: cooperative cancellation inside a task.
+//! * [`ipc`]: `Queue`, `Pipe`, `Value`, `Array` and `SharedMap` in shared
+//!   memory, and [`sync`]: `Lock`, `Semaphore`, `Event`, `Barrier`. Each works
+//!   between threads and between processes (pass it in a task's input); a
+//!   process that dies holding a lock hands it on, never deadlocks the rest.
 //! * `quadriga::aio` (cargo feature `async`): `gather`, `try_gather`,
 //!   `TaskGroup`, `timeout` and `bounded` concurrency on tokio, structured
 //!   (cancelling is dropping, and nothing outlives its group), and the glue

@@ -21,9 +21,42 @@ fn bump(cells: Vec<Value<u64>>) -> u32 {
     std::process::id()
 }
 
+#[quadriga::task]
+fn hold_and_die(lock: quadriga::sync::Lock, queue: quadriga::ipc::Queue<u64>) {
+    let _held = lock.lock();
+    queue.put(1).unwrap();
+    std::process::abort();
+}
+
+#[test]
+fn nothing_is_named_in_dev_shm_even_after_a_crash() {
+    within(120, || {
+        let _serial = serial();
+        quadriga::init();
+        let listing = || {
+            let mut names: Vec<_> = std::fs::read_dir("/dev/shm")
+                .map(|d| d.filter_map(|e| e.ok().map(|e| e.file_name())).collect())
+                .unwrap_or_default();
+            names.sort();
+            names
+        };
+        let before = listing();
+        let lock = quadriga::sync::Lock::new().unwrap();
+        let queue = quadriga::ipc::Queue::new(4).unwrap();
+        let map: quadriga::ipc::SharedMap<u32, u32> = quadriga::ipc::SharedMap::new(8).unwrap();
+        map.insert(&1, &1).unwrap();
+        let died = Process::spawn(hold_and_die, (lock.clone(), queue.clone())).unwrap();
+        assert!(died.join().unwrap_err().is_crashed());
+        assert_eq!(queue.get().unwrap(), 1);
+        assert!(lock.lock().is_err(), "the dead holder is reported");
+        assert_eq!(listing(), before, "a name appeared in /dev/shm");
+    });
+}
+
 #[test]
 fn objects_reach_pool_workers_and_processes_through_their_inputs() {
     within(120, || {
+        let _serial = serial();
         quadriga::init();
         descriptors_do_not_leak_into_workers_or_pile_up_here();
         let pool = ProcessPool::new(2).unwrap();
@@ -53,8 +86,14 @@ fn objects_reach_pool_workers_and_processes_through_their_inputs() {
     });
 }
 
-/// Counts descriptors, so it runs alone: the only other test here would
-/// skew the count, hence one test function for both.
+/// The tests here run one at a time: one of them counts descriptors.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Counts this process's descriptors (hence `serial`).
 fn descriptors_do_not_leak_into_workers_or_pile_up_here() {
     {
         let count = || std::fs::read_dir("/proc/self/fd").unwrap().count();
