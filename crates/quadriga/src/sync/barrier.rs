@@ -54,8 +54,6 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
 use super::result::{self, NotSend};
 use crate::ipc::robust::{Acquired, RawRobustMutex};
 use crate::ipc::shm::{Kind, PARAMS, Region, fingerprint};
@@ -494,18 +492,7 @@ impl fmt::Debug for Barrier {
     }
 }
 
-impl Serialize for Barrier {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.region.serialize(s)
-    }
-}
-
-impl<'de> Deserialize<'de> for Barrier {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let region = Region::deserialize(d, Kind::Barrier, fingerprint::<Barrier>())?;
-        Self::attach(region).map_err(serde::de::Error::custom)
-    }
-}
+super::serde_by_region!(Barrier, Kind::Barrier);
 
 #[cfg(all(test, not(quadriga_loom)))]
 mod tests {

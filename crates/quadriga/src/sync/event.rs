@@ -39,8 +39,6 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
 use super::result;
 use crate::ipc::shm::{Kind, PARAMS, Region, fingerprint};
 use crate::ipc::{Error, futex};
@@ -239,18 +237,7 @@ impl fmt::Debug for Event {
     }
 }
 
-impl Serialize for Event {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.region.serialize(s)
-    }
-}
-
-impl<'de> Deserialize<'de> for Event {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let region = Region::deserialize(d, Kind::Event, fingerprint::<Event>())?;
-        Self::attach(region).map_err(serde::de::Error::custom)
-    }
-}
+super::serde_by_region!(Event, Kind::Event);
 
 #[cfg(all(test, not(quadriga_loom)))]
 mod tests {

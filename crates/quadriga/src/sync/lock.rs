@@ -21,8 +21,6 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
 use super::result::{self, LockResult, NotSend, TryLockResult};
 use crate::ipc::Error;
 use crate::ipc::robust::RawRobustMutex;
@@ -189,18 +187,7 @@ impl fmt::Debug for Lock {
     }
 }
 
-impl Serialize for Lock {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.region.serialize(s)
-    }
-}
-
-impl<'de> Deserialize<'de> for Lock {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let region = Region::deserialize(d, Kind::Lock, fingerprint::<Lock>())?;
-        Self::attach(region).map_err(serde::de::Error::custom)
-    }
-}
+super::serde_by_region!(Lock, Kind::Lock);
 
 /// Holds a [`Lock`]; unlocks it when dropped. Not `Send`: it must be dropped
 /// on the thread that locked.

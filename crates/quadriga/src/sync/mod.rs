@@ -38,6 +38,31 @@
 //! semaphore's waiter also looks again every 25 ms, because a dead holder's
 //! permit comes back without waking anyone.)
 
+/// `Serialize`/`Deserialize` for a sync object: it travels as its region (a
+/// descriptor beside a task input, see `ipc::transfer`) and is re-attached,
+/// checked, by its `attach(Region)`.
+macro_rules! serde_by_region {
+    ($ty:ident, $kind:expr) => {
+        impl serde::Serialize for $ty {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                self.region.serialize(s)
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $ty {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let region = crate::ipc::shm::Region::deserialize(
+                    d,
+                    $kind,
+                    crate::ipc::shm::fingerprint::<$ty>(),
+                )?;
+                Self::attach(region).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+use serde_by_region;
+
 mod barrier;
 mod event;
 mod lock;

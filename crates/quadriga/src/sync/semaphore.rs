@@ -57,8 +57,6 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
 use super::result::{self, LockResult, NotSend, TryLockError, TryLockResult};
 use crate::ipc::robust::{Acquired, RawRobustMutex};
 use crate::ipc::shm::{Kind, PARAMS, Region, fingerprint};
@@ -429,18 +427,7 @@ impl fmt::Debug for Semaphore {
     }
 }
 
-impl Serialize for Semaphore {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.region.serialize(s)
-    }
-}
-
-impl<'de> Deserialize<'de> for Semaphore {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let region = Region::deserialize(d, Kind::Semaphore, fingerprint::<Semaphore>())?;
-        Self::attach(region).map_err(serde::de::Error::custom)
-    }
-}
+super::serde_by_region!(Semaphore, Kind::Semaphore);
 
 /// One permit of a [`Semaphore`], given back when dropped. Not `Send`: it must
 /// be dropped on the thread that acquired it.
