@@ -62,6 +62,9 @@ pub mod aio;
 mod context;
 mod error;
 mod executor;
+#[cfg(all(feature = "fault-injection", not(quadriga_loom)))]
+#[doc(hidden)]
+pub mod fault;
 mod handle;
 mod init;
 pub mod ipc;
@@ -73,6 +76,16 @@ pub mod sync;
 mod task;
 mod thread;
 mod wait;
+
+/// A named crash point for the fault-injection tests (see `fault.rs`):
+/// nothing at all without the hidden `fault-injection` feature.
+macro_rules! fault_point {
+    ($name:literal) => {
+        #[cfg(all(feature = "fault-injection", not(quadriga_loom)))]
+        $crate::fault::point($name);
+    };
+}
+pub(crate) use fault_point;
 
 pub use adapt::{ConcurrencyController, JobTicket, LimitBound, LimitDecision, LimitReason};
 pub use context::{CancelToken, cancel_token, is_cancelled};

@@ -595,6 +595,7 @@ impl<'a> Ring<'a> {
     pub(crate) fn try_push(&self, bytes: &[u8], wait: Wait) -> Result<(), Stop> {
         debug_assert!(bytes.len() <= self.layout.slot_bytes as usize);
         let held = self.hold(&self.ctl.put.0.lock, wait)?;
+        crate::fault_point!("ring.push.locked");
         if self.ctl.closed.0.load(Acquire) != 0 {
             return Err(Stop::Closed);
         }
@@ -606,9 +607,12 @@ impl<'a> Ring<'a> {
         // SAFETY: `slot_of` is below cap; we hold the put lock and the slot is
         // free (fewer than cap items); the caller bounds the length.
         unsafe { self.slots.write(self.slot_of(tail), bytes) };
+        crate::fault_point!("ring.push.copied");
         // The commit.
         self.ctl.put.0.index.store(self.next(tail), Release);
+        crate::fault_point!("ring.push.committed");
         drop(held);
+        crate::fault_point!("ring.push.unlocked");
         self.notify(&self.ctl.not_empty.0);
         Ok(())
     }
@@ -616,6 +620,7 @@ impl<'a> Ring<'a> {
     /// Takes the oldest item into `out` if there is one now.
     pub(crate) fn try_pop(&self, out: &mut Vec<u8>, wait: Wait) -> Result<(), Stop> {
         let held = self.hold(&self.ctl.get.0.lock, wait)?;
+        crate::fault_point!("ring.pop.locked");
         // `closed` before `tail`: a close that we see came after every commit.
         let closed = self.ctl.closed.0.load(Acquire) != 0;
         let head = self.ctl.get.0.index.load(Acquire);
@@ -629,9 +634,12 @@ impl<'a> Ring<'a> {
             self.slots
                 .read(self.slot_of(head), self.layout.slot_bytes, out)
         };
+        crate::fault_point!("ring.pop.copied");
         // The commit (a bad slot is skipped too, or it would block the ring).
         self.ctl.get.0.index.store(self.next(head), Release);
+        crate::fault_point!("ring.pop.committed");
         drop(held);
+        crate::fault_point!("ring.pop.unlocked");
         self.notify(&self.ctl.not_full.0);
         read.map_err(|len| Stop::BadSlot {
             len,
