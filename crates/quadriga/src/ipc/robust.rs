@@ -48,6 +48,16 @@ mod real {
 
     use super::Acquired;
 
+    unsafe extern "C" {
+        /// glibc 2.30 and later (POSIX 2024): `pthread_mutex_timedlock` with
+        /// a chosen clock. The `libc` crate does not declare it yet.
+        fn pthread_mutex_clocklock(
+            mutex: *mut libc::pthread_mutex_t,
+            clock: libc::clockid_t,
+            abstime: *const libc::timespec,
+        ) -> libc::c_int;
+    }
+
     /// Lives in shared memory; see the module docs.
     #[repr(C)]
     pub(crate) struct RawRobustMutex {
@@ -97,6 +107,15 @@ mod real {
                     ))
                 })
                 .and_then(|()| {
+                    // Error-checking: locking again on the thread that holds
+                    // it fails with EDEADLK (a clear panic below) instead of
+                    // hanging that thread for ever.
+                    check(libc::pthread_mutexattr_settype(
+                        attr.as_mut_ptr(),
+                        libc::PTHREAD_MUTEX_ERRORCHECK,
+                    ))
+                })
+                .and_then(|()| {
                     // `UnsafeCell<T>` has the layout of `T`.
                     check(libc::pthread_mutex_init(this.cast(), attr.as_ptr()))
                 });
@@ -119,9 +138,13 @@ mod real {
                     Some(Acquired::OwnerDied)
                 }
                 libc::EBUSY | libc::ETIMEDOUT => None,
-                // EDEADLK (we already hold it), ENOTRECOVERABLE (cannot happen:
-                // we always mark it consistent), EINVAL (not a mutex: the
-                // mapping was corrupted by a peer): a bug or hostile memory.
+                libc::EDEADLK => panic!(
+                    "quadriga: this thread already holds this shared lock; taking it \
+                     again would deadlock (drop the guard first)"
+                ),
+                // ENOTRECOVERABLE (cannot happen: we always mark it consistent),
+                // EINVAL (not a mutex: the mapping was corrupted by a peer): a
+                // bug or hostile memory.
                 other => panic!(
                     "quadriga: a shared lock failed: {}",
                     std::io::Error::from_raw_os_error(other)
@@ -145,6 +168,12 @@ mod real {
         pub(crate) fn try_lock(&self) -> Option<Acquired> {
             // SAFETY: as in `lock`.
             let rc = unsafe { libc::pthread_mutex_trylock(self.raw()) };
+            // glibc's robust trylock says EDEADLK when this thread holds it:
+            // for a try, that is plain "busy" (a semaphore's scan meets the
+            // permits its own thread holds).
+            if rc == libc::EDEADLK {
+                return None;
+            }
             self.taken(rc)
         }
 
@@ -158,9 +187,9 @@ mod real {
                 if left.is_zero() {
                     return None;
                 }
-                // pthread_mutex_timedlock takes a CLOCK_REALTIME deadline; a
-                // clock step only shortens or lengthens one round of this loop.
-                let now = rustix::time::clock_gettime(rustix::time::ClockId::Realtime);
+                // `Instant` is CLOCK_MONOTONIC, and so is this deadline: a step
+                // of the wall clock cannot stretch the wait.
+                let now = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
                 let mut sec = now.tv_sec.saturating_add(left.as_secs() as i64);
                 let mut nsec = now.tv_nsec + i64::from(left.subsec_nanos());
                 if nsec >= 1_000_000_000 {
@@ -172,7 +201,7 @@ mod real {
                     tv_nsec: nsec as _,
                 };
                 // SAFETY: as in `lock`; `ts` is a valid timespec.
-                let rc = unsafe { libc::pthread_mutex_timedlock(self.raw(), &ts) };
+                let rc = unsafe { pthread_mutex_clocklock(self.raw(), libc::CLOCK_MONOTONIC, &ts) };
                 if let Some(a) = self.taken(rc) {
                     return Some(a);
                 }
@@ -305,6 +334,51 @@ mod tests {
             None,
             "held by us: the other times out"
         );
+        // SAFETY: held by this thread.
+        unsafe { m.unlock() };
+    }
+
+    #[test]
+    fn locking_again_on_the_holding_thread_panics_instead_of_hanging() {
+        let m: &'static RawRobustMutex = Box::leak(boxed());
+        assert_eq!(m.lock(), Acquired::Clean);
+        assert_eq!(m.try_lock(), None, "held: try_lock says busy");
+        let again =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| m.lock())).unwrap_err();
+        let message = crate::panic::payload_message(again);
+        assert!(message.contains("already holds"), "{message}");
+        let deadline = Instant::now() + std::time::Duration::from_secs(5);
+        assert!(
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| m.lock_until(deadline)))
+                .is_err()
+        );
+        // SAFETY: still held by this thread.
+        unsafe { m.unlock() };
+        assert_eq!(m.try_lock(), Some(Acquired::Clean));
+        // SAFETY: held by this thread.
+        unsafe { m.unlock() };
+    }
+
+    #[test]
+    fn a_timed_lock_waits_about_its_timeout() {
+        let m: &'static RawRobustMutex = Box::leak(boxed());
+        std::thread::spawn(move || {
+            m.lock(); // and exits holding it
+        })
+        .join()
+        .unwrap();
+        // Held by a dead thread: taken at once, and told.
+        let deadline = Instant::now() + std::time::Duration::from_secs(30);
+        assert_eq!(m.lock_until(deadline), Some(Acquired::OwnerDied));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let start = Instant::now();
+        std::thread::spawn(move || {
+            let deadline = Instant::now() + std::time::Duration::from_millis(50);
+            tx.send(m.lock_until(deadline)).unwrap();
+        });
+        let got = rx.recv_timeout(std::time::Duration::from_secs(30));
+        assert_eq!(got, Ok(None), "held here: the other thread gives up");
+        assert!(start.elapsed() >= std::time::Duration::from_millis(50));
         // SAFETY: held by this thread.
         unsafe { m.unlock() };
     }

@@ -63,8 +63,16 @@ use crate::ipc::shm::{Kind, PARAMS, Region, fingerprint};
 /// needs_send(lock.lock().unwrap());
 /// ```
 ///
-/// Locking again on the thread that holds it is a bug, as with std's `Mutex`:
-/// it may deadlock.
+/// Locking again on the thread that holds it is a bug, as with std's `Mutex`;
+/// here it panics with a clear message instead of deadlocking (the mutex is
+/// error-checking), and [`try_lock`](Lock::try_lock) reports
+/// [`WouldBlock`](TryLockError::WouldBlock):
+///
+/// ```should_panic
+/// let lock = quadriga::sync::Lock::new().unwrap();
+/// let _held = lock.lock().unwrap();
+/// let _again = lock.lock(); // panics: "this thread already holds this shared lock"
+/// ```
 #[derive(Clone)]
 pub struct Lock {
     region: Arc<Region>,
