@@ -44,32 +44,32 @@
 //!
 //! # Sleeping and waking
 //!
-//! Each direction has a [`Wake`] line: `seq`, the futex word, and `waiters`,
-//! how many callers are registered to sleep on it.
+//! Each direction has a [`Wake`] line holding a [`Doorbell`](futex::Doorbell):
+//! a futex word whose low bit says a sleeper may be there.
 //!
-//! * A waiter (after a short spin, see [`Ring::wait`]) loads `seq`
-//!   (`Acquire`), increments `waiters`, issues a `SeqCst` fence, re-checks its
-//!   condition and, if it still must wait, sleeps on `seq` while it holds the
-//!   loaded value.
-//! * A committer stores its index, issues a `SeqCst` fence and loads
-//!   `waiters`; only if it is non-zero does it bump `seq` and `FUTEX_WAKE` one
-//!   sleeper. The two fences are ordered: either the waiter's re-check sees
-//!   the commit, or the committer sees the waiter and bumps `seq`, so the
-//!   sleep returns at once or is woken. With no waiter the fast path makes no
+//! * A waiter (after a short spin, see [`Ring::wait`]) arms the doorbell,
+//!   issues a `SeqCst` fence, re-checks its condition and, if it still must
+//!   wait, sleeps on the value it armed.
+//! * A committer stores its index, issues a `SeqCst` fence and rings: only if
+//!   the bit is set does it change the word and `FUTEX_WAKE` one sleeper.
+//!   The two fences are ordered: either the waiter's re-check sees the
+//!   commit, or the committer sees the bit and changes the word, so the sleep
+//!   returns at once or is woken. With no waiter the fast path makes no
 //!   system call. (Fences rather than `SeqCst` accesses, because loom checks
 //!   fences exactly.)
 //! * `close` sets `closed` under the put lock (so no put commits after it, and
-//!   a getter that reads `closed` then `tail` has seen every item) and bumps
-//!   both `seq` words unconditionally, waking every sleeper.
+//!   a getter that reads `closed` then `tail` has seen every item) and rings
+//!   both doorbells unconditionally, waking every sleeper.
 //! * One sleeper is woken per commit; a woken caller always tries its
-//!   operation again before it looks at its deadline, so a wake-up cannot be
-//!   wasted on a caller that then gives up. Sleeps last at most a tick
+//!   operation again before it looks at its deadline, and one whose deadline
+//!   passes while it waits for the lock passes the wake-up on, so a wake-up
+//!   is not wasted on a caller that gives up. Sleeps last at most a tick
 //!   (callers choose it), so a wake-up swallowed by a process killed just as
 //!   it was woken delays the others by one tick, not forever. A process killed
-//!   while registered leaves `waiters` one too high: committers then make one
-//!   needless `FUTEX_WAKE` each, which is slower but correct.
+//!   asleep leaves the bit set; the next commit finds nobody to wake and
+//!   clears it, so the fast path comes back after one slow commit.
 //!
-//! Before it registers, a waiter spins for up to 50 µs (busy for a few
+//! Before it arms the doorbell, a waiter spins for up to 50 µs (busy for a few
 //! hundred pause instructions, then yielding its core), which is what makes a
 //! pipe's round trip a microsecond instead of two wake-ups (see `SPIN`).
 //!
@@ -89,7 +89,7 @@ use super::futex;
 use super::robust::RawRobustMutex;
 use crate::loom::atomic::{
     AtomicU32,
-    Ordering::{Acquire, Relaxed, Release, SeqCst},
+    Ordering::{Acquire, Release, SeqCst},
     fence,
 };
 
@@ -108,8 +108,7 @@ struct End {
 /// A sleeping place: see the module docs.
 #[repr(C)]
 pub(crate) struct Wake {
-    seq: AtomicU32,
-    waiters: AtomicU32,
+    bell: futex::Doorbell,
 }
 
 /// The shared state of a ring, at the start of its memory.
@@ -164,8 +163,7 @@ impl Control {
         };
         let wake = || {
             Line(Wake {
-                seq: AtomicU32::new(0),
-                waiters: AtomicU32::new(0),
+                bell: futex::Doorbell::default(),
             })
         };
         Self {
@@ -593,7 +591,9 @@ impl<'a> Ring<'a> {
 
     /// Puts `bytes` (at most `slot_bytes`) if there is room now.
     pub(crate) fn try_push(&self, bytes: &[u8], wait: Wait) -> Result<(), Stop> {
-        debug_assert!(bytes.len() <= self.layout.slot_bytes as usize);
+        // Callers encode within the limit (`with_encoded`); a slip here would
+        // write past the slot, so it is checked in every build.
+        assert!(bytes.len() <= self.layout.slot_bytes as usize);
         let held = self.hold(&self.ctl.put.0.lock, wait)?;
         crate::fault_point!("ring.push.locked");
         if self.ctl.closed.0.load(Acquire) != 0 {
@@ -649,25 +649,40 @@ impl<'a> Ring<'a> {
 
     /// Puts `bytes`, waiting for room as `wait` allows.
     pub(crate) fn push(&self, bytes: &[u8], wait: Wait, tick: Duration) -> Result<(), Stop> {
+        let mut waited = false;
         loop {
             match self.try_push(bytes, wait) {
                 Err(Stop::Full) if wait == Wait::No => return Err(Stop::Full),
                 Err(Stop::Full) if wait.passed() => return Err(Stop::Timeout),
                 Err(Stop::Full) => self.wait(Dir::NotFull, wait, tick),
+                Err(Stop::Timeout) if waited => {
+                    // Timed out waiting for the lock after a wake-up that
+                    // may have been meant for us: pass it on.
+                    self.notify(&self.ctl.not_full.0);
+                    return Err(Stop::Timeout);
+                }
                 done => return done,
             }
+            waited = true;
         }
     }
 
     /// Takes an item into `out`, waiting for one as `wait` allows.
     pub(crate) fn pop(&self, out: &mut Vec<u8>, wait: Wait, tick: Duration) -> Result<(), Stop> {
+        let mut waited = false;
         loop {
             match self.try_pop(out, wait) {
                 Err(Stop::Empty) if wait == Wait::No => return Err(Stop::Empty),
                 Err(Stop::Empty) if wait.passed() => return Err(Stop::Timeout),
                 Err(Stop::Empty) => self.wait(Dir::NotEmpty, wait, tick),
+                Err(Stop::Timeout) if waited => {
+                    // As in `push`: the wake-up goes to the next sleeper.
+                    self.notify(&self.ctl.not_empty.0);
+                    return Err(Stop::Timeout);
+                }
                 done => return done,
             }
+            waited = true;
         }
     }
 
@@ -696,6 +711,21 @@ impl<'a> Ring<'a> {
     /// Waits until `dir` may hold, a wake-up, `wait`'s deadline or `tick`,
     /// whichever is first; may return early. Spins briefly first.
     pub(crate) fn wait(&self, dir: Dir, wait: Wait, tick: Duration) {
+        self.wait_unless(dir, wait, tick, || false);
+    }
+
+    /// [`wait`](Self::wait), but `stop` is asked just before the sleep, and a
+    /// `true` means do not sleep. It is asked after the sleeper has read
+    /// `seq`, so whatever makes it true and then pokes the ring (a pipe peer
+    /// that closes its socket, then pokes) cannot slip between the question
+    /// and the sleep.
+    pub(crate) fn wait_unless(
+        &self,
+        dir: Dir,
+        wait: Wait,
+        tick: Duration,
+        stop: impl FnOnce() -> bool,
+    ) {
         if self.spin(dir) {
             return;
         }
@@ -705,13 +735,11 @@ impl<'a> Ring<'a> {
             Wait::Forever => tick,
         };
         let w = self.wake_of(dir);
-        let seq = w.seq.load(Acquire);
-        w.waiters.fetch_add(1, Relaxed);
+        let armed = w.bell.arm();
         fence(SeqCst);
-        if !self.ready(dir) && !timeout.is_zero() {
-            futex::wait(&w.seq, seq, Some(timeout));
+        if !self.ready(dir) && !timeout.is_zero() && !stop() {
+            w.bell.sleep(armed, Some(timeout));
         }
-        w.waiters.fetch_sub(1, Relaxed);
     }
 
     /// Spins (then yields) while the condition is false, at most `SPIN`.
@@ -743,20 +771,15 @@ impl<'a> Ring<'a> {
         }
     }
 
-    /// Wakes one sleeper of `w` if any is registered (module docs).
+    /// Wakes one sleeper of `w` if any may be asleep (module docs).
     fn notify(&self, w: &Wake) {
         fence(SeqCst);
-        if w.waiters.load(Relaxed) != 0 {
-            w.seq.fetch_add(1, Release);
-            futex::wake(&w.seq, 1);
-        }
+        w.bell.ring(1);
     }
 
     /// Wakes every sleeper of `dir`, to make them look again.
     pub(crate) fn poke(&self, dir: Dir) {
-        let w = self.wake_of(dir);
-        w.seq.fetch_add(1, Release);
-        futex::wake(&w.seq, u32::MAX);
+        self.wake_of(dir).bell.ring_all();
     }
 
     /// Closes the ring: puts fail from now on, gets drain it; every sleeper
@@ -775,9 +798,23 @@ impl<'a> Ring<'a> {
     }
 
     /// Items in the ring now (a snapshot; 0 if the indices are impossible).
+    ///
+    /// `head` is read on both sides of `tail`: if getters moved it past the
+    /// `tail` read in between, the pair would look impossible (or be wildly
+    /// off), so it is read again, a bounded number of times.
     pub(crate) fn len(&self) -> usize {
+        let mut head = self.ctl.get.0.index.load(Acquire);
+        for _ in 0..64 {
+            let tail = self.ctl.put.0.index.load(Acquire);
+            let again = self.ctl.get.0.index.load(Acquire);
+            if again == head {
+                return self.used(head, tail).unwrap_or(0) as usize;
+            }
+            head = again;
+        }
+        // Still moving after 64 looks: the ring is very busy, and any answer
+        // is stale at once; the last pair that is possible will do.
         let tail = self.ctl.put.0.index.load(Acquire);
-        let head = self.ctl.get.0.index.load(Acquire);
         self.used(head, tail).unwrap_or(0) as usize
     }
 }

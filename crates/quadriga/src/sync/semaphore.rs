@@ -13,42 +13,37 @@
 //! Layout of the body: a 64-byte header, then `permits` slots.
 //!
 //! ```text
-//! header: seq: u32      bumped by every release; the futex word waiters sleep on
-//!         waiters: u32  how many acquirers sleep (or are about to), so that a
-//!                       release skips the wake syscall when nobody waits
+//! header: bell: u32     a futex::Doorbell: the word sleepers sleep on, whose
+//!                       low bit tells a release that someone may sleep, so
+//!                       that a release skips the wake syscall when nobody does
 //!         hint: u32     where the next scan starts (rotates, spreads contention)
 //! slot i: mutex         RawRobustMutex: locked = the permit is held
 //!         taken: u32    1 while held (set after locking, cleared before
 //!                       unlocking); only for the approximate `available()`
 //! ```
 //!
-//! * **Acquire**: read `seq`, then scan every slot from `hint` with `try_lock`;
-//!   the first that succeeds is the permit (a slot left `OWNER_DIED` succeeds
-//!   too, and the acquirer is told). If none does: `waiters += 1`, sleep on
-//!   `seq` while it still holds the value read *before* the scan, at most
-//!   [`POLL`], then `waiters -= 1` and scan again.
-//! * **Release**: `taken = 0`, unlock the slot, `seq += 1`, and wake one
-//!   sleeper if `waiters > 0`.
+//! * **Acquire**: scan every slot from `hint` with `try_lock`; the first that
+//!   succeeds is the permit (a slot left `OWNER_DIED` succeeds too, and the
+//!   acquirer is told). If none does: arm the doorbell, a `SeqCst` fence,
+//!   scan again, and if still none, sleep on the armed value at most
+//!   [`POLL`], then start over.
+//! * **Release**: `taken = 0`, unlock the slot, a `SeqCst` fence, ring the
+//!   doorbell (wake one sleeper, if one may be there).
 //!
-//! No lost wake-up: a release that frees a slot the scan saw held bumps `seq`
-//! after unlocking, so either the sleeper's futex check sees the new `seq` and
-//! does not sleep, or the sleeper was already counted in `waiters` and is
-//! woken. The releaser reads `waiters` with a read-modify-write after its
-//! bump, so it and the sleeper's increment are ordered in `waiters`' single
-//! modification order: if the read comes first, the sleeper's increment
-//! synchronises with it and its futex check sees the bump (this does not rely
-//! on `SeqCst` store-load ordering, which loom cannot check). A release wakes
-//! one sleeper; one that times out after being woken passes the wake on. A death frees a slot
-//! without bumping `seq`: the kernel wakes only waiters on the mutex word, and
-//! our sleepers wait on `seq`. That is why a sleeper never sleeps longer than
-//! [`POLL`] before scanning again.
+//! No lost wake-up: the doorbell's argument (see `futex::Doorbell`): of the
+//! two fences, either the acquirer's second scan sees the unlocked slot, or
+//! the release sees the armed bit, changes the word and wakes. A release wakes
+//! one sleeper; one that times out after being woken passes the wake on. A
+//! death frees a slot without a ring: the kernel wakes only waiters on the
+//! mutex word, and our sleepers sleep on the doorbell. That is why a sleeper
+//! never sleeps longer than [`POLL`] before scanning again.
 //!
 //! Everything read from shared memory is bounded before use: the slot count
 //! comes from the checked header, not from the body, and `hint` is taken
 //! modulo that count.
 //!
-//! A waiter that dies while counted leaves `waiters` too high: releases then
-//! make a wake syscall they could have skipped, nothing worse. The kernel
+//! A waiter that dies asleep leaves the doorbell's bit set: the next release
+//! finds nobody to wake and clears it. The kernel
 //! releases at most 2048 robust mutexes of a dying thread (its robust-list
 //! limit), so a single thread holding more permits than that and dying would
 //! strand the rest.
@@ -58,18 +53,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::result::{self, LockResult, NotSend, TryLockError, TryLockResult};
+use crate::ipc::futex::Doorbell;
 use crate::ipc::robust::{Acquired, RawRobustMutex};
 use crate::ipc::shm::{Kind, PARAMS, Region, fingerprint};
 use crate::ipc::{Error, futex};
-use crate::loom::atomic::{AtomicU32, Ordering};
+use crate::loom::atomic::{AtomicU32, Ordering, fence};
 
-/// How long an acquirer sleeps at most before it scans the slots again, to
-/// notice permits freed by a holder's death (which wakes nobody).
-///
-/// 25 ms: a crash is noticed well within a human's blink, and an idle waiter
-/// costs 40 wake-ups a second, each a scan of failed compare-exchanges (a few
-/// microseconds even at [`Semaphore::MAX_PERMITS`]).
-pub(crate) const POLL: Duration = Duration::from_millis(25);
+use crate::ipc::futex::POLL;
 
 /// Bytes before the first slot.
 const SLOTS_AT: usize = 64;
@@ -78,8 +68,8 @@ const SLOTS_AT: usize = 64;
 #[repr(C)]
 #[derive(Debug, Default)]
 pub(crate) struct Head {
-    seq: AtomicU32,
-    waiters: AtomicU32,
+    /// Rung by every release that finds a sleeper may be there.
+    bell: Doorbell,
     hint: AtomicU32,
 }
 
@@ -119,6 +109,7 @@ impl<'a> Core<'a> {
         for k in 0..n {
             let i = (start + k) % n;
             if let Some(how) = self.slots[i].mutex.try_lock() {
+                crate::fault_point!("semaphore.acquire.locked");
                 self.slots[i].taken.store(1, Ordering::Relaxed);
                 self.head
                     .hint
@@ -134,23 +125,27 @@ impl<'a> Core<'a> {
     pub(crate) fn acquire(self, deadline: Option<Instant>) -> Option<(usize, Acquired)> {
         let mut slept = false;
         loop {
-            // Read before the scan: a release after this point changes it.
-            let seq = self.head.seq.load(Ordering::SeqCst);
             if let Some(got) = self.scan() {
                 return Some(got);
             }
             if result::expired(deadline) {
                 // A release wakes one sleeper: if it was us, pass it on, since
                 // we leave without the permit it announced.
-                if slept && self.head.waiters.fetch_add(0, Ordering::SeqCst) > 0 {
-                    futex::wake(&self.head.seq, 1);
+                if slept {
+                    fence(Ordering::SeqCst);
+                    self.head.bell.ring(1);
                 }
                 return None;
             }
+            // Arm, then look once more: a release after the arm either is
+            // seen by this scan or rings the bell (futex::Doorbell).
+            let armed = self.head.bell.arm();
+            fence(Ordering::SeqCst);
+            if let Some(got) = self.scan() {
+                return Some(got);
+            }
             let nap = futex::remaining(deadline).map_or(POLL, |left| left.min(POLL));
-            self.head.waiters.fetch_add(1, Ordering::SeqCst);
-            futex::wait(&self.head.seq, seq, Some(nap));
-            self.head.waiters.fetch_sub(1, Ordering::SeqCst);
+            self.head.bell.sleep(armed, Some(nap));
             slept = true;
         }
     }
@@ -167,17 +162,12 @@ impl<'a> Core<'a> {
     pub(crate) unsafe fn release(self, slot: usize) {
         let s = &self.slots[slot];
         s.taken.store(0, Ordering::Relaxed);
+        crate::fault_point!("semaphore.release.cleared");
         // SAFETY: the caller holds this slot's mutex.
         unsafe { s.mutex.unlock() };
-        self.head.seq.fetch_add(1, Ordering::SeqCst);
-        // A read-modify-write, not a load: it is ordered with the sleepers'
-        // increments in `waiters`' single modification order, so either it
-        // sees a sleeper or that sleeper's futex check sees the new `seq`
-        // (no reliance on `SeqCst` store-load ordering, which loom cannot
-        // check).
-        if self.head.waiters.fetch_add(0, Ordering::SeqCst) > 0 {
-            futex::wake(&self.head.seq, 1);
-        }
+        crate::fault_point!("semaphore.release.unlocked");
+        fence(Ordering::SeqCst);
+        self.head.bell.ring(1);
     }
 
     /// Slots not marked taken (a dead holder's counts as taken until
