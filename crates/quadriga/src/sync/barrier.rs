@@ -36,8 +36,15 @@
 //! holder died, a party died inside a barrier call, possibly halfway through
 //! an update. Such a party will never arrive again, so the current generation
 //! could not complete anyway: the barrier is broken (which also makes the
-//! half-updated count irrelevant), and `reset` makes it usable again. A party
-//! that dies while *waiting* (outside the mutex) cannot be detected; use
+//! half-updated count irrelevant), and `reset` makes it usable again.
+//!
+//! **Nobody sleeps through a death.** The kernel wakes only the waiters of a
+//! dead holder's *mutex* word, and ours sleep on `word`. So a waiter sleeps at
+//! most [`POLL`] at a time; when a nap brings no change it `try_lock`s the
+//! mutex, and finding its holder dead, breaks the barrier itself. The same
+//! naps cover a leader killed after its store of `word` but before its wake.
+//! A party that dies while *waiting* (outside the mutex) had arrived; one that
+//! dies before arriving cannot be told from a slow one: use
 //! [`Barrier::wait_timeout`] across processes, whose timeout breaks the
 //! barrier for everyone.
 //!
@@ -55,6 +62,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::result::{self, NotSend};
+use crate::ipc::futex::POLL;
 use crate::ipc::robust::{Acquired, RawRobustMutex};
 use crate::ipc::shm::{Kind, PARAMS, Region, fingerprint};
 use crate::ipc::{Error, ErrorKind, futex};
@@ -144,6 +152,7 @@ impl State {
     /// Arrives and waits for the others, until `deadline` (`None`: forever).
     pub(crate) fn wait(&self, parties: u32, deadline: Option<Instant>) -> Outcome {
         let held = self.enter();
+        crate::fault_point!("barrier.wait.locked");
         let seen = self.word.load(Ordering::Relaxed);
         if seen & BROKEN != 0 {
             return Outcome::Broken;
@@ -159,14 +168,18 @@ impl State {
             self.arrived.store(0, Ordering::Relaxed);
             self.ring.fetch_and(!bit(next), Ordering::Relaxed);
             self.word.store(next << 1, Ordering::Release);
+            crate::fault_point!("barrier.lead.released");
             drop(held);
+            crate::fault_point!("barrier.lead.unlocked");
             futex::wake(&self.word, u32::MAX);
             return Outcome::Leader;
         }
         self.arrived.store(arrived + 1, Ordering::Relaxed);
+        crate::fault_point!("barrier.wait.arrived");
         drop(held);
         loop {
-            futex::wait(&self.word, seen, futex::remaining(deadline));
+            let nap = futex::remaining(deadline).map_or(POLL, |left| left.min(POLL));
+            futex::wait(&self.word, seen, Some(nap));
             let changed = self.word.load(Ordering::Acquire) != seen;
             if changed || result::expired(deadline) {
                 let held = self.enter();
@@ -177,6 +190,23 @@ impl State {
                     return Outcome::TimedOut;
                 }
                 return self.outcome(generation(seen), now);
+            }
+            // Nothing for a nap. A party killed inside the mutex wakes nobody
+            // sleeping here (the kernel wakes waiters of the mutex word only):
+            // look whether that happened, and break the barrier if so.
+            if let Some(how) = self.mutex.try_lock() {
+                let held = Held {
+                    mutex: &self.mutex,
+                    _not_send: NotSend::default(),
+                };
+                if how == Acquired::OwnerDied {
+                    crate::fault_point!("barrier.repair.locked");
+                    self.break_locked(&held);
+                }
+                let now = self.word.load(Ordering::Relaxed);
+                if now != seen {
+                    return self.outcome(generation(seen), now);
+                }
             }
         }
     }

@@ -30,6 +30,9 @@
 //! Memory ordering: `set` is a release and a successful `wait` an acquire, so
 //! what was written before `set` is visible after `wait` returns `true`.
 //!
+//! A setter killed between its change of `word` and its wake would leave the
+//! sleepers asleep, so they sleep at most [`POLL`] at a time and look again.
+//!
 //! The counter of sets wraps after 2³¹ of them; a waiter that slept through
 //! exactly that many would miss them, which is not a practical concern. A
 //! waiter that dies while counted leaves `waiters` too high: `set` then makes
@@ -40,6 +43,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::result;
+use crate::ipc::futex::POLL;
 use crate::ipc::shm::{Kind, PARAMS, Region, fingerprint};
 use crate::ipc::{Error, futex};
 use crate::loom::atomic::{AtomicU32, Ordering};
@@ -61,6 +65,7 @@ impl State {
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| {
                 (w & SET == 0).then(|| (w | SET).wrapping_add(2))
             });
+        crate::fault_point!("event.set.stored");
         if was.is_ok() && self.waiters.fetch_add(0, Ordering::SeqCst) > 0 {
             futex::wake(&self.word, u32::MAX);
         }
@@ -82,7 +87,10 @@ impl State {
         }
         self.waiters.fetch_add(1, Ordering::SeqCst);
         let set = loop {
-            futex::wait(&self.word, seen, futex::remaining(deadline));
+            // Naps of at most POLL: a setter killed between its change of
+            // `word` and its wake must not leave us asleep for ever.
+            let nap = futex::remaining(deadline).map_or(POLL, |left| left.min(POLL));
+            futex::wait(&self.word, seen, Some(nap));
             if self.word.load(Ordering::Acquire) != seen {
                 break true;
             }
