@@ -10,11 +10,12 @@
 //! one end of a `socketpair` that carries no data at all: when every copy of
 //! an endpoint is gone — dropped, or its process dead, in any process — the
 //! kernel closes that end, and the other endpoint's socket reads end-of-file.
-//! A receiver that has slept (a wake-up or a 50 ms tick) polls its socket,
-//! and a receiver whose peer is gone gets the messages already sent, then
-//! [`ErrorKind::Closed`] (Python's `EOFError`). Dropping an endpoint also
-//! wakes its peer at once, so a clean drop is noticed without waiting for the
-//! tick; a killed peer is noticed within the tick.
+//! A receiver polls its socket before each sleep (after its spin, never on
+//! the fast path) and when it gives up, so a receiver whose peer is gone gets
+//! the messages already sent, then [`ErrorKind::Closed`] (Python's
+//! `EOFError`) at once. Dropping an endpoint also wakes its peer, so a drop
+//! while the peer sleeps is noticed at once; a killed peer, within one 50 ms
+//! tick of sleep.
 //!
 //! The alternative was a `SOCK_SEQPACKET` socketpair carrying the messages
 //! themselves (peer death is end-of-file for free). Measured first, ping-pong
@@ -222,17 +223,21 @@ impl<T: Serialize + DeserializeOwned + Send> Pipe<T> {
     pub fn send(&self, item: T) -> Result<(), PutError<T>> {
         let ring = self.outbox();
         let result = with_encoded(&item, ring.layout().slot_bytes, "pipe message", |bytes| {
-            let mut slept = false;
             loop {
                 match ring.try_push(bytes, Wait::Forever) {
-                    Err(Stop::Full) if slept && self.peer_gone() => {
-                        return Err(self.gone());
-                    }
                     Err(Stop::Full) => {}
                     done => return done.map_err(|stop| stop_error(stop, "pipe")),
                 }
-                ring.wait(Dir::NotFull, Wait::Forever, TICK);
-                slept = true;
+                // Full. Before sleeping (never on the fast path: the check
+                // is a system call), see whether anyone will ever make room.
+                let mut gone = false;
+                ring.wait_unless(Dir::NotFull, Wait::Forever, TICK, || {
+                    gone = self.peer_gone();
+                    gone
+                });
+                if gone {
+                    return Err(self.gone());
+                }
             }
         });
         result.map_err(|error| PutError::new(item, error))
@@ -285,23 +290,17 @@ impl<T: Serialize + DeserializeOwned + Send> Pipe<T> {
     fn recv_with(&self, wait: Wait) -> Result<T, Error> {
         let ring = self.inbox();
         with_decoded(|buf| {
-            let mut slept = false;
             loop {
                 match ring.try_pop(buf, wait) {
                     Err(Stop::Empty) => {}
                     done => return done.map_err(|stop| stop_error(stop, "pipe")),
                 }
-                // Only after a sleep or before giving up: the check is a
-                // system call, and the fast path must not pay for it.
+                // Empty. The peer check is a system call, so it is made only
+                // before giving up or just before a sleep, never on the fast
+                // path.
                 let giving_up = wait == Wait::No || wait.passed();
-                if (slept || giving_up) && self.peer_gone() {
-                    // What it sent before it went is still ours.
-                    return match ring.try_pop(buf, Wait::No) {
-                        Err(Stop::Empty) => Err(self.gone()),
-                        done => done.map_err(|stop| stop_error(stop, "pipe")),
-                    };
-                }
-                if giving_up {
+                let mut gone = giving_up && self.peer_gone();
+                if giving_up && !gone {
                     let stop = if wait == Wait::No {
                         Stop::Empty
                     } else {
@@ -309,8 +308,19 @@ impl<T: Serialize + DeserializeOwned + Send> Pipe<T> {
                     };
                     return Err(stop_error(stop, "pipe"));
                 }
-                ring.wait(Dir::NotEmpty, wait, TICK);
-                slept = true;
+                if !gone {
+                    ring.wait_unless(Dir::NotEmpty, wait, TICK, || {
+                        gone = self.peer_gone();
+                        gone
+                    });
+                }
+                if gone {
+                    // What it sent before it went is still ours.
+                    return match ring.try_pop(buf, Wait::No) {
+                        Err(Stop::Empty) => Err(self.gone()),
+                        done => done.map_err(|stop| stop_error(stop, "pipe")),
+                    };
+                }
             }
         })
     }
