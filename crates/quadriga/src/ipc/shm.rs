@@ -46,6 +46,8 @@ pub(crate) enum Kind {
     Barrier = 7,
     Map = 8,
     Pipe = 9,
+    AtomicValue = 10,
+    AtomicArray = 11,
 }
 
 /// Number of layout parameters a header carries.
@@ -225,14 +227,17 @@ impl Region {
     /// a `kind` object for items of fingerprint `fp`.
     pub(crate) fn attach(fd: Arc<OwnedFd>, kind: Kind, fp: u64) -> Result<Self, Error> {
         use rustix::fs::SealFlags;
-        let st = rustix::fs::fstat(fd.as_fd()).map_err(|e| Error::os("fstat", e.into()))?;
+        // Seals first, size second: once sealed against shrinking and growing
+        // (and against unsealing), the size read next is the size for good,
+        // so the mapping can never reach past the end of the file (SIGBUS).
         let seals = rustix::fs::fcntl_get_seals(fd.as_fd())
             .map_err(|_| Error::invalid("a shared object that is not a sealed memfd"))?;
-        if !seals.contains(SealFlags::SHRINK | SealFlags::GROW) {
+        if !seals.contains(SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL) {
             return Err(Error::invalid(
                 "a shared object that is not sealed to its size",
             ));
         }
+        let st = rustix::fs::fstat(fd.as_fd()).map_err(|e| Error::os("fstat", e.into()))?;
         let file_len = st.st_size as u64;
         let len = usize::try_from(file_len)
             .ok()
@@ -341,6 +346,20 @@ mod tests {
     fn an_unsealed_memfd_is_refused() {
         let fd = rustix::fs::memfd_create(c"x", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
         rustix::fs::ftruncate(&fd, 4096).unwrap();
+        let err = Region::attach(Arc::new(fd), Kind::Value, 1).unwrap_err();
+        assert!(err.to_string().contains("sealed"), "{err}");
+    }
+
+    #[test]
+    fn a_memfd_whose_seals_can_still_change_is_refused() {
+        use rustix::fs::{MemfdFlags, SealFlags};
+        let fd = rustix::fs::memfd_create(c"x", MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING)
+            .unwrap();
+        rustix::fs::ftruncate(&fd, 4096).unwrap();
+        // Sealed to its size, but not against more seals (a write seal could
+        // still be added under the users' feet): only a memfd sealed the
+        // way `Region::create` seals one is accepted.
+        rustix::fs::fcntl_add_seals(&fd, SealFlags::SHRINK | SealFlags::GROW).unwrap();
         let err = Region::attach(Arc::new(fd), Kind::Value, 1).unwrap_err();
         assert!(err.to_string().contains("sealed"), "{err}");
     }
