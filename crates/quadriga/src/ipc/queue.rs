@@ -631,21 +631,80 @@ pub(super) fn with_encoded<T: Serialize, R>(
     place: &str,
     f: impl FnOnce(&[u8]) -> Result<R, Error>,
 ) -> Result<R, Error> {
-    let buf = postcard::to_extend(item, scratch())
-        .map_err(|e| Error::codec(format!("encoding an item: {e}")))?;
-    let result = if buf.len() > limit as usize {
-        Err(Error::new(
-            ErrorKind::TooLarge,
-            format!(
-                "an item of {} bytes (encoded) is larger than a {place} of {limit} bytes",
-                buf.len()
-            ),
-        ))
-    } else {
-        f(&buf)
+    let mut buf = scratch();
+    // Encoding stops at the limit: a huge item is refused after `limit` bytes
+    // of work and memory, not after a copy of all of it.
+    let encoded = postcard::serialize_with_flavor(
+        item,
+        Bounded {
+            buf: &mut buf,
+            limit: limit as usize,
+        },
+    );
+    let result = match encoded {
+        Ok(()) => f(&buf),
+        Err(postcard::Error::SerializeBufferFull) => {
+            // Only counted, for the message: no copy of the item is made.
+            let size = postcard::serialize_with_flavor(item, Count(0))
+                .map_or_else(|_| "more than".to_owned(), |n| n.to_string());
+            Err(Error::new(
+                ErrorKind::TooLarge,
+                format!(
+                    "an item of {size} bytes (encoded) is larger than a {place} of {limit} bytes"
+                ),
+            ))
+        }
+        Err(e) => Err(Error::codec(format!("encoding an item: {e}"))),
     };
     recycle(buf);
     result
+}
+
+/// A postcard output that fails with `SerializeBufferFull` past `limit` bytes.
+struct Bounded<'a> {
+    buf: &'a mut Vec<u8>,
+    limit: usize,
+}
+
+impl postcard::ser_flavors::Flavor for Bounded<'_> {
+    type Output = ();
+
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        if data.len() > self.limit - self.buf.len() {
+            return Err(postcard::Error::SerializeBufferFull);
+        }
+        self.buf.extend_from_slice(data);
+        Ok(())
+    }
+
+    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
+        self.try_extend(&[data])
+    }
+
+    fn finalize(self) -> postcard::Result<()> {
+        Ok(())
+    }
+}
+
+/// A postcard output that only counts bytes.
+struct Count(usize);
+
+impl postcard::ser_flavors::Flavor for Count {
+    type Output = usize;
+
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        self.0 += data.len();
+        Ok(())
+    }
+
+    fn try_push(&mut self, _: u8) -> postcard::Result<()> {
+        self.0 += 1;
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<usize> {
+        Ok(self.0)
+    }
 }
 
 /// Lets `fill` put an item's bytes into this thread's buffer, then decodes it.
