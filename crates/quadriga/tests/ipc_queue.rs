@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::within;
-use quadriga::ipc::{Array, ErrorKind, Pipe, Queue, Value};
+use quadriga::ipc::{AtomicArray, AtomicValue, ErrorKind, Pipe, Queue};
 use quadriga::{Process, ProcessHandle, ProcessPool};
 
 /// Long enough never to fire on a loaded machine; only a hang guard.
@@ -525,7 +525,7 @@ fn producers_killed_mid_put_lose_nothing_they_committed() {
 
 /// Takes items, marking each in `seen` and counting them in `taken`.
 #[quadriga::task]
-fn consume_and_mark(q: Queue<u32>, seen: Array<u32>, taken: Value<u64>) -> u64 {
+fn consume_and_mark(q: Queue<u32>, seen: AtomicArray<u32>, taken: AtomicValue<u64>) -> u64 {
     let mut n = 0;
     while let Ok(i) = q.get() {
         seen.fetch_add(i as usize, 1);
@@ -543,8 +543,8 @@ fn consumers_killed_mid_get_duplicate_nothing_and_lose_at_most_one_each() {
         const KILLS: u64 = 20;
         let (mut rng, seed) = Rng::seeded();
         let q = Queue::new(32).unwrap();
-        let seen = Array::new(N as usize, 0_u32).unwrap();
-        let taken = Value::new(0_u64).unwrap();
+        let seen = AtomicArray::new(N as usize, 0_u32).unwrap();
+        let taken = AtomicValue::new(0_u64).unwrap();
         let p = q.clone();
         let producer = std::thread::spawn(move || (0..N).for_each(|i| p.put(i).unwrap()));
         let spawn = || Process::spawn(consume_and_mark, (q.clone(), seen.clone(), taken.clone()));

@@ -12,7 +12,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::within;
-use quadriga::ipc::{Array, ErrorKind, Value};
+use quadriga::ipc::{Array, AtomicArray, AtomicValue, ErrorKind, Value};
 use quadriga::sync::{Barrier, Event, Lock, Semaphore, TryLockError};
 use quadriga::{Process, ProcessPool};
 
@@ -33,6 +33,8 @@ fn every_object_is_send_sync_clone_and_serde() {
     check::<Barrier>();
     check::<Value<u64>>();
     check::<Array<f32>>();
+    check::<AtomicValue<u64>>();
+    check::<AtomicArray<i8>>();
 }
 
 #[test]
@@ -63,8 +65,8 @@ fn threads_count_exactly_under_a_lock_and_with_atomics() {
     within(60, || {
         let lock = Lock::new().unwrap();
         let locked = Value::new(0_u64).unwrap();
-        let atomic = Value::new(0_u64).unwrap();
-        let per_slot = Array::new(4, 0_u32).unwrap();
+        let atomic = AtomicValue::new(0_u64).unwrap();
+        let per_slot = AtomicArray::new(4, 0_u32).unwrap();
         let (l, v, a, s) = (
             lock.clone(),
             locked.clone(),
@@ -318,7 +320,7 @@ fn add_under_lock(start: Barrier, lock: Lock, counter: Value<u64>) {
 }
 
 #[quadriga::task]
-fn add_atomically(start: Barrier, counter: Value<u64>, slots: Array<u64>, slot: usize) {
+fn add_atomically(start: Barrier, counter: AtomicValue<u64>, slots: AtomicArray<u64>, slot: usize) {
     start.wait_timeout(PATIENCE).unwrap();
     for _ in 0..OPS {
         counter.fetch_add(1);
@@ -327,7 +329,12 @@ fn add_atomically(start: Barrier, counter: Value<u64>, slots: Array<u64>, slot: 
 }
 
 #[quadriga::task]
-fn pass_through_semaphore(start: Barrier, sem: Semaphore, inside: Value<u32>, stats: Array<u64>) {
+fn pass_through_semaphore(
+    start: Barrier,
+    sem: Semaphore,
+    inside: AtomicValue<u32>,
+    stats: AtomicArray<u64>,
+) {
     start.wait_timeout(PATIENCE).unwrap();
     for _ in 0..OPS {
         let _permit = sem.acquire().unwrap();
@@ -357,8 +364,8 @@ fn four_processes_count_exactly_under_a_lock() {
 fn four_processes_count_exactly_with_atomics() {
     within(120, || {
         quadriga::init();
-        let counter = Value::new(0_u64).unwrap();
-        let slots = Array::new(4, 0_u64).unwrap();
+        let counter = AtomicValue::new(0_u64).unwrap();
+        let slots = AtomicArray::new(4, 0_u64).unwrap();
         four_processes(add_atomically, |i, start| {
             (start, counter.clone(), slots.clone(), i)
         });
@@ -372,8 +379,8 @@ fn four_processes_never_exceed_a_semaphores_permits() {
     within(120, || {
         quadriga::init();
         let sem = Semaphore::new(2).unwrap();
-        let inside = Value::new(0_u32).unwrap();
-        let stats = Array::new(2, 0_u64).unwrap();
+        let inside = AtomicValue::new(0_u32).unwrap();
+        let stats = AtomicArray::new(2, 0_u64).unwrap();
         four_processes(pass_through_semaphore, |_, start| {
             (start, sem.clone(), inside.clone(), stats.clone())
         });
@@ -383,7 +390,7 @@ fn four_processes_never_exceed_a_semaphores_permits() {
 }
 
 #[quadriga::task]
-fn tally(counter: Value<u64>, hist: Array<u32>, x: u64) -> u64 {
+fn tally(counter: Value<u64>, hist: AtomicArray<u32>, x: u64) -> u64 {
     counter.update(|c| *c += x);
     hist.fetch_add((x % 8) as usize, 1);
     x
@@ -395,7 +402,7 @@ fn a_pool_map_passes_the_same_objects_with_every_item() {
         quadriga::init();
         let pool = ProcessPool::new(4).unwrap();
         let counter = Value::new(0_u64).unwrap();
-        let hist = Array::new(8, 0_u32).unwrap();
+        let hist = AtomicArray::new(8, 0_u32).unwrap();
         let (c, h) = (counter.clone(), hist.clone());
         let inputs = (1..=10_000_u64).map(move |x| (c.clone(), h.clone(), x));
         let echoed: u64 = pool.map(tally, inputs).map(Result::unwrap).sum();
@@ -410,7 +417,7 @@ const ROUNDS: u64 = 20;
 /// Meets the others `ROUNDS` times; after each meeting, every party's arrival
 /// for that round must be counted. Returns how many rounds it led.
 #[quadriga::task]
-fn meet(barrier: Barrier, arrivals: Value<u64>) -> Result<u64, String> {
+fn meet(barrier: Barrier, arrivals: AtomicValue<u64>) -> Result<u64, String> {
     let mut led = 0;
     for round in 0..ROUNDS {
         arrivals.fetch_add(1);
@@ -430,7 +437,7 @@ fn a_barrier_holds_four_processes_together_for_many_rounds() {
     within(120, || {
         quadriga::init();
         let barrier = Barrier::new(4).unwrap();
-        let arrivals = Value::new(0_u64).unwrap();
+        let arrivals = AtomicValue::new(0_u64).unwrap();
         let ps: Vec<_> = (0..4)
             .map(|_| Process::spawn(meet, (barrier.clone(), arrivals.clone())).unwrap())
             .collect();

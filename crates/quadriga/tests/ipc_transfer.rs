@@ -10,11 +10,11 @@
 mod common;
 
 use common::within;
-use quadriga::ipc::Value;
+use quadriga::ipc::AtomicValue;
 use quadriga::{Process, ProcessPool};
 
 #[quadriga::task]
-fn bump(cells: Vec<Value<u64>>) -> u32 {
+fn bump(cells: Vec<AtomicValue<u64>>) -> u32 {
     for c in &cells {
         c.fetch_add(1);
     }
@@ -60,24 +60,24 @@ fn objects_reach_pool_workers_and_processes_through_their_inputs() {
         quadriga::init();
         descriptors_do_not_leak_into_workers_or_pile_up_here();
         let pool = ProcessPool::new(2).unwrap();
-        let one = Value::new(41_u64).unwrap();
+        let one = AtomicValue::new(41_u64).unwrap();
         let pid = pool.submit(bump, vec![one.clone()]).join().unwrap();
         assert_ne!(pid, std::process::id());
         assert_eq!(one.load(), 42);
 
         // More descriptors than one message carries, in one input.
-        let many: Vec<Value<u64>> = (0..300).map(|_| Value::new(0).unwrap()).collect();
+        let many: Vec<AtomicValue<u64>> = (0..300).map(|_| AtomicValue::new(0).unwrap()).collect();
         pool.submit(bump, many.clone()).join().unwrap();
         assert!(many.iter().all(|c| c.load() == 1));
 
         // A map: every item its own descriptors, many items per job.
-        let cell = Value::new(0_u64).unwrap();
+        let cell = AtomicValue::new(0_u64).unwrap();
         let inputs = (0..200).map(|_| vec![cell.clone()]);
         assert_eq!(pool.map(bump, inputs).filter(Result::is_ok).count(), 200);
         assert_eq!(cell.load(), 200);
 
         // A single `Process`.
-        let lone = Value::new(0_u64).unwrap();
+        let lone = AtomicValue::new(0_u64).unwrap();
         Process::spawn(bump, vec![lone.clone()])
             .unwrap()
             .join()
@@ -101,7 +101,7 @@ fn descriptors_do_not_leak_into_workers_or_pile_up_here() {
         pool.submit(bump, vec![]).join().unwrap(); // the worker is up
         let before = count();
         for _ in 0..50 {
-            let v = Value::new(0_u64).unwrap();
+            let v = AtomicValue::new(0_u64).unwrap();
             pool.submit(bump, vec![v.clone(), v.clone()])
                 .join()
                 .unwrap();

@@ -32,4 +32,4 @@ pub use pipe::{Pipe, PipeBuilder, pipe};
 pub use queue::{DEFAULT_CAPACITY, DEFAULT_SLOT_BYTES, PutError, Queue, QueueBuilder};
 #[doc(hidden)]
 pub use shm::fuzz_header;
-pub use value::{Array, ArrayGuard, AtomicPlain, Value, ValueGuard};
+pub use value::{Array, ArrayGuard, AtomicArray, AtomicPlain, AtomicValue, Value, ValueGuard};

@@ -1,5 +1,6 @@
 //! [`Value`] and [`Array`]: plain data in shared memory, like Python's
-//! `multiprocessing.Value` and `Array`.
+//! `multiprocessing.Value` and `Array`; [`AtomicValue`] and [`AtomicArray`]:
+//! their lock-free counterparts for the primitive integers.
 //!
 //! # Design
 //!
@@ -8,7 +9,8 @@
 //! the memory is a valid `T`. A `String`, a `Vec` or a reference does not
 //! compile.
 //!
-//! Layout of the body:
+//! Layout of the body (the same for all four types; each has its own kind in
+//! the header, so one is never attached as another):
 //!
 //! ```text
 //! mutex   RawRobustMutex: the value's own lock (`lock`, `get`, `set`, ...)
@@ -31,13 +33,15 @@
 //! (once). A whole-value [`Value::set`] repairs the value, so it clears the
 //! news instead.
 //!
-//! **Atomics.** For the primitive integers ([`AtomicPlain`]) the `load`,
-//! `store`, `swap`, `compare_exchange`, `fetch_add`, `fetch_sub` methods work on
-//! the shared word directly, lock-free and `SeqCst`, never taking the lock.
-//! Use one discipline per value: the atomic methods, or the lock (`lock`,
-//! `get`, `set`, `update`). A guard's `&mut T` assumes no one else writes the
-//! value meanwhile, which an atomic method on the same value, from another
-//! thread or process, would break.
+//! **Atomics are separate types.** For the primitive integers
+//! ([`AtomicPlain`]), [`AtomicValue`] and [`AtomicArray`] offer `load`,
+//! `store`, `swap`, `compare_exchange`, `fetch_add`, `fetch_sub` on the shared
+//! word directly, lock-free and `SeqCst`, and nothing else: no lock, no guard.
+//! Had one type offered both, a guard's `&mut T` (or a locked copy) and an
+//! atomic operation from another thread could touch the same memory at once,
+//! a data race and so undefined behaviour reachable from safe code. Their
+//! mutex stays in the layout, unused, so all four share one layout and one
+//! set of checks.
 //!
 //! The atomics are `std`'s, not the `crate::loom` shim's: they stand for
 //! the user's own `T` in shared memory and must have exactly its layout
@@ -92,27 +96,29 @@ mod private {
     }
 }
 
-/// A primitive integer with a lock-free atomic type of the same size, which
-/// [`Value`] and [`Array`] offer atomic operations for: `u8` to `u64`, `i8` to
-/// `i64`, `usize`, `isize`. Sealed: it cannot be implemented outside Quadriga.
+/// A primitive integer with a lock-free atomic type of the same size: the
+/// element types of [`AtomicValue`] and [`AtomicArray`], `u8` to `u64`, `i8`
+/// to `i64`, `usize`, `isize`. Sealed: it cannot be implemented outside
+/// Quadriga.
 ///
 /// ```
-/// use quadriga::ipc::{AtomicPlain, Value};
+/// use quadriga::ipc::{AtomicPlain, AtomicValue};
 ///
-/// fn bump<T: AtomicPlain>(v: &Value<T>, by: T) -> T {
+/// fn bump<T: AtomicPlain>(v: &AtomicValue<T>, by: T) -> T {
 ///     v.fetch_add(by)
 /// }
-/// let hits = Value::new(0_u64)?;
+/// let hits = AtomicValue::new(0_u64)?;
 /// bump(&hits, 2);
 /// assert_eq!(hits.load(), 2);
 /// # Ok::<(), quadriga::ipc::Error>(())
 /// ```
 ///
-/// A float or a struct has no atomic operations (use the lock):
+/// A lock-guarded [`Value`] has no atomic operations, so the two disciplines
+/// cannot meet on one value:
 ///
-/// ```compile_fail
-/// let v = quadriga::ipc::Value::new(1.5_f64).unwrap();
-/// v.fetch_add(1.0);
+/// ```compile_fail,E0599
+/// let v = quadriga::ipc::Value::new(1_u64).unwrap();
+/// v.fetch_add(1);
 /// ```
 pub trait AtomicPlain: Pod + private::Sealed {
     /// The `std::sync::atomic` type of the same size (`AtomicU32` for `u32`).
@@ -313,14 +319,16 @@ impl<T: Pod> Shared<T> {
     {
         self.check(i);
         // SAFETY: in bounds; aligned (64-aligned data, and the const
-        // assertion in `atomic_plain!`); lives as long as the region. Other
-        // accesses are the user's to keep atomic (see the module docs).
+        // assertion in `atomic_plain!`); lives as long as the region. Only
+        // the atomic types call this, and they access their data in no other
+        // way (module docs), in any process: the region's kind is checked.
         unsafe { <T::Atomic as private::AtomicOps<T>>::at(self.ptr(i)) }
     }
 }
 
 /// One `T` in shared memory, with its own robust lock: Python's
-/// `multiprocessing.Value`, typed.
+/// `multiprocessing.Value`, typed. (For a lock-free integer counter, see
+/// [`AtomicValue`].)
 ///
 /// Clone it for another thread or put it in a task's input to a
 /// [`ProcessPool`](crate::ProcessPool) or [`Process`](crate::Process): every
@@ -389,14 +397,6 @@ impl<T: Pod> Shared<T> {
 /// ```
 pub struct Value<T> {
     shared: Shared<T>,
-}
-
-impl<T> Clone for Value<T> {
-    fn clone(&self) -> Self {
-        Self {
-            shared: self.shared.clone(),
-        }
-    }
 }
 
 impl<T: Pod> Value<T> {
@@ -470,7 +470,7 @@ impl<T: Pod> Value<T> {
     pub fn update<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
         let _held = self.shared.lock_quiet();
         // SAFETY: element 0 exists; we hold the lock, so this is the only
-        // reference (see the module docs on mixing with atomics).
+        // reference (no atomic access exists for a `Value`: module docs).
         f(unsafe { &mut *self.shared.ptr(0) })
     }
 
@@ -502,112 +502,6 @@ impl<T: Pod> Value<T> {
             .lock()
             .map(wrap)
             .map_err(|died| OwnerDied::new(wrap(died.into_inner())))
-    }
-}
-
-impl<T: AtomicPlain> Value<T> {
-    fn word(&self) -> &T::Atomic {
-        self.shared.atomic(0)
-    }
-
-    /// Reads the value atomically, without the lock.
-    ///
-    /// ```
-    /// let v = quadriga::ipc::Value::new(5_u16)?;
-    /// assert_eq!(v.load(), 5);
-    /// # Ok::<(), quadriga::ipc::Error>(())
-    /// ```
-    pub fn load(&self) -> T {
-        private::AtomicOps::load(self.word())
-    }
-
-    /// Writes the value atomically, without the lock.
-    ///
-    /// ```
-    /// let v = quadriga::ipc::Value::new(5_u16)?;
-    /// v.store(6);
-    /// assert_eq!(v.load(), 6);
-    /// # Ok::<(), quadriga::ipc::Error>(())
-    /// ```
-    pub fn store(&self, value: T) {
-        private::AtomicOps::store(self.word(), value);
-    }
-
-    /// Replaces the value atomically and returns the old one.
-    ///
-    /// ```
-    /// let v = quadriga::ipc::Value::new(5_i64)?;
-    /// assert_eq!(v.swap(9), 5);
-    /// # Ok::<(), quadriga::ipc::Error>(())
-    /// ```
-    pub fn swap(&self, value: T) -> T {
-        private::AtomicOps::swap(self.word(), value)
-    }
-
-    /// Stores `new` if the value is `current`, atomically. Returns the previous
-    /// value: `Ok` if it was `current` (and was replaced), `Err` otherwise.
-    ///
-    /// ```
-    /// let v = quadriga::ipc::Value::new(5_u8)?;
-    /// assert_eq!(v.compare_exchange(5, 6), Ok(5));
-    /// assert_eq!(v.compare_exchange(5, 7), Err(6));
-    /// # Ok::<(), quadriga::ipc::Error>(())
-    /// ```
-    pub fn compare_exchange(&self, current: T, new: T) -> Result<T, T> {
-        private::AtomicOps::compare_exchange(self.word(), current, new)
-    }
-
-    /// Adds to the value atomically (wrapping on overflow); returns the old
-    /// value.
-    ///
-    /// ```
-    /// let v = quadriga::ipc::Value::new(5_u32)?;
-    /// assert_eq!(v.fetch_add(2), 5);
-    /// assert_eq!(v.load(), 7);
-    /// # Ok::<(), quadriga::ipc::Error>(())
-    /// ```
-    pub fn fetch_add(&self, value: T) -> T {
-        private::AtomicOps::fetch_add(self.word(), value)
-    }
-
-    /// Subtracts from the value atomically (wrapping on overflow); returns
-    /// the old value.
-    ///
-    /// ```
-    /// let v = quadriga::ipc::Value::new(5_i32)?;
-    /// assert_eq!(v.fetch_sub(7), 5);
-    /// assert_eq!(v.load(), -2);
-    /// # Ok::<(), quadriga::ipc::Error>(())
-    /// ```
-    pub fn fetch_sub(&self, value: T) -> T {
-        private::AtomicOps::fetch_sub(self.word(), value)
-    }
-}
-
-impl<T: Pod> fmt::Debug for Value<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Value")
-            .field("type", &std::any::type_name::<T>())
-            .finish_non_exhaustive()
-    }
-}
-
-impl<T: Pod> Serialize for Value<T> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.shared.region.serialize(s)
-    }
-}
-
-impl<'de, T: Pod> Deserialize<'de> for Value<T> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let region = Region::deserialize(d, Kind::Value, fingerprint::<T>())?;
-        let shared = Shared::attach(Kind::Value, region).map_err(serde::de::Error::custom)?;
-        if shared.len != 1 {
-            return Err(serde::de::Error::custom(
-                "a shared Value whose layout says it holds several elements",
-            ));
-        }
-        Ok(Self { shared })
     }
 }
 
@@ -655,29 +549,24 @@ impl<T: fmt::Debug> fmt::Debug for ValueGuard<'_, T> {
 /// A fixed-length array of `T` in shared memory, with one robust lock for the
 /// whole: Python's `multiprocessing.Array`, typed.
 ///
-/// Indices out of range **panic**, as slice indexing does. Per-index atomic
-/// operations exist for the primitive integers ([`AtomicPlain`]), lock-free;
-/// the other accessors take the lock (see [`Value`] on not mixing the two on
-/// the same element).
+/// Indices out of range **panic**, as slice indexing does. Every accessor
+/// takes the lock; for lock-free per-element counters of integers, use
+/// [`AtomicArray`].
 ///
 /// ```
 /// use quadriga::ipc::Array;
 ///
-/// let hist = Array::new(4, 0_u64)?;
+/// let pixels = Array::new(4, [0_u8; 3])?;
 /// let threads: Vec<_> = (0..4)
 ///     .map(|t| {
-///         let h = hist.clone();
-///         std::thread::spawn(move || {
-///             for i in 0..100 {
-///                 h.fetch_add((i + t) % 4, 1);
-///             }
-///         })
+///         let p = pixels.clone();
+///         std::thread::spawn(move || p.set(t, [t as u8; 3]))
 ///     })
 ///     .collect();
 /// for t in threads {
 ///     t.join().unwrap();
 /// }
-/// assert_eq!(hist.to_vec(), [100, 100, 100, 100]);
+/// assert_eq!(pixels.get(3), [3, 3, 3]);
 /// # Ok::<(), quadriga::ipc::Error>(())
 /// ```
 ///
@@ -690,14 +579,6 @@ impl<T: fmt::Debug> fmt::Debug for ValueGuard<'_, T> {
 /// ```
 pub struct Array<T> {
     shared: Shared<T>,
-}
-
-impl<T> Clone for Array<T> {
-    fn clone(&self) -> Self {
-        Self {
-            shared: self.shared.clone(),
-        }
-    }
 }
 
 impl<T: Pod> Array<T> {
@@ -853,107 +734,6 @@ impl<T: Pod> Array<T> {
     }
 }
 
-impl<T: AtomicPlain> Array<T> {
-    /// Reads element `index` atomically, without the lock.
-    ///
-    /// # Panics
-    ///
-    /// If `index >= len()` (as every per-index method).
-    ///
-    /// ```
-    /// let a = quadriga::ipc::Array::from_slice(&[1_u64, 2])?;
-    /// assert_eq!(a.load(1), 2);
-    /// # Ok::<(), quadriga::ipc::Error>(())
-    /// ```
-    pub fn load(&self, index: usize) -> T {
-        private::AtomicOps::load(self.shared.atomic(index))
-    }
-
-    /// Writes element `index` atomically, without the lock.
-    ///
-    /// ```
-    /// let a = quadriga::ipc::Array::new(2, 0_u64)?;
-    /// a.store(0, 3);
-    /// assert_eq!(a.load(0), 3);
-    /// # Ok::<(), quadriga::ipc::Error>(())
-    /// ```
-    pub fn store(&self, index: usize, value: T) {
-        private::AtomicOps::store(self.shared.atomic(index), value);
-    }
-
-    /// Replaces element `index` atomically; returns the old value.
-    ///
-    /// ```
-    /// let a = quadriga::ipc::Array::new(2, 0_u64)?;
-    /// assert_eq!(a.swap(1, 3), 0);
-    /// # Ok::<(), quadriga::ipc::Error>(())
-    /// ```
-    pub fn swap(&self, index: usize, value: T) -> T {
-        private::AtomicOps::swap(self.shared.atomic(index), value)
-    }
-
-    /// Stores `new` in element `index` if it is `current`, atomically; `Ok`
-    /// with the previous value if it was, `Err` with the actual value if not.
-    ///
-    /// ```
-    /// let a = quadriga::ipc::Array::new(2, 0_i8)?;
-    /// assert_eq!(a.compare_exchange(0, 0, -1), Ok(0));
-    /// assert_eq!(a.compare_exchange(0, 0, -2), Err(-1));
-    /// # Ok::<(), quadriga::ipc::Error>(())
-    /// ```
-    pub fn compare_exchange(&self, index: usize, current: T, new: T) -> Result<T, T> {
-        private::AtomicOps::compare_exchange(self.shared.atomic(index), current, new)
-    }
-
-    /// Adds to element `index` atomically (wrapping); returns the old value.
-    ///
-    /// ```
-    /// let a = quadriga::ipc::Array::new(2, 0_usize)?;
-    /// a.fetch_add(1, 5);
-    /// assert_eq!(a.to_vec(), [0, 5]);
-    /// # Ok::<(), quadriga::ipc::Error>(())
-    /// ```
-    pub fn fetch_add(&self, index: usize, value: T) -> T {
-        private::AtomicOps::fetch_add(self.shared.atomic(index), value)
-    }
-
-    /// Subtracts from element `index` atomically (wrapping); returns the old
-    /// value.
-    ///
-    /// ```
-    /// let a = quadriga::ipc::Array::new(1, 5_isize)?;
-    /// assert_eq!(a.fetch_sub(0, 6), 5);
-    /// assert_eq!(a.load(0), -1);
-    /// # Ok::<(), quadriga::ipc::Error>(())
-    /// ```
-    pub fn fetch_sub(&self, index: usize, value: T) -> T {
-        private::AtomicOps::fetch_sub(self.shared.atomic(index), value)
-    }
-}
-
-impl<T: Pod> fmt::Debug for Array<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Array")
-            .field("type", &std::any::type_name::<T>())
-            .field("len", &self.shared.len)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<T: Pod> Serialize for Array<T> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.shared.region.serialize(s)
-    }
-}
-
-impl<'de, T: Pod> Deserialize<'de> for Array<T> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let region = Region::deserialize(d, Kind::Array, fingerprint::<T>())?;
-        let shared = Shared::attach(Kind::Array, region).map_err(serde::de::Error::custom)?;
-        Ok(Self { shared })
-    }
-}
-
 /// The held lock of an [`Array`]; derefs to `[T]`. Unlocks when dropped, on
 /// the thread that locked (it is not `Send`).
 ///
@@ -992,6 +772,369 @@ impl<T> DerefMut for ArrayGuard<'_, T> {
 impl<T: fmt::Debug> fmt::Debug for ArrayGuard<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("ArrayGuard").field(&&**self).finish()
+    }
+}
+
+/// One primitive integer in shared memory, operated on atomically: a
+/// lock-free counter or flag shared between threads and processes.
+///
+/// Where [`Value`] guards any plain `T` with a lock, this is for the integer
+/// types ([`AtomicPlain`]), and every access is one atomic instruction
+/// (`SeqCst`): nothing to lock, nothing a dead process can leave half-done.
+/// The two are separate types so that a lock's `&mut T` and an atomic
+/// operation can never touch the same memory at once (which would be a data
+/// race, undefined behaviour).
+///
+/// ```
+/// use quadriga::ipc::AtomicValue;
+///
+/// let hits = AtomicValue::new(0_u64)?;
+/// let threads: Vec<_> = (0..4)
+///     .map(|_| {
+///         let h = hits.clone();
+///         std::thread::spawn(move || {
+///             for _ in 0..1000 {
+///                 h.fetch_add(1);
+///             }
+///         })
+///     })
+///     .collect();
+/// for t in threads {
+///     t.join().unwrap();
+/// }
+/// assert_eq!(hits.load(), 4000);
+/// # Ok::<(), quadriga::ipc::Error>(())
+/// ```
+///
+/// A float or a struct has no atomic operations (use [`Value`] and its lock):
+///
+/// ```compile_fail,E0277
+/// let v = quadriga::ipc::AtomicValue::new(1.5_f64).unwrap();
+/// ```
+pub struct AtomicValue<T> {
+    shared: Shared<T>,
+}
+
+/// A fixed-length array of primitive integers in shared memory, each element
+/// operated on atomically: per-slot counters, a histogram, flags.
+///
+/// The lock-free counterpart of [`Array`], for the [`AtomicPlain`] types (see
+/// [`AtomicValue`] on why the two are separate). Indices out of range
+/// **panic**, as slice indexing does.
+///
+/// ```
+/// use quadriga::ipc::AtomicArray;
+///
+/// let hist = AtomicArray::new(4, 0_u64)?;
+/// let threads: Vec<_> = (0..4)
+///     .map(|t| {
+///         let h = hist.clone();
+///         std::thread::spawn(move || {
+///             for i in 0..100 {
+///                 h.fetch_add((i + t) % 4, 1);
+///             }
+///         })
+///     })
+///     .collect();
+/// for t in threads {
+///     t.join().unwrap();
+/// }
+/// assert_eq!(hist.to_vec(), [100, 100, 100, 100]);
+/// # Ok::<(), quadriga::ipc::Error>(())
+/// ```
+pub struct AtomicArray<T> {
+    shared: Shared<T>,
+}
+
+macro_rules! shared_handle {
+    ($name:ident, $kind:ident, $bound:path, single: $single:literal) => {
+        impl<T> Clone for $name<T> {
+            fn clone(&self) -> Self {
+                Self {
+                    shared: self.shared.clone(),
+                }
+            }
+        }
+
+        impl<T: $bound> fmt::Debug for $name<T> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($name))
+                    .field("type", &std::any::type_name::<T>())
+                    .field("len", &self.shared.len)
+                    .finish_non_exhaustive()
+            }
+        }
+
+        impl<T: $bound> Serialize for $name<T> {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                self.shared.region.serialize(s)
+            }
+        }
+
+        impl<'de, T: $bound> Deserialize<'de> for $name<T> {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let region = Region::deserialize(d, Kind::$kind, fingerprint::<T>())?;
+                let shared =
+                    Shared::attach(Kind::$kind, region).map_err(serde::de::Error::custom)?;
+                if $single && shared.len != 1 {
+                    return Err(serde::de::Error::custom(concat!(
+                        "a shared ",
+                        stringify!($name),
+                        " whose layout says it holds several elements"
+                    )));
+                }
+                Ok(Self { shared })
+            }
+        }
+    };
+}
+
+shared_handle!(Value, Value, Pod, single: true);
+shared_handle!(Array, Array, Pod, single: false);
+shared_handle!(AtomicValue, AtomicValue, AtomicPlain, single: true);
+shared_handle!(AtomicArray, AtomicArray, AtomicPlain, single: false);
+
+impl<T: AtomicPlain> AtomicValue<T> {
+    /// A new shared atomic holding `value`.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Os`](super::ErrorKind::Os) if the shared memory could not
+    /// be made.
+    ///
+    /// ```
+    /// let hits = quadriga::ipc::AtomicValue::new(0_u64)?;
+    /// assert_eq!(hits.load(), 0);
+    /// # Ok::<(), quadriga::ipc::Error>(())
+    /// ```
+    pub fn new(value: T) -> Result<Self, Error> {
+        Ok(Self {
+            shared: Shared::create(Kind::AtomicValue, 1, |_| value)?,
+        })
+    }
+
+    fn word(&self) -> &T::Atomic {
+        self.shared.atomic(0)
+    }
+
+    /// Reads the value atomically.
+    ///
+    /// ```
+    /// let v = quadriga::ipc::AtomicValue::new(5_u16)?;
+    /// assert_eq!(v.load(), 5);
+    /// # Ok::<(), quadriga::ipc::Error>(())
+    /// ```
+    pub fn load(&self) -> T {
+        private::AtomicOps::load(self.word())
+    }
+
+    /// Writes the value atomically.
+    ///
+    /// ```
+    /// let v = quadriga::ipc::AtomicValue::new(5_u16)?;
+    /// v.store(6);
+    /// assert_eq!(v.load(), 6);
+    /// # Ok::<(), quadriga::ipc::Error>(())
+    /// ```
+    pub fn store(&self, value: T) {
+        private::AtomicOps::store(self.word(), value);
+    }
+
+    /// Replaces the value atomically and returns the old one.
+    ///
+    /// ```
+    /// let v = quadriga::ipc::AtomicValue::new(5_i64)?;
+    /// assert_eq!(v.swap(9), 5);
+    /// # Ok::<(), quadriga::ipc::Error>(())
+    /// ```
+    pub fn swap(&self, value: T) -> T {
+        private::AtomicOps::swap(self.word(), value)
+    }
+
+    /// Stores `new` if the value is `current`, atomically. Returns the previous
+    /// value: `Ok` if it was `current` (and was replaced), `Err` otherwise.
+    ///
+    /// ```
+    /// let v = quadriga::ipc::AtomicValue::new(5_u8)?;
+    /// assert_eq!(v.compare_exchange(5, 6), Ok(5));
+    /// assert_eq!(v.compare_exchange(5, 7), Err(6));
+    /// # Ok::<(), quadriga::ipc::Error>(())
+    /// ```
+    pub fn compare_exchange(&self, current: T, new: T) -> Result<T, T> {
+        private::AtomicOps::compare_exchange(self.word(), current, new)
+    }
+
+    /// Adds to the value atomically (wrapping on overflow); returns the old
+    /// value.
+    ///
+    /// ```
+    /// let v = quadriga::ipc::AtomicValue::new(5_u32)?;
+    /// assert_eq!(v.fetch_add(2), 5);
+    /// assert_eq!(v.load(), 7);
+    /// # Ok::<(), quadriga::ipc::Error>(())
+    /// ```
+    pub fn fetch_add(&self, value: T) -> T {
+        private::AtomicOps::fetch_add(self.word(), value)
+    }
+
+    /// Subtracts from the value atomically (wrapping on overflow); returns
+    /// the old value.
+    ///
+    /// ```
+    /// let v = quadriga::ipc::AtomicValue::new(5_i32)?;
+    /// assert_eq!(v.fetch_sub(7), 5);
+    /// assert_eq!(v.load(), -2);
+    /// # Ok::<(), quadriga::ipc::Error>(())
+    /// ```
+    pub fn fetch_sub(&self, value: T) -> T {
+        private::AtomicOps::fetch_sub(self.word(), value)
+    }
+}
+
+impl<T: AtomicPlain> AtomicArray<T> {
+    /// A new shared array of `len` copies of `fill`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Array::new`].
+    ///
+    /// ```
+    /// let a = quadriga::ipc::AtomicArray::new(3, 0_u32)?;
+    /// assert_eq!(a.to_vec(), [0; 3]);
+    /// # Ok::<(), quadriga::ipc::Error>(())
+    /// ```
+    pub fn new(len: usize, fill: T) -> Result<Self, Error> {
+        Ok(Self {
+            shared: Shared::create(Kind::AtomicArray, len, |_| fill)?,
+        })
+    }
+
+    /// A new shared array holding a copy of `items`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Array::new`].
+    ///
+    /// ```
+    /// let a = quadriga::ipc::AtomicArray::from_slice(&[1_i16, 2, 3])?;
+    /// assert_eq!(a.load(2), 3);
+    /// # Ok::<(), quadriga::ipc::Error>(())
+    /// ```
+    pub fn from_slice(items: &[T]) -> Result<Self, Error> {
+        Ok(Self {
+            shared: Shared::create(Kind::AtomicArray, items.len(), |i| items[i])?,
+        })
+    }
+
+    /// The number of elements.
+    ///
+    /// ```
+    /// let a = quadriga::ipc::AtomicArray::new(5, 0_u8)?;
+    /// assert_eq!(a.len(), 5);
+    /// # Ok::<(), quadriga::ipc::Error>(())
+    /// ```
+    pub fn len(&self) -> usize {
+        self.shared.len
+    }
+
+    /// Whether it has no elements.
+    ///
+    /// ```
+    /// let a = quadriga::ipc::AtomicArray::<u8>::from_slice(&[])?;
+    /// assert!(a.is_empty());
+    /// # Ok::<(), quadriga::ipc::Error>(())
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.shared.len == 0
+    }
+
+    /// Every element, each read atomically (not one snapshot of the whole:
+    /// other processes may change elements while it reads).
+    ///
+    /// ```
+    /// let a = quadriga::ipc::AtomicArray::new(2, 7_u32)?;
+    /// a.fetch_add(1, 1);
+    /// assert_eq!(a.to_vec(), vec![7, 8]);
+    /// # Ok::<(), quadriga::ipc::Error>(())
+    /// ```
+    pub fn to_vec(&self) -> Vec<T> {
+        (0..self.shared.len).map(|i| self.load(i)).collect()
+    }
+
+    /// Reads element `index` atomically.
+    ///
+    /// # Panics
+    ///
+    /// If `index >= len()` (as every per-index method).
+    ///
+    /// ```
+    /// let a = quadriga::ipc::AtomicArray::from_slice(&[1_u64, 2])?;
+    /// assert_eq!(a.load(1), 2);
+    /// # Ok::<(), quadriga::ipc::Error>(())
+    /// ```
+    pub fn load(&self, index: usize) -> T {
+        private::AtomicOps::load(self.shared.atomic(index))
+    }
+
+    /// Writes element `index` atomically.
+    ///
+    /// ```
+    /// let a = quadriga::ipc::AtomicArray::new(2, 0_u64)?;
+    /// a.store(0, 3);
+    /// assert_eq!(a.load(0), 3);
+    /// # Ok::<(), quadriga::ipc::Error>(())
+    /// ```
+    pub fn store(&self, index: usize, value: T) {
+        private::AtomicOps::store(self.shared.atomic(index), value);
+    }
+
+    /// Replaces element `index` atomically; returns the old value.
+    ///
+    /// ```
+    /// let a = quadriga::ipc::AtomicArray::new(2, 0_u64)?;
+    /// assert_eq!(a.swap(1, 3), 0);
+    /// # Ok::<(), quadriga::ipc::Error>(())
+    /// ```
+    pub fn swap(&self, index: usize, value: T) -> T {
+        private::AtomicOps::swap(self.shared.atomic(index), value)
+    }
+
+    /// Stores `new` in element `index` if it is `current`, atomically; `Ok`
+    /// with the previous value if it was, `Err` with the actual value if not.
+    ///
+    /// ```
+    /// let a = quadriga::ipc::AtomicArray::new(2, 0_i8)?;
+    /// assert_eq!(a.compare_exchange(0, 0, -1), Ok(0));
+    /// assert_eq!(a.compare_exchange(0, 0, -2), Err(-1));
+    /// # Ok::<(), quadriga::ipc::Error>(())
+    /// ```
+    pub fn compare_exchange(&self, index: usize, current: T, new: T) -> Result<T, T> {
+        private::AtomicOps::compare_exchange(self.shared.atomic(index), current, new)
+    }
+
+    /// Adds to element `index` atomically (wrapping); returns the old value.
+    ///
+    /// ```
+    /// let a = quadriga::ipc::AtomicArray::new(2, 0_usize)?;
+    /// a.fetch_add(1, 5);
+    /// assert_eq!(a.to_vec(), [0, 5]);
+    /// # Ok::<(), quadriga::ipc::Error>(())
+    /// ```
+    pub fn fetch_add(&self, index: usize, value: T) -> T {
+        private::AtomicOps::fetch_add(self.shared.atomic(index), value)
+    }
+
+    /// Subtracts from element `index` atomically (wrapping); returns the old
+    /// value.
+    ///
+    /// ```
+    /// let a = quadriga::ipc::AtomicArray::new(1, 5_isize)?;
+    /// assert_eq!(a.fetch_sub(0, 6), 5);
+    /// assert_eq!(a.load(0), -1);
+    /// # Ok::<(), quadriga::ipc::Error>(())
+    /// ```
+    pub fn fetch_sub(&self, index: usize, value: T) -> T {
+        private::AtomicOps::fetch_sub(self.shared.atomic(index), value)
     }
 }
 
@@ -1079,8 +1222,51 @@ mod tests {
     }
 
     #[test]
+    fn an_atomic_is_never_attached_as_a_locked_value_or_the_reverse() {
+        let atomic = AtomicValue::new(1_u64).unwrap();
+        let as_value = Region::attach(
+            atomic.shared.region.fd().clone(),
+            Kind::Value,
+            fingerprint::<u64>(),
+        );
+        assert!(as_value.unwrap_err().to_string().contains("kind"));
+        let locked = Array::new(2, 1_u64).unwrap();
+        let as_atomic = Region::attach(
+            locked.shared.region.fd().clone(),
+            Kind::AtomicArray,
+            fingerprint::<u64>(),
+        );
+        assert!(as_atomic.unwrap_err().to_string().contains("kind"));
+    }
+
+    #[test]
+    fn atomics_count_exactly_across_threads() {
+        let v = AtomicValue::new(0_i64).unwrap();
+        let a = AtomicArray::new(3, 0_u16).unwrap();
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let (v, a) = (v.clone(), a.clone());
+                std::thread::spawn(move || {
+                    for i in 0..3000 {
+                        v.fetch_sub(1);
+                        a.fetch_add(i % 3, 1);
+                    }
+                })
+            })
+            .collect();
+        threads.into_iter().for_each(|t| t.join().unwrap());
+        assert_eq!(v.load(), -12_000);
+        assert_eq!(a.to_vec(), [4000, 4000, 4000]);
+        assert_eq!(v.swap(5), -12_000);
+        assert_eq!(v.compare_exchange(5, 6), Ok(5));
+        a.store(1, 9);
+        assert_eq!(a.compare_exchange(1, 8, 1), Err(9));
+        assert_eq!((a.len(), a.is_empty()), (3, false));
+    }
+
+    #[test]
     #[should_panic(expected = "index out of bounds: the len is 2 but the index is 2")]
     fn out_of_range_panics_like_a_slice() {
-        Array::new(2, 0_u8).unwrap().fetch_add(2, 1);
+        AtomicArray::new(2, 0_u8).unwrap().fetch_add(2, 1);
     }
 }
