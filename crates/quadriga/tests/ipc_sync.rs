@@ -111,6 +111,48 @@ fn a_thread_that_exits_holding_is_reported_to_the_next_taker() {
     });
 }
 
+/// A holder whose thread panicked (so its guard was dropped while unwinding)
+/// may have left a half-done update, as a dead one may: the next taker of a
+/// `Lock`, a `Value`'s or `Array`'s lock, or the permit is told, once.
+#[test]
+fn a_panic_while_holding_is_reported_like_a_death() {
+    within(60, || {
+        let lock = Lock::new().unwrap();
+        let sem = Semaphore::new(1).unwrap();
+        let pair = Value::new([0_u32; 2]).unwrap();
+        let items = Array::new(3, 0_u8).unwrap();
+        let (l, s, p, a) = (lock.clone(), sem.clone(), pair.clone(), items.clone());
+        let panicked = std::thread::spawn(move || {
+            let _held = l.lock().unwrap();
+            let _permit = s.acquire().unwrap();
+            let _items = a.lock().unwrap();
+            p.update(|both| {
+                both[0] = 1;
+                panic!("halfway through");
+            });
+        })
+        .join();
+        assert!(panicked.is_err());
+        let lock_died = lock.lock().unwrap_err().into_inner();
+        drop(lock_died);
+        assert!(lock.lock().is_ok(), "reported once");
+        assert!(matches!(sem.try_acquire(), Err(TryLockError::OwnerDied(_))));
+        assert!(sem.try_acquire().is_ok(), "reported once");
+        assert_eq!(sem.available(), 1);
+        // The conveniences read quietly; `lock` is told.
+        assert_eq!(pair.get(), [1, 0]);
+        let half = pair.lock().unwrap_err().into_inner();
+        assert_eq!(*half, [1, 0], "the half-done update is there to repair");
+        drop(half);
+        assert!(pair.lock().is_ok());
+        assert!(items.lock().is_err());
+        assert!(items.lock().is_ok());
+        // A clean drop is not reported.
+        drop(lock.lock().unwrap());
+        assert!(lock.try_lock().is_ok());
+    });
+}
+
 #[test]
 fn timeouts_give_up_and_leave_nothing_held() {
     within(60, || {

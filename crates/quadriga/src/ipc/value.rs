@@ -27,11 +27,13 @@
 //! when uncontended, and a dead writer is reported.
 //!
 //! **Dead writers.** [`Value::lock`] reports a holder that died (the
-//! [`OwnerDied`] error carries the guard). The conveniences `get`, `set`,
-//! `update`, `to_vec` return plain values: when *they* take the lock from a
-//! dead holder, they store the news in `died`, and the next `lock` reports it
-//! (once). A whole-value [`Value::set`] repairs the value, so it clears the
-//! news instead.
+//! [`OwnerDied`] error carries the guard), and one whose thread panicked while
+//! holding the lock (an `update` whose closure panicked, a guard dropped while
+//! unwinding), as `std`'s `Mutex` poisons: either may have left the value
+//! half-updated. The conveniences `get`, `set`, `update`, `to_vec` return
+//! plain values: when *they* take the lock from a dead holder, they store the
+//! news in `died`, and the next `lock` reports it (once). A whole-value
+//! [`Value::set`] repairs the value, so it clears the news instead.
 //!
 //! **Atomics are separate types.** For the primitive integers
 //! ([`AtomicPlain`]), [`AtomicValue`] and [`AtomicArray`] offer `load`,
@@ -61,15 +63,12 @@ use bytemuck::Pod;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::error::Error;
-use super::robust::{Acquired, RawRobustMutex};
+use super::robust::{Acquired, DIED_AT, RawRobustMutex};
 use super::shm::{HEADER, Kind, PARAMS, Region, fingerprint};
 use crate::sync::{LockGuard, LockResult, OwnerDied};
 
 /// The mapping's alignment that layouts may rely on (the smallest page).
 const PAGE: usize = 4096;
-
-/// Where `died` lives in the body.
-const DIED_AT: usize = std::mem::size_of::<RawRobustMutex>().next_multiple_of(4);
 
 /// Where the data of a `T` starts in the body, or `None` for an alignment
 /// over a page.
@@ -292,7 +291,7 @@ impl<T: Pod> Shared<T> {
     /// method met and kept in `died`.
     fn lock(&self) -> LockResult<LockGuard<'_>> {
         let how = self.mutex().lock();
-        let guard = LockGuard::new(self.mutex(), Some(&self.region));
+        let guard = LockGuard::new(self.mutex(), Some(&self.region), Some(self.died()));
         // `died` is only touched under the lock: relaxed is enough.
         let kept = self.died().swap(0, Ordering::Relaxed) != 0;
         if how.owner_died() || kept {
@@ -306,7 +305,7 @@ impl<T: Pod> Shared<T> {
     /// kept for the next `lock`.
     fn lock_quiet(&self) -> LockGuard<'_> {
         let how = self.mutex().lock();
-        let guard = LockGuard::new(self.mutex(), Some(&self.region));
+        let guard = LockGuard::new(self.mutex(), Some(&self.region), Some(self.died()));
         if how == Acquired::OwnerDied {
             self.died().store(1, Ordering::Relaxed);
         }
@@ -448,7 +447,11 @@ impl<T: Pod> Value<T> {
     pub fn set(&self, value: T) {
         // Whether its holder died does not matter: we overwrite all of it.
         let _ = self.shared.mutex().lock();
-        let guard = LockGuard::new(self.shared.mutex(), Some(&self.shared.region));
+        let guard = LockGuard::new(
+            self.shared.mutex(),
+            Some(&self.shared.region),
+            Some(self.shared.died()),
+        );
         self.shared.died().store(0, Ordering::Relaxed);
         // SAFETY: element 0 exists; we hold the lock.
         unsafe { self.shared.ptr(0).write(value) };

@@ -1,8 +1,9 @@
 //! [`Lock`]: a mutual-exclusion lock shared between threads and processes.
 //!
 //! The region's body is one `RawRobustMutex` (a process-shared robust pthread
-//! mutex; see `ipc::robust`), nothing else. What it protects is up to the
-//! caller (a file, a [`Value`](crate::ipc::Value), a section of code).
+//! mutex; see `ipc::robust`) and a `died` word after it. What it protects is
+//! up to the caller (a file, a [`Value`](crate::ipc::Value), a section of
+//! code).
 //!
 //! Invariants:
 //! * A [`LockGuard`] exists exactly while its thread holds the mutex; dropping
@@ -11,6 +12,10 @@
 //! * A holder that dies (process killed, crashed, thread exited) is reported
 //!   once, to the next taker, as [`OwnerDied`](super::OwnerDied); the mutex is
 //!   already marked consistent then, so the lock never becomes unusable.
+//! * So is a holder whose thread panicked while holding it (its guard was
+//!   dropped while unwinding), as `std`'s `Mutex` poisons: the guard stores 1
+//!   in `died` before it unlocks, and the next taker swaps it back to 0. With
+//!   `panic = "abort"` the same panic is a death, reported the same way.
 //!
 //! Memory ordering: the pthread mutex is acquire on lock and release on unlock,
 //! so whatever a holder wrote before unlocking is visible to the next holder,
@@ -21,9 +26,11 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::result::{self, LockResult, NotSend, TryLockResult};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use super::result::{self, LockResult, NotSend, TryLockError, TryLockResult};
 use crate::ipc::Error;
-use crate::ipc::robust::RawRobustMutex;
+use crate::ipc::robust::{Acquired, DIED_AT, RawRobustMutex};
 use crate::ipc::shm::{Kind, PARAMS, Region, fingerprint};
 
 /// A lock shared between threads and processes, like Python's
@@ -92,8 +99,7 @@ impl Lock {
     /// # Ok::<(), quadriga::ipc::Error>(())
     /// ```
     pub fn new() -> Result<Self, Error> {
-        let size = std::mem::size_of::<RawRobustMutex>();
-        let region = Region::create(Kind::Lock, fingerprint::<Lock>(), params(), size)?;
+        let region = Region::create(Kind::Lock, fingerprint::<Lock>(), params(), BODY)?;
         // SAFETY: the body is `size` bytes, 128-byte aligned, zeroed and not
         // yet shared with anyone.
         unsafe { RawRobustMutex::init(region.body().cast()) }
@@ -104,8 +110,7 @@ impl Lock {
     }
 
     fn attach(region: Region) -> Result<Self, Error> {
-        if region.params() != params() || region.body_len() < std::mem::size_of::<RawRobustMutex>()
-        {
+        if region.params() != params() || region.body_len() < BODY {
             return Err(Error::invalid("a shared lock of another layout"));
         }
         Ok(Self {
@@ -117,6 +122,22 @@ impl Lock {
         // SAFETY: the body holds an initialised mutex (checked on attach) and
         // lives as long as `self.region`.
         unsafe { &*self.region.body().cast::<RawRobustMutex>() }
+    }
+
+    fn died(&self) -> &AtomicU32 {
+        // SAFETY: `DIED_AT` is inside the body (`BODY`, checked on attach),
+        // 4-aligned (the body is 128-aligned), and only accessed atomically.
+        unsafe { AtomicU32::from_ptr(self.region.body().add(DIED_AT).cast()) }
+    }
+
+    /// The guard for a lock just taken `how`, with a panicked holder's report
+    /// (taken, so it is given once) folded in.
+    fn guard(&self, how: Acquired) -> (Acquired, LockGuard<'_>) {
+        let guard = LockGuard::new(self.raw(), Some(&self.region), Some(self.died()));
+        // Under the lock: relaxed is enough.
+        let panicked = self.died().swap(0, Ordering::Relaxed) != 0;
+        let how = if panicked { Acquired::OwnerDied } else { how };
+        (how, guard)
     }
 
     /// Blocks until the lock is held, and returns its guard; the lock is
@@ -134,8 +155,8 @@ impl Lock {
     /// # Ok::<(), quadriga::ipc::Error>(())
     /// ```
     pub fn lock(&self) -> LockResult<LockGuard<'_>> {
-        let how = self.raw().lock();
-        result::blocking(how, LockGuard::new(self.raw(), Some(&self.region)))
+        let (how, guard) = self.guard(self.raw().lock());
+        result::blocking(how, guard)
     }
 
     /// Takes the lock if it is free now.
@@ -154,8 +175,14 @@ impl Lock {
     /// # Ok::<(), quadriga::ipc::Error>(())
     /// ```
     pub fn try_lock(&self) -> TryLockResult<LockGuard<'_>> {
-        let raw = self.raw();
-        result::trying(raw.try_lock(), || LockGuard::new(raw, Some(&self.region)))
+        self.taken(self.raw().try_lock())
+    }
+
+    fn taken(&self, how: Option<Acquired>) -> TryLockResult<LockGuard<'_>> {
+        match how.map(|how| self.guard(how)) {
+            None => Err(TryLockError::WouldBlock),
+            Some((how, guard)) => result::blocking(how, guard).map_err(TryLockError::from),
+        }
     }
 
     /// Blocks until the lock is held, at most `timeout`.
@@ -176,16 +203,17 @@ impl Lock {
     /// # Ok::<(), quadriga::ipc::Error>(())
     /// ```
     pub fn lock_timeout(&self, timeout: Duration) -> TryLockResult<LockGuard<'_>> {
-        let raw = self.raw();
-        result::trying(result::lock_raw(raw, result::deadline(timeout)), || {
-            LockGuard::new(raw, Some(&self.region))
-        })
+        self.taken(result::lock_raw(self.raw(), result::deadline(timeout)))
     }
 }
+
+/// Bytes of body: the mutex, then the `died` word.
+const BODY: usize = DIED_AT + 4;
 
 fn params() -> [u64; PARAMS] {
     let mut p = [0; PARAMS];
     p[0] = std::mem::size_of::<RawRobustMutex>() as u64;
+    p[1] = DIED_AT as u64;
     p
 }
 
@@ -212,6 +240,8 @@ super::serde_by_region!(Lock, Kind::Lock);
 #[must_use = "the lock is released as soon as the guard is dropped"]
 pub struct LockGuard<'a> {
     mutex: &'a RawRobustMutex,
+    /// Set to 1 if the guard is dropped while its thread panics (module docs).
+    died: Option<&'a AtomicU32>,
     /// Keeps the mapping of `mutex` (in shared memory) alive as long as the
     /// guard, also when the guard is leaked (`mem::forget`): a held robust
     /// mutex is on its thread's robust list, which glibc walks on later
@@ -222,10 +252,16 @@ pub struct LockGuard<'a> {
 
 impl<'a> LockGuard<'a> {
     /// Only for a mutex the calling thread has just locked, in `mapping` (or
-    /// on the heap, in the loom models).
-    pub(crate) fn new(mutex: &'a RawRobustMutex, mapping: Option<&Arc<Region>>) -> Self {
+    /// on the heap, in the loom models), with the word that reports a holder
+    /// that panicked, if the object has one.
+    pub(crate) fn new(
+        mutex: &'a RawRobustMutex,
+        mapping: Option<&Arc<Region>>,
+        died: Option<&'a AtomicU32>,
+    ) -> Self {
         Self {
             mutex,
+            died,
             _mapping: mapping.cloned(),
             _not_send: NotSend::default(),
         }
@@ -234,6 +270,10 @@ impl<'a> LockGuard<'a> {
 
 impl Drop for LockGuard<'_> {
     fn drop(&mut self) {
+        if let Some(died) = self.died.filter(|_| std::thread::panicking()) {
+            // Before the unlock, which publishes it to the next taker.
+            died.store(1, Ordering::Relaxed);
+        }
         // SAFETY: a guard is made only for a mutex this thread has locked, and
         // it is `!Send`, so this is the locking thread.
         unsafe { self.mutex.unlock() };
@@ -303,7 +343,7 @@ mod loom_tests {
     /// The guard of a held `mutex` on the heap, as its acquisition went: what
     /// `Lock::lock` does, without a mapping.
     fn guard_of(mutex: &RawRobustMutex, how: Acquired) -> LockResult<LockGuard<'_>> {
-        result::blocking(how, LockGuard::new(mutex, None))
+        result::blocking(how, LockGuard::new(mutex, None, None))
     }
 
     /// A holder abandons the lock (its death); whoever takes it next is told,

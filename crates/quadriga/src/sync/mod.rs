@@ -29,14 +29,17 @@
 //!
 //! Taking a lock or a permit returns a [`LockResult`] in the style of std's
 //! `PoisonError`: `Err(`[`OwnerDied`]`)` carries the guard, held and usable,
-//! and says that the previous holder died while holding it. Guards are not
-//! `Send`: a robust lock is owned by the thread that took it.
+//! and says that the previous holder died while holding it, or panicked
+//! (which `std` calls poisoning). Guards are not `Send`: a robust lock is
+//! owned by the thread that took it, and locking again on that thread panics
+//! instead of deadlocking.
 //!
 //! Every object is one small shared-memory region (see [`ipc`](crate::ipc));
 //! the source of each (`src/sync/*.rs`) states its layout, invariants and
-//! memory orderings. Waits sleep on a futex in that memory; nothing spins. (A
-//! semaphore's waiter also looks again every 25 ms, because a dead holder's
-//! permit comes back without waking anyone.)
+//! memory orderings. Waits sleep on a futex in that memory; nothing spins. A
+//! waiter also looks again every 25 ms on its own, because a
+//! holder that dies wakes nobody who waits on anything but the lock itself
+//! (a semaphore's permit, a barrier's generation, an event's flag).
 
 /// `Serialize`/`Deserialize` for a sync object: it travels as its region (a
 /// descriptor beside a task input, see `ipc::transfer`) and is re-attached,

@@ -43,8 +43,9 @@ pub type LockResult<G> = Result<G, OwnerDied<G>>;
 pub type TryLockResult<G> = Result<G, TryLockError<G>>;
 
 /// The previous holder died holding the lock (its process was killed or
-/// crashed, or its thread exited): the lock is now held by the caller, whose
-/// guard this carries, and the data it protects may be half-updated.
+/// crashed, or its thread exited), or its thread panicked while holding it:
+/// the lock is now held by the caller, whose guard this carries, and the data
+/// it protects may be half-updated.
 ///
 /// Like std's `PoisonError`, it gives the guard back: repair what the dead
 /// holder may have left, then use the guard as usual. The lock stays usable:
@@ -197,13 +198,5 @@ pub(crate) fn blocking<G>(how: Acquired, guard: G) -> LockResult<G> {
     match how {
         Acquired::Clean => Ok(guard),
         Acquired::OwnerDied => Err(OwnerDied::new(guard)),
-    }
-}
-
-/// As [`blocking`], for the `try_*` and `*_timeout` calls.
-pub(crate) fn trying<G>(how: Option<Acquired>, guard: impl FnOnce() -> G) -> TryLockResult<G> {
-    match how {
-        None => Err(TryLockError::WouldBlock),
-        Some(how) => blocking(how, guard()).map_err(TryLockError::OwnerDied),
     }
 }

@@ -19,7 +19,10 @@
 //!         hint: u32     where the next scan starts (rotates, spreads contention)
 //! slot i: mutex         RawRobustMutex: locked = the permit is held
 //!         taken: u32    1 while held (set after locking, cleared before
-//!                       unlocking); only for the approximate `available()`
+//!                       unlocking), for the approximate `available()`; 2 if
+//!                       its last holder gave it back while panicking, so
+//!                       that the next taker is told, as for a death (std's
+//!                       poisoning)
 //! ```
 //!
 //! * **Acquire**: scan every slot from `hint` with `try_lock`; the first that
@@ -60,6 +63,12 @@ use crate::ipc::{Error, futex};
 use crate::loom::atomic::{AtomicU32, Ordering, fence};
 
 use crate::ipc::futex::POLL;
+
+/// `Slot::taken`: free, held, or given back by a holder that panicked (the
+/// next taker is told, as if it had died).
+const FREE: u32 = 0;
+const TAKEN: u32 = 1;
+const PANICKED: u32 = 2;
 
 /// Bytes before the first slot.
 const SLOTS_AT: usize = 64;
@@ -110,7 +119,13 @@ impl<'a> Core<'a> {
             let i = (start + k) % n;
             if let Some(how) = self.slots[i].mutex.try_lock() {
                 crate::fault_point!("semaphore.acquire.locked");
-                self.slots[i].taken.store(1, Ordering::Relaxed);
+                // Under the slot's mutex: relaxed is enough.
+                let was = self.slots[i].taken.swap(TAKEN, Ordering::Relaxed);
+                let how = if was == PANICKED {
+                    Acquired::OwnerDied
+                } else {
+                    how
+                };
                 self.head
                     .hint
                     .store(((i + 1) % n) as u32, Ordering::Relaxed);
@@ -159,9 +174,10 @@ impl<'a> Core<'a> {
     ///
     /// # Safety
     /// The calling thread holds `slot` (acquired it and has not released it).
-    pub(crate) unsafe fn release(self, slot: usize) {
+    pub(crate) unsafe fn release(self, slot: usize, panicking: bool) {
         let s = &self.slots[slot];
-        s.taken.store(0, Ordering::Relaxed);
+        s.taken
+            .store(if panicking { PANICKED } else { FREE }, Ordering::Relaxed);
         crate::fault_point!("semaphore.release.cleared");
         // SAFETY: the caller holds this slot's mutex.
         unsafe { s.mutex.unlock() };
@@ -175,7 +191,7 @@ impl<'a> Core<'a> {
     fn available(self) -> usize {
         self.slots
             .iter()
-            .filter(|s| s.taken.load(Ordering::Relaxed) == 0)
+            .filter(|s| s.taken.load(Ordering::Relaxed) != TAKEN)
             .count()
     }
 }
@@ -458,7 +474,7 @@ impl Drop for Permit<'_> {
     fn drop(&mut self) {
         // SAFETY: a permit is made only for a slot this thread has locked, and
         // it is `!Send`, so this is the acquiring thread.
-        unsafe { self.core.release(self.slot) };
+        unsafe { self.core.release(self.slot, std::thread::panicking()) };
     }
 }
 
@@ -557,7 +573,7 @@ mod loom_tests {
                         assert!(n < 2, "three holders of two permits");
                         inside.fetch_sub(1, Ordering::SeqCst);
                         // SAFETY: acquired above by this thread.
-                        unsafe { core.release(slot) };
+                        unsafe { core.release(slot, false) };
                     })
                 })
                 .collect();
@@ -590,7 +606,7 @@ mod loom_tests {
                 let (slot, how) = core.acquire(None).unwrap();
                 assert_eq!(how, Acquired::OwnerDied);
                 // SAFETY: acquired above by this thread.
-                unsafe { core.release(slot) };
+                unsafe { core.release(slot, false) };
                 d.store(true, Ordering::SeqCst);
             });
             // Death of the holder: the mutex is freed without a release.
