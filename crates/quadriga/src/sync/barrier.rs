@@ -671,6 +671,33 @@ mod loom_tests {
         });
     }
 
+    /// A party that dies inside the barrier's mutex (here: takes it and
+    /// abandons it) wakes nobody who sleeps on the barrier's word; a waiter
+    /// still ends, `Broken`, on its next nap (the poll timer, which keeps
+    /// firing here until the waiter is through, since loom's timed waits
+    /// never time out by themselves).
+    #[test]
+    fn a_party_dying_inside_the_mutex_breaks_it_for_a_sleeper() {
+        loom::model(|| {
+            let state = std::sync::Arc::new(State::new());
+            let done = std::sync::Arc::new(crate::loom::atomic::AtomicBool::new(false));
+            let (s, d) = (state.clone(), done.clone());
+            let waiter = thread::spawn(move || {
+                let outcome = s.wait(3, None);
+                d.store(true, Ordering::SeqCst);
+                outcome
+            });
+            state.mutex.lock();
+            state.mutex.abandon();
+            while !done.load(Ordering::SeqCst) {
+                futex::poll_tick();
+                thread::yield_now();
+            }
+            assert_eq!(waiter.join().unwrap(), Outcome::Broken);
+            assert!(state.is_broken());
+        });
+    }
+
     /// A waiter of a generation that is broken and then reset at once, before
     /// the waiter runs again, still learns that its generation broke (the
     /// ring), instead of taking the reset for a release.
