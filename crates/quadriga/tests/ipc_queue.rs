@@ -461,6 +461,18 @@ fn four_processes_times_a_hundred_thousand_operations() {
     });
 }
 
+/// Puts `(id, 0..)` in order until killed; after each put that returned,
+/// records in `done[id]` how many have.
+#[quadriga::task]
+fn produce_and_count(q: Queue<(u32, u64)>, id: u32, done: AtomicArray<u64>) {
+    for seq in 0.. {
+        if q.put((id, seq)).is_err() {
+            return;
+        }
+        done.store(id as usize, seq + 1);
+    }
+}
+
 /// Kills `p` (SIGKILL) and waits until it is gone.
 fn kill<T: std::fmt::Debug>(p: ProcessHandle<T>) {
     p.kill();
@@ -489,10 +501,11 @@ fn producers_killed_mid_put_lose_nothing_they_committed() {
         // Three producers at a time, each putting as fast as it can; at each
         // step of progress one of them, chosen at random, is SIGKILLed
         // (almost surely inside `put`) and replaced.
+        let done = AtomicArray::new(KILLS as usize + 4, 0_u64).unwrap();
         let mut next_id = 0;
         let mut spawn = || {
             next_id += 1;
-            Process::spawn(produce, (q.clone(), next_id, u64::MAX)).unwrap()
+            Process::spawn(produce_and_count, (q.clone(), next_id, done.clone())).unwrap()
         };
         let mut live: Vec<_> = (0..3).map(|_| spawn()).collect();
         for k in 1..=KILLS as usize {
@@ -511,13 +524,24 @@ fn producers_killed_mid_put_lose_nothing_they_committed() {
         for (id, seq) in got.lock().unwrap().drain(..) {
             by_producer.entry(id).or_default().push(seq);
         }
-        for (id, mut seqs) in by_producer {
+        let spawned = KILLS + 3;
+        assert!(by_producer.keys().all(|&id| (1..=spawned).contains(&id)));
+        for id in 1..=spawned {
+            let mut seqs = by_producer.remove(&id).unwrap_or_default();
             seqs.sort_unstable();
             let k = seqs.len() as u64;
             assert!(
                 seqs.iter().copied().eq(0..k),
                 "seed {seed}: producer {id}'s items are not exactly 0..{k} \
                  (a gap is a lost item, a repeat a duplicate)"
+            );
+            // Every put that returned was received; at most one more (the
+            // put that committed just before its producer died, not yet
+            // recorded).
+            let returned = done.load(id as usize);
+            assert!(
+                (returned..=returned + 1).contains(&k),
+                "seed {seed}: producer {id}: {returned} puts returned, {k} items received"
             );
         }
     });
