@@ -41,7 +41,10 @@
 //!
 //! A shard holds `per_shard` entries, about twice its share of the capacity,
 //! so a map can take `capacity` keys unless their hashes are very unlucky; a
-//! key whose shard is full gets [`ErrorKind::Full`] and nothing changes.
+//! key whose shard is full gets [`ErrorKind::Full`] and nothing changes. A new
+//! key never takes a shard's last free slot: it is kept for a replacement,
+//! which needs a free slot beside the old one, so a present key can always be
+//! given a new value.
 //!
 //! There is no loom model of this module on purpose: it has no lock-free
 //! path. Its atomics order commits for a crash, not for a racing reader, and
@@ -332,6 +335,33 @@ impl<K, V> Held<'_, K, V> {
         self.map.head(self.shard)
     }
 
+    /// Stores `key` → `value`: into a free slot, then committed as a new
+    /// entry, or as the replacement of the entry at `old`. Returns `false`,
+    /// changing nothing, if there is no room.
+    ///
+    /// A new key may not take a shard's last free slot: that one is kept for
+    /// replacements, which write the new value beside the old one before the
+    /// old one is let go. So a key that is present can always be given a new
+    /// value, even in a full shard.
+    fn put(&self, hash: u64, key: &[u8], value: &[u8], old: Option<usize>) -> bool {
+        if old.is_none()
+            && self.head().len.load(Ordering::Relaxed) as usize + 1 >= self.map.layout.per_shard
+        {
+            return false;
+        }
+        // With one slot kept back there is always one free; only memory
+        // overwritten by someone else could make this fail.
+        let Some(slot) = self.free_slot() else {
+            return false;
+        };
+        self.write(slot, hash, key, value);
+        match old {
+            Some(o) => self.commit_replace(o, slot),
+            None => self.commit_insert(slot),
+        }
+        true
+    }
+
     fn commit_insert(&self, i: usize) {
         self.state(i).store(FULL, Ordering::Release);
         self.head().len.fetch_add(1, Ordering::Relaxed);
@@ -525,7 +555,7 @@ where
             ErrorKind::Full,
             format!(
                 "the map's shard for this key is full ({} entries); make the map with a larger capacity",
-                self.layout.per_shard
+                self.layout.per_shard - 1
             ),
         )
     }
@@ -535,9 +565,11 @@ where
     /// # Errors
     ///
     /// [`ErrorKind::TooLarge`] if the two do not fit in an entry,
-    /// [`ErrorKind::Full`] if the key's shard is full, [`ErrorKind::Codec`] if
-    /// either cannot be encoded (or the old value decoded). The map is
-    /// unchanged on error.
+    /// [`ErrorKind::Full`] if the key is new and its shard is full (giving a
+    /// present key a new value never fails for lack of room),
+    /// [`ErrorKind::Codec`] if either cannot be encoded or the old value
+    /// cannot be decoded. The map is unchanged on error ([`SharedMap::remove`]
+    /// drops an entry whose value no longer decodes).
     pub fn insert<Q>(&self, key: &Q, value: &V) -> Result<Option<V>, Error>
     where
         K: Borrow<Q>,
@@ -548,18 +580,20 @@ where
         self.check_size(&key, &value)?;
         let hash = fnv1a(&key);
         let held = self.lock(hash);
-        let Some(slot) = held.free_slot() else {
-            return Err(self.full());
-        };
         let old = held.find(hash, &key);
-        let previous =
-            old.map(|o| Self::decode("old value", held.parts(o).expect("checked by find").1));
-        held.write(slot, hash, &key, &value);
-        match old {
-            Some(o) => held.commit_replace(o, slot),
-            None => held.commit_insert(slot),
+        // Decoded before anything changes, so that an error leaves the map as
+        // it was.
+        let previous = match old {
+            Some(o) => Some(Self::decode(
+                "old value",
+                held.parts(o).expect("checked by find").1,
+            )?),
+            None => None,
+        };
+        if !held.put(hash, &key, &value, old) {
+            return Err(self.full());
         }
-        previous.transpose()
+        Ok(previous)
     }
 
     /// A copy of the value for `key`.
@@ -669,11 +703,8 @@ where
         };
         let value = Self::encode("value", &new)?;
         self.check_size(&key, &value)?;
-        let slot = held.free_slot().ok_or_else(|| self.full())?;
-        held.write(slot, hash, &key, &value);
-        match old {
-            Some(o) => held.commit_replace(o, slot),
-            None => held.commit_insert(slot),
+        if !held.put(hash, &key, &value, old) {
+            return Err(self.full());
         }
         Ok(Some(new))
     }
@@ -840,14 +871,96 @@ mod tests {
     #[test]
     fn a_full_shard_is_an_error_that_changes_nothing() {
         let m: SharedMap<u64, u8> = SharedMap::new(1).unwrap();
-        let per = m.layout.per_shard as u64;
-        for k in 0..per {
+        // One slot is kept for replacements.
+        let room = m.layout.per_shard as u64 - 1;
+        for k in 0..room {
             m.insert(&k, &1).unwrap();
         }
-        let err = m.insert(&per, &1).unwrap_err();
+        let err = m.insert(&room, &1).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Full, "{err}");
-        assert_eq!(m.len() as u64, per);
-        assert_eq!(m.get(&per).unwrap(), None);
+        let err = m.update(&room, |_| Some(1)).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Full, "{err}");
+        assert_eq!(m.len() as u64, room);
+        assert_eq!(m.get(&room).unwrap(), None);
+    }
+
+    /// The reviewer's case: a counter in a full shard must keep counting.
+    #[test]
+    fn a_present_key_takes_a_new_value_in_a_full_shard() {
+        let m: SharedMap<u64, u64> = SharedMap::new(1).unwrap();
+        // New keys until the shard says it is full.
+        let mut room = 0;
+        while m.insert(&room, &room).is_ok() {
+            room += 1;
+        }
+        assert!(m.insert(&room, &0).unwrap_err().is_full());
+        assert_eq!(m.len() as u64, room);
+        // Many rounds, so that the kept slot moves around the shard.
+        for round in 1..=3 * room {
+            for k in 0..room {
+                assert_eq!(m.insert(&k, &(k + round)).unwrap(), Some(k + round - 1));
+            }
+            for k in 0..room {
+                let v = m.update(&k, |v| Some(v.unwrap() + 1)).unwrap();
+                assert_eq!(v, Some(k + round + 1));
+                assert_eq!(m.insert(&k, &(k + round)).unwrap(), Some(k + round + 1));
+            }
+            assert_eq!(m.len() as u64, room);
+        }
+        let mut all = m.to_vec().unwrap();
+        all.sort();
+        let want: Vec<_> = (0..room).map(|k| (k, k + 3 * room)).collect();
+        assert_eq!(all, want);
+        // Still full for a new key; room again after a removal.
+        assert!(m.insert(&room, &0).unwrap_err().is_full());
+        assert_eq!(m.remove(&0).unwrap(), Some(3 * room));
+        assert_eq!(m.insert(&room, &7).unwrap(), None);
+        assert_eq!(m.get(&room).unwrap(), Some(7));
+    }
+
+    /// Encodes any byte; refuses to decode 13.
+    #[derive(Debug, Clone, PartialEq)]
+    struct Picky(u8);
+
+    impl Serialize for Picky {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            s.serialize_u8(self.0)
+        }
+    }
+
+    impl<'de> serde::Deserialize<'de> for Picky {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            match <u8 as serde::Deserialize>::deserialize(d)? {
+                13 => Err(serde::de::Error::custom("unlucky")),
+                v => Ok(Picky(v)),
+            }
+        }
+    }
+
+    fn raw_value(m: &SharedMap<u32, Picky>, key: u32) -> Option<Vec<u8>> {
+        let key = postcard::to_stdvec(&key).unwrap();
+        let hash = fnv1a(&key);
+        let held = m.lock(hash);
+        held.find(hash, &key)
+            .map(|i| held.parts(i).unwrap().1.to_vec())
+    }
+
+    #[test]
+    fn an_old_value_that_does_not_decode_leaves_the_map_unchanged() {
+        let m: SharedMap<u32, Picky> = SharedMap::new(4).unwrap();
+        assert_eq!(m.insert(&1, &Picky(13)).unwrap(), None);
+        let err = m.insert(&1, &Picky(2)).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Codec, "{err}");
+        assert_eq!(raw_value(&m, 1), Some(vec![13]));
+        let err = m.update(&1, |_| Some(Picky(2))).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Codec, "{err}");
+        assert_eq!(raw_value(&m, 1), Some(vec![13]));
+        assert_eq!(m.len(), 1);
+        // `remove` is the way out: it drops the entry and says why it
+        // could not return it.
+        assert_eq!(m.remove(&1).unwrap_err().kind(), ErrorKind::Codec);
+        assert_eq!((raw_value(&m, 1), m.len()), (None, 0));
+        assert_eq!(m.insert(&1, &Picky(2)).unwrap(), None);
     }
 
     #[test]
