@@ -89,3 +89,32 @@ fn writers_killed_mid_operation_leave_a_consistent_map() {
         }
     });
 }
+
+/// This process's resident shared memory, from `/proc/self/status`.
+fn rss_shmem_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("RssShmem:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// A big map costs its heads until it is written to, then a page or two for
+/// each shard in use. (The other tests here map small maps: a few hundred KiB
+/// at most, far below the margins.)
+#[test]
+fn a_big_map_allocates_only_what_is_written() {
+    let before = rss_shmem_kib();
+    let map: SharedMap<u64, u64> = SharedMap::new(1_000_000).unwrap();
+    let made = rss_shmem_kib().saturating_sub(before);
+    // 16,384 heads of 64 bytes: 1 MiB (the first layout wrote a page per
+    // shard, 256 MiB).
+    assert!(made < 4 << 10, "a new map allocated {made} KiB");
+    assert_eq!(map.len(), 0);
+    for k in 0..1_000 {
+        map.insert(&k, &k).unwrap();
+    }
+    let used = rss_shmem_kib().saturating_sub(before);
+    // Each of the ~1,000 shards that got a key now has a page or two (its
+    // states and first entries): 4 to 8 MiB.
+    assert!(used < 12 << 10, "1,000 entries allocated {used} KiB");
+    assert_eq!(map.get(&999).unwrap(), Some(999));
+}
