@@ -42,6 +42,9 @@
 //! ever moves towards that end state, so a repairer killed in turn leaves a
 //! shard that the next taker repairs the same way. The user sees each
 //! operation as done or not done, never half done, and never a deadlock.
+//! Each store above, and each step of the repair, is a named
+//! `fault_point!`; tests/ipc_map.rs SIGKILLs a process after every one of
+//! them and checks the exact contents that the next user sees.
 //!
 //! Stores that commit use `Release` and the reads of the repair `Acquire`, so
 //! a repairer sees what the dead writer stored before its commit.
@@ -516,30 +519,50 @@ impl<K, V> Held<'_, K, V> {
         true
     }
 
+    // The `fault_point!`s below name every step of every change, for the
+    // crash tests (tests/ipc_map.rs): a process can be SIGKILLed after any
+    // of them, holding the lock.
+
     fn commit_insert(&self, i: usize, hash: u64) {
+        crate::fault_point!("map.insert.written");
+        // The commit.
         self.state(i).store(tag(hash), Ordering::Release);
+        crate::fault_point!("map.insert.committed");
         self.head().len.fetch_add(1, Ordering::Relaxed);
+        crate::fault_point!("map.insert.counted");
     }
 
     fn commit_replace(&self, old: usize, new: usize, hash: u64) {
         let head = self.head();
+        crate::fault_point!("map.replace.written");
         head.pending_old.store(old as u32, Ordering::Release);
+        crate::fault_point!("map.replace.recorded_old");
         head.pending_new.store(new as u32, Ordering::Release);
-        crash_point(1);
+        crate::fault_point!("map.replace.recorded");
+        // The commit: the key is in both slots until the next store, and the
+        // record says which one goes.
         self.state(new).store(tag(hash), Ordering::Release);
-        crash_point(2);
+        crate::fault_point!("map.replace.new_full");
         self.state(old).store(EMPTY, Ordering::Release);
-        crash_point(3);
+        crate::fault_point!("map.replace.old_empty");
         head.pending_new.store(NONE, Ordering::Release);
+        crate::fault_point!("map.replace.done");
     }
 
     fn commit_remove(&self, i: usize) {
+        // The commit.
         self.state(i).store(EMPTY, Ordering::Release);
+        crate::fault_point!("map.remove.committed");
         self.head().len.fetch_sub(1, Ordering::Relaxed);
+        crate::fault_point!("map.remove.counted");
     }
 
     /// Restores the invariants after a holder died; see the module docs.
+    /// Killed anywhere, it leaves a shard that it repairs again to the same
+    /// end: it finishes the replacement before it forgets the record, and
+    /// only stores `EMPTY` where the end state has it.
     fn repair(&self) {
+        crate::fault_point!("map.repair.started");
         let head = self.head();
         let per_shard = self.map.layout.per_shard;
         let new = head.pending_new.load(Ordering::Acquire) as usize;
@@ -550,8 +573,10 @@ impl<K, V> Held<'_, K, V> {
             && is_full(self.state(new).load(Ordering::Acquire))
         {
             self.state(old).store(EMPTY, Ordering::Release);
+            crate::fault_point!("map.repair.finished");
         }
         head.pending_new.store(NONE, Ordering::Release);
+        crate::fault_point!("map.repair.forgotten");
         let mut len = 0;
         for i in 0..per_shard {
             match self.state(i).load(Ordering::Acquire) {
@@ -563,22 +588,11 @@ impl<K, V> Held<'_, K, V> {
                 _ => self.state(i).store(EMPTY, Ordering::Release),
             }
         }
+        crate::fault_point!("map.repair.recounted");
         head.len.store(len, Ordering::Release);
+        crate::fault_point!("map.repair.done");
     }
 }
-
-/// Test hook: where a writer may be made to "die" (see `crash_points`).
-#[cfg(all(test, not(quadriga_loom)))]
-fn crash_point(n: u32) {
-    tests::CRASH_AT.with(|c| {
-        if c.get() == n {
-            panic!("simulated death at step {n}");
-        }
-    });
-}
-
-#[cfg(not(all(test, not(quadriga_loom))))]
-fn crash_point(_: u32) {}
 
 impl<K, V> SharedMap<K, V>
 where
@@ -686,12 +700,17 @@ where
 
     /// Locks the shard of `key`'s hash; repairs it if its last holder died.
     fn lock(&self, hash: u64) -> Held<'_, K, V> {
-        let shard = (hash >> 32) as usize & (self.layout.shards - 1);
+        self.lock_shard((hash >> 32) as usize & (self.layout.shards - 1))
+    }
+
+    /// Locks a shard; repairs it if its last holder died.
+    fn lock_shard(&self, shard: usize) -> Held<'_, K, V> {
         let acquired = self.head(shard).lock.lock();
         let held = Held { map: self, shard };
         if acquired.owner_died() {
             held.repair();
         }
+        crate::fault_point!("map.locked");
         held
     }
 
@@ -856,7 +875,9 @@ where
             )?),
             None => None,
         };
-        let Some(new) = f(current) else {
+        let new = f(current);
+        crate::fault_point!("map.update.computed");
+        let Some(new) = new else {
             if let Some(o) = old {
                 held.commit_remove(o);
             }
@@ -880,15 +901,6 @@ where
                 }
             }
         }
-    }
-
-    fn lock_shard(&self, shard: usize) -> Held<'_, K, V> {
-        let acquired = self.head(shard).lock.lock();
-        let held = Held { map: self, shard };
-        if acquired.owner_died() {
-            held.repair();
-        }
-        held
     }
 
     /// A copy of every entry, in no particular order (each shard is copied
@@ -969,13 +981,7 @@ where
 
 #[cfg(all(test, not(quadriga_loom)))]
 mod tests {
-    use std::cell::Cell;
-
     use super::*;
-
-    thread_local! {
-        pub(super) static CRASH_AT: Cell<u32> = const { Cell::new(0) };
-    }
 
     /// The odds that `capacity` keys with random hashes put more than
     /// `slots` in some shard, by the binomial distribution itself (not the
@@ -1171,44 +1177,64 @@ mod tests {
         assert_eq!(m.get("k").unwrap(), Some(8000));
     }
 
-    /// A writer "dies" (its thread ends holding the lock, so the kernel marks
-    /// the lock's owner dead) at each step of a replacement; the next user
-    /// sees the old value or the new one, exactly once, and a right `len`.
+    /// The repair, on what a writer killed after each store of a replacement
+    /// leaves (tests/ipc_map.rs kills real processes there), plus a wrong
+    /// count and state bytes no writer stores: the old value or the new one,
+    /// once, and a right `len`; a second repair changes nothing.
     #[test]
-    fn crash_points() {
-        for step in 1..=3 {
+    fn repair_finishes_or_forgets_a_replacement_and_recounts() {
+        let enc = |v: u32| postcard::to_stdvec(&v).unwrap();
+        for stores in 0..=4 {
             let m: SharedMap<u32, u32> = SharedMap::new(10).unwrap();
             m.insert(&7, &1).unwrap();
             m.insert(&8, &1).unwrap();
-            let m2 = m.clone();
-            std::thread::spawn(move || {
-                CRASH_AT.with(|c| c.set(step));
-                let held = m2.lock(fnv1a(&postcard::to_stdvec(&7_u32).unwrap()));
-                let old = held
-                    .find(fnv1a(&postcard::to_stdvec(&7_u32).unwrap()), &[7])
-                    .unwrap();
+            let (key, hash) = (enc(7), fnv1a(&enc(7)));
+            let snapshot = || {
+                let held = m.lock(hash);
+                let states: Vec<u8> = (0..m.layout.per_shard)
+                    .map(|i| held.state(i).load(Ordering::Relaxed))
+                    .collect();
+                let head = held.head();
+                let record = head.pending_new.load(Ordering::Relaxed);
+                (states, record, head.len.load(Ordering::Relaxed))
+            };
+            {
+                let held = m.lock(hash);
+                let old = held.find(hash, &key).unwrap();
                 let new = held.free_slot().unwrap();
-                held.write(new, fnv1a(&[7]), &[7], &[2]);
-                // Dies inside, without unlocking: the guard is leaked.
-                let held = std::mem::ManuallyDrop::new(held);
-                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    held.commit_replace(old, new, fnv1a(&[7]))
-                }));
-            })
-            .join()
-            .unwrap();
-            let v = m.get(&7).unwrap().unwrap();
-            assert!(v == 1 || v == 2, "step {step}: {v}");
-            if step >= 2 {
-                assert_eq!(v, 2, "committed at step {step}");
+                held.write(new, hash, &key, &enc(2));
+                let head = held.head();
+                let steps: [&dyn Fn(); 4] = [
+                    &|| head.pending_old.store(old as u32, Ordering::Release),
+                    &|| head.pending_new.store(new as u32, Ordering::Release),
+                    &|| held.state(new).store(tag(hash), Ordering::Release),
+                    &|| held.state(old).store(EMPTY, Ordering::Release),
+                ];
+                for step in &steps[..stores] {
+                    step();
+                }
+                head.len.store(40, Ordering::Relaxed);
+                // A byte no writer stores, and a tag that is not its hash's.
+                let last = m.layout.per_shard - 1;
+                held.state(last).store(0x01, Ordering::Relaxed);
+                held.state(last - 1).store(tag(hash) ^ 1, Ordering::Relaxed);
+                held.repair();
             }
-            assert_eq!(m.len(), 2, "step {step}");
-            let all = m.to_vec().unwrap();
-            assert_eq!(
-                all.iter().filter(|(k, _)| *k == 7).count(),
-                1,
-                "step {step}"
-            );
+            let want = if stores >= 3 { 2 } else { 1 };
+            assert_eq!(m.get(&7).unwrap(), Some(want), "{stores} stores");
+            assert_eq!(m.len(), 2, "{stores} stores");
+            let mut all = m.to_vec().unwrap();
+            all.sort();
+            assert_eq!(all, [(7, want), (8, 1)], "{stores} stores");
+            let (states, record, _) = snapshot();
+            assert_eq!(record, NONE, "{stores} stores");
+            assert_eq!(states.iter().filter(|&&s| s != EMPTY).count(), 2);
+            m.lock(hash).repair();
+            assert_eq!(snapshot(), (states, NONE, 2), "{stores} stores: again");
+            // And it works on.
+            assert_eq!(m.insert(&7, &3).unwrap(), Some(want));
+            assert_eq!(m.insert(&9, &9).unwrap(), None);
+            assert_eq!(m.len(), 3);
         }
     }
 
