@@ -8,14 +8,20 @@
 //!
 //! # Layout and invariants
 //!
-//! The body is `shards` equal shards (a power of two); a key lives in the shard
-//! its hash picks (FNV-1a of its postcard encoding, then mixed; the same in every process).
-//! A shard is:
+//! The body is `shards` heads (a power of two of them, 64 bytes each, packed
+//! together), then `shards` equal shards. A key lives in the shard its hash
+//! picks (FNV-1a of its postcard encoding, then mixed; the same in every
+//! process). Shard `s` is:
 //!
-//! * a head: its robust lock, `len`, and a *pending replacement* record;
-//! * `per_shard` state bytes (`EMPTY` / `FULL`), `per_shard` hashes;
+//! * head `s`: its robust lock, `len`, and a *pending replacement* record;
+//! * `per_shard` state bytes, `per_shard` hashes;
 //! * `per_shard` entries of `[key_len u32][value_len u32][key][value]`, at
 //!   most `entry_bytes` of key and value together.
+//!
+//! A state byte is `EMPTY` (0) or `FULL`: its high bit set, and seven bits of
+//! the key's hash below it, so a lookup reads the key's hash and key only
+//! where those bits match. Making a map writes only the heads (the shards are
+//! zero pages, and zero is `EMPTY`): one or two bytes per key of capacity.
 //!
 //! Everything in a shard is read and written under its lock, except `len`,
 //! which [`SharedMap::len`] reads without it. An entry is *in the map* exactly
@@ -32,16 +38,29 @@
 //! replacement; the next taker of the lock is told its owner died
 //! ([`RawRobustMutex`]) and repairs the shard: it finishes the recorded
 //! replacement if its new slot is `FULL`, forgets it otherwise, drops entries
-//! whose lengths do not fit, and recounts `len`. The user sees each operation
-//! as done or not done, never half done, and never a deadlock. Tests kill a
-//! writer at each of these steps (`crash_points`).
+//! whose state or lengths do not fit, and recounts `len`. The repair only
+//! ever moves towards that end state, so a repairer killed in turn leaves a
+//! shard that the next taker repairs the same way. The user sees each
+//! operation as done or not done, never half done, and never a deadlock.
+//! Each store above, and each step of the repair, is a named
+//! `fault_point!`; tests/ipc_map.rs SIGKILLs a process after every one of
+//! them and checks the exact contents that the next user sees.
 //!
 //! Stores that commit use `Release` and the reads of the repair `Acquire`, so
 //! a repairer sees what the dead writer stored before its commit.
 //!
-//! A shard holds `per_shard` entries, about twice its share of the capacity,
-//! so a map can take `capacity` keys unless their hashes are very unlucky; a
-//! key whose shard is full gets [`ErrorKind::Full`] and nothing changes.
+//! # Room
+//!
+//! A new key never takes a shard's last free slot: it is kept for a
+//! replacement, which needs a free slot beside the old one, so a present key
+//! can always be given a new value. The other slots are sized by
+//! `Layout::for_capacity`: up to 64 keys, one shard with a slot for each, so
+//! `capacity` keys always fit; beyond, shards of 32 to 64 keys on average,
+//! with enough slots that `capacity` keys with random hashes fill some shard
+//! with odds below 10⁻¹² (a Chernoff bound per shard, times the number of
+//! shards). That is 2 to 3 slots per key of capacity, at most 150 per shard
+//! up to 2²⁶ keys. A new key whose shard is full gets [`ErrorKind::Full`]
+//! and nothing changes.
 //!
 //! There is no loom model of this module on purpose: it has no lock-free
 //! path. Its atomics order commits for a crash, not for a racing reader, and
@@ -60,13 +79,40 @@ use super::error::{Error, ErrorKind};
 use super::robust::RawRobustMutex;
 use super::shm::{self, Kind, Region};
 
+/// A slot's state byte: `EMPTY`, or `FULL` with seven bits of the key's hash
+/// beside it ([`tag`]), so that a lookup compares its key's hash and key only
+/// where the tag matches (about one slot in 128 of the others).
 const EMPTY: u8 = 0;
-const FULL: u8 = 1;
+const FULL: u8 = 0x80;
+
+/// The state byte of a full slot whose key hashes to `hash`. The shard is
+/// picked by the hash's high half, the tag is from its low bits.
+fn tag(hash: u64) -> u8 {
+    FULL | (hash as u8 & 0x7f)
+}
+
+fn is_full(state: u8) -> bool {
+    state & FULL != 0
+}
 const NONE: u32 = u32::MAX;
 
-const MAX_SHARDS: u64 = 1 << 16;
+const MAX_SHARDS: u64 = 1 << 20;
 const MAX_PER_SHARD: u64 = 1 << 16;
 const MAX_ENTRY_BYTES: u64 = 1 << 26;
+
+/// The fourth layout parameter: which arrangement of the body this is (the
+/// first, with each head inside its shard, wrote 0 there).
+const ARRANGEMENT: u64 = 2;
+
+/// A capacity up to this gets one shard with a slot for every key: it is
+/// certain to hold them all.
+const ONE_SHARD_UP_TO: usize = 64;
+/// Beyond that, shards are sized for more than half of this many keys each,
+/// and at most this many.
+const KEYS_PER_SHARD: usize = 64;
+/// ... with enough slots that `capacity` keys with random hashes fill some
+/// shard with at most these odds.
+const FULL_ODDS: f64 = 1e-12;
 
 #[repr(C)]
 struct ShardHead {
@@ -76,17 +122,31 @@ struct ShardHead {
     pending_new: AtomicU32,
 }
 
+/// Bytes per head: the heads are packed together at the start of the body,
+/// so that making a map writes `shards * HEAD` bytes, not a page per shard.
+const HEAD: usize = 64;
+const _: () = assert!(std::mem::size_of::<ShardHead>() <= HEAD);
+const _: () = assert!(std::mem::align_of::<ShardHead>() <= HEAD);
+
+/// State bytes compared at once by a lookup.
+const GROUP: usize = 16;
+
 fn round_up(n: usize, to: usize) -> Option<usize> {
     n.checked_add(to - 1).map(|n| n / to * to)
 }
 
 /// Where things are in the body; computed from the header's parameters with
 /// checked arithmetic, so a hostile header cannot point outside the memory.
+///
+/// The body is `shards` heads of `HEAD` bytes, then `shards` shards of
+/// `stride` bytes from `data` on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Layout {
     shards: usize,
     per_shard: usize,
     entry_bytes: usize,
+    /// Where the first shard starts.
+    data: usize,
     /// Offsets within a shard.
     states: usize,
     hashes: usize,
@@ -101,8 +161,8 @@ impl Layout {
     fn new(shards: u64, per_shard: u64, entry_bytes: u64) -> Option<Self> {
         if !shards.is_power_of_two()
             || shards > MAX_SHARDS
-            || per_shard == 0
-            || per_shard > MAX_PER_SHARD
+            // One slot is kept for replacements: a shard needs another.
+            || !(2..=MAX_PER_SHARD).contains(&per_shard)
             || entry_bytes == 0
             || entry_bytes > MAX_ENTRY_BYTES
         {
@@ -110,19 +170,22 @@ impl Layout {
         }
         let (shards, per_shard, entry_bytes) =
             (shards as usize, per_shard as usize, entry_bytes as usize);
-        let states = round_up(std::mem::size_of::<ShardHead>(), 64)?;
-        let hashes = round_up(states.checked_add(per_shard)?, 8)?;
-        let entries = round_up(hashes.checked_add(per_shard.checked_mul(8)?)?, 8)?;
+        let data = round_up(shards.checked_mul(HEAD)?, 128)?;
+        let states = 0;
+        // The state bytes are read 16 at a time; the padding stays EMPTY.
+        let hashes = round_up(per_shard, GROUP)?;
+        let entries = hashes.checked_add(per_shard.checked_mul(8)?)?;
         let entry_stride = round_up(entry_bytes.checked_add(8)?, 8)?;
         let stride = round_up(
             entries.checked_add(entry_stride.checked_mul(per_shard)?)?,
-            128,
+            64,
         )?;
-        let total = stride.checked_mul(shards)?;
+        let total = data.checked_add(stride.checked_mul(shards)?)?;
         Some(Self {
             shards,
             per_shard,
             entry_bytes,
+            data,
             states,
             hashes,
             entries,
@@ -132,14 +195,50 @@ impl Layout {
         })
     }
 
-    /// A layout for at least `capacity` entries: shards of about 16 keys at
-    /// full load, each with room for twice that.
+    /// A layout for at least `capacity` entries: one shard with a slot for
+    /// each up to `ONE_SHARD_UP_TO`, else shards for `KEYS_PER_SHARD / 2` to
+    /// `KEYS_PER_SHARD` keys each (more once there are `MAX_SHARDS`), with
+    /// the slots [`slots_for`] says. Each shard has one slot more, kept for
+    /// replacements.
     fn for_capacity(capacity: usize, entry_bytes: usize) -> Option<Self> {
-        let capacity = capacity as u64;
-        let shards = capacity.div_ceil(16).next_power_of_two().min(MAX_SHARDS);
-        let per_shard = (2 * capacity).div_ceil(shards) + 8;
-        Self::new(shards, per_shard, entry_bytes as u64)
+        let (shards, slots) = if capacity <= ONE_SHARD_UP_TO {
+            (1, capacity)
+        } else {
+            let shards = capacity
+                .div_ceil(KEYS_PER_SHARD)
+                .checked_next_power_of_two()?
+                .min(MAX_SHARDS as usize);
+            (shards, slots_for(capacity, shards))
+        };
+        Self::new(
+            shards as u64,
+            slots.checked_add(1)? as u64,
+            entry_bytes as u64,
+        )
     }
+}
+
+/// How many keys each of `shards` shards must take so that `capacity` keys,
+/// spread by a random hash, overflow none with odds above `FULL_ODDS`; never
+/// more than `capacity` (then none can overflow).
+///
+/// A shard's load is binomial, `n = capacity` draws of `p = 1 / shards`, with
+/// mean `mu = n p`. By the Chernoff bound, `P(load >= (1 + d) mu) <=
+/// exp(-mu ((1 + d) ln(1 + d) - d))` for `d > 0`, and by the union bound the
+/// odds that some shard gets more than `slots` are at most `shards` times
+/// that. The answer is the least `slots` that brings this under `FULL_ODDS`.
+fn slots_for(capacity: usize, shards: usize) -> usize {
+    let mu = capacity as f64 / shards as f64;
+    let allowed = (FULL_ODDS / shards as f64).ln();
+    let mut slots = mu.ceil() as usize;
+    while slots < capacity {
+        let d = (slots + 1) as f64 / mu - 1.0;
+        if -mu * ((1.0 + d) * d.ln_1p() - d) <= allowed {
+            return slots;
+        }
+        slots += 1;
+    }
+    capacity
 }
 
 fn fnv1a(bytes: &[u8]) -> u64 {
@@ -203,6 +302,36 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 /// assert_eq!(map.get("c")?, Some(3));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+///
+/// # Limits
+///
+/// * **Fixed size.** The capacity and the largest entry are set when the map
+///   is made ([`SharedMap::new`], [`SharedMap::with_entry_bytes`]; a
+///   capacity of 0 is refused), and the map never grows. A new key that finds
+///   no room gets [`ErrorKind::Full`]; an entry whose key and value encode to
+///   more than [`SharedMap::entry_bytes`] gets [`ErrorKind::TooLarge`].
+///   Giving a present key a new value never fails for lack of room.
+/// * **Capacity is odds, not a promise, beyond 64 keys.** Keys are spread
+///   over shards by their hash. Up to a capacity of 64 there is one shard,
+///   and `capacity` keys always fit. Beyond that each shard has room for 2
+///   to 3 times its share, so that `capacity` keys fill a shard first with
+///   odds below 10⁻¹² if their hashes behave randomly. The hash is not keyed:
+///   keys chosen to collide (by an adversary, say) fill one shard after as
+///   few keys as a shard holds (under 150), so do not count on the capacity
+///   for keys from untrusted input.
+/// * **Memory.** The map reserves address space for its slots (2 to 3 per key
+///   of capacity, each about `entry_bytes` + 17 bytes; about 630 MB for
+///   `SharedMap::<u64, u64>::new(1_000_000)`), but only the pages written are
+///   allocated: a new map writes 1 to 2 bytes per key of capacity (1 MiB for
+///   that million), a shard in use takes a page or two, and a full map about
+///   1.3 times what its slots in use take (330 MiB for that million). Every
+///   process that holds the map maps all of it, so a worker with a
+///   [`memory_limit`](crate::ProcessPoolBuilder::memory_limit) (`RLIMIT_AS`)
+///   counts the whole reservation.
+/// * **Costs.** An operation locks one shard and scans that shard's state
+///   bytes (at most 150 of them up to 2²⁶ keys of capacity, 16 compared at
+///   once). [`SharedMap::len`] and `Debug` read every shard's count;
+///   [`SharedMap::clear`] and [`SharedMap::to_vec`] lock every shard in turn.
 pub struct SharedMap<K, V> {
     region: Arc<Region>,
     layout: Layout,
@@ -249,12 +378,13 @@ impl<K, V> Drop for Held<'_, K, V> {
 
 impl<K, V> Held<'_, K, V> {
     fn base(&self) -> *mut u8 {
-        // SAFETY: `shard < shards`, so the offset is inside the body.
+        let layout = &self.map.layout;
+        // SAFETY: `shard < shards`, so the shard is inside the body.
         unsafe {
             self.map
                 .region
                 .body()
-                .add(self.shard * self.map.layout.stride)
+                .add(layout.data + self.shard * layout.stride)
         }
     }
 
@@ -300,17 +430,47 @@ impl<K, V> Held<'_, K, V> {
         }
     }
 
+    /// The first slot below `per_shard` whose state is `want` and that
+    /// passes `check`. The states are compared a group at a time, which the
+    /// compiler turns into a few vector instructions.
+    fn scan(&self, want: u8, mut check: impl FnMut(usize) -> bool) -> Option<usize> {
+        let per_shard = self.map.layout.per_shard;
+        let len = per_shard.next_multiple_of(GROUP);
+        // SAFETY: the state bytes and their padding are `len` bytes inside the
+        // shard. Only the holder of the shard's lock writes them, that is us,
+        // and not while this slice lives: the atomics are for a crash, not
+        // for a racing writer (see the module docs).
+        let states =
+            unsafe { std::slice::from_raw_parts(self.base().add(self.map.layout.states), len) };
+        for (g, group) in states.chunks_exact(GROUP).enumerate() {
+            let mut hits = 0_u32;
+            for (j, &s) in group.iter().enumerate() {
+                hits |= u32::from(s == want) << j;
+            }
+            while hits != 0 {
+                let i = g * GROUP + hits.trailing_zeros() as usize;
+                if i >= per_shard {
+                    return None;
+                }
+                if check(i) {
+                    return Some(i);
+                }
+                hits &= hits - 1;
+            }
+        }
+        None
+    }
+
     fn find(&self, hash: u64, key: &[u8]) -> Option<usize> {
-        (0..self.map.layout.per_shard).find(|&i| {
-            self.state(i).load(Ordering::Relaxed) == FULL
-                // SAFETY: in range; under the lock.
-                && unsafe { self.hash(i).read() } == hash
-                && self.parts(i).is_some_and(|(k, _)| k == key)
+        self.scan(tag(hash), |i| {
+            // SAFETY: in range; under the lock.
+            let stored = unsafe { self.hash(i).read() };
+            stored == hash && self.parts(i).is_some_and(|(k, _)| k == key)
         })
     }
 
     fn free_slot(&self) -> Option<usize> {
-        (0..self.map.layout.per_shard).find(|&i| self.state(i).load(Ordering::Relaxed) == EMPTY)
+        self.scan(EMPTY, |_| true)
     }
 
     /// Writes an entry into an `EMPTY` slot (not yet in the map).
@@ -332,30 +492,77 @@ impl<K, V> Held<'_, K, V> {
         self.map.head(self.shard)
     }
 
-    fn commit_insert(&self, i: usize) {
-        self.state(i).store(FULL, Ordering::Release);
-        self.head().len.fetch_add(1, Ordering::Relaxed);
+    /// Stores `key` → `value`: into a free slot, then committed as a new
+    /// entry, or as the replacement of the entry at `old`. Returns `false`,
+    /// changing nothing, if there is no room.
+    ///
+    /// A new key may not take a shard's last free slot: that one is kept for
+    /// replacements, which write the new value beside the old one before the
+    /// old one is let go. So a key that is present can always be given a new
+    /// value, even in a full shard.
+    fn put(&self, hash: u64, key: &[u8], value: &[u8], old: Option<usize>) -> bool {
+        if old.is_none()
+            && self.head().len.load(Ordering::Relaxed) as usize + 1 >= self.map.layout.per_shard
+        {
+            return false;
+        }
+        // With one slot kept back there is always one free; only memory
+        // overwritten by someone else could make this fail.
+        let Some(slot) = self.free_slot() else {
+            return false;
+        };
+        self.write(slot, hash, key, value);
+        match old {
+            Some(o) => self.commit_replace(o, slot, hash),
+            None => self.commit_insert(slot, hash),
+        }
+        true
     }
 
-    fn commit_replace(&self, old: usize, new: usize) {
+    // The `fault_point!`s below name every step of every change, for the
+    // crash tests (tests/ipc_map.rs): a process can be SIGKILLed after any
+    // of them, holding the lock.
+
+    fn commit_insert(&self, i: usize, hash: u64) {
+        crate::fault_point!("map.insert.written");
+        // The commit.
+        self.state(i).store(tag(hash), Ordering::Release);
+        crate::fault_point!("map.insert.committed");
+        self.head().len.fetch_add(1, Ordering::Relaxed);
+        crate::fault_point!("map.insert.counted");
+    }
+
+    fn commit_replace(&self, old: usize, new: usize, hash: u64) {
         let head = self.head();
+        crate::fault_point!("map.replace.written");
         head.pending_old.store(old as u32, Ordering::Release);
+        crate::fault_point!("map.replace.recorded_old");
         head.pending_new.store(new as u32, Ordering::Release);
-        crash_point(1);
-        self.state(new).store(FULL, Ordering::Release);
-        crash_point(2);
+        crate::fault_point!("map.replace.recorded");
+        // The commit: the key is in both slots until the next store, and the
+        // record says which one goes.
+        self.state(new).store(tag(hash), Ordering::Release);
+        crate::fault_point!("map.replace.new_full");
         self.state(old).store(EMPTY, Ordering::Release);
-        crash_point(3);
+        crate::fault_point!("map.replace.old_empty");
         head.pending_new.store(NONE, Ordering::Release);
+        crate::fault_point!("map.replace.done");
     }
 
     fn commit_remove(&self, i: usize) {
+        // The commit.
         self.state(i).store(EMPTY, Ordering::Release);
+        crate::fault_point!("map.remove.committed");
         self.head().len.fetch_sub(1, Ordering::Relaxed);
+        crate::fault_point!("map.remove.counted");
     }
 
     /// Restores the invariants after a holder died; see the module docs.
+    /// Killed anywhere, it leaves a shard that it repairs again to the same
+    /// end: it finishes the replacement before it forgets the record, and
+    /// only stores `EMPTY` where the end state has it.
     fn repair(&self) {
+        crate::fault_point!("map.repair.started");
         let head = self.head();
         let per_shard = self.map.layout.per_shard;
         let new = head.pending_new.load(Ordering::Acquire) as usize;
@@ -363,35 +570,29 @@ impl<K, V> Held<'_, K, V> {
         if new < per_shard
             && old < per_shard
             && new != old
-            && self.state(new).load(Ordering::Acquire) == FULL
+            && is_full(self.state(new).load(Ordering::Acquire))
         {
             self.state(old).store(EMPTY, Ordering::Release);
+            crate::fault_point!("map.repair.finished");
         }
         head.pending_new.store(NONE, Ordering::Release);
+        crate::fault_point!("map.repair.forgotten");
         let mut len = 0;
         for i in 0..per_shard {
             match self.state(i).load(Ordering::Acquire) {
-                FULL if self.parts(i).is_some() => len += 1,
                 EMPTY => {}
+                // SAFETY: in range; under the lock.
+                s if s == tag(unsafe { self.hash(i).read() }) && self.parts(i).is_some() => {
+                    len += 1
+                }
                 _ => self.state(i).store(EMPTY, Ordering::Release),
             }
         }
+        crate::fault_point!("map.repair.recounted");
         head.len.store(len, Ordering::Release);
+        crate::fault_point!("map.repair.done");
     }
 }
-
-/// Test hook: where a writer may be made to "die" (see `crash_points`).
-#[cfg(all(test, not(quadriga_loom)))]
-fn crash_point(n: u32) {
-    tests::CRASH_AT.with(|c| {
-        if c.get() == n {
-            panic!("simulated death at step {n}");
-        }
-    });
-}
-
-#[cfg(not(all(test, not(quadriga_loom))))]
-fn crash_point(_: u32) {}
 
 impl<K, V> SharedMap<K, V>
 where
@@ -410,8 +611,10 @@ where
     }
 
     /// A map for at least `capacity` entries of up to `entry_bytes` bytes each
-    /// (key and value encoded together). Memory is reserved for about twice
-    /// `capacity` entries, and only the pages written are ever allocated.
+    /// (key and value encoded together). Address space is reserved for 2 to 3
+    /// times `capacity` entries (`capacity` + 1 up to 64), and only the pages
+    /// written are allocated: at first only the shards' heads, one or two
+    /// bytes per key of capacity. See the [limits](SharedMap#limits).
     ///
     /// ```
     /// use quadriga::ipc::SharedMap;
@@ -441,7 +644,7 @@ where
             layout.shards as u64,
             layout.per_shard as u64,
             layout.entry_bytes as u64,
-            0,
+            ARRANGEMENT,
             0,
             0,
             0,
@@ -461,7 +664,9 @@ where
         for s in 0..layout.shards {
             let head = map.head_ptr(s);
             // SAFETY: a fresh zeroed mapping no one else has yet; each head
-            // is inside it and suitably aligned (shards are 128-byte strides).
+            // is inside it and suitably aligned (the body is 128-byte aligned,
+            // the heads are `HEAD` bytes apart, `HEAD` a multiple of their
+            // alignment).
             unsafe {
                 RawRobustMutex::init(std::ptr::addr_of_mut!((*head).lock))
                     .map_err(|e| Error::os("initialising a shared lock", e))?;
@@ -472,9 +677,9 @@ where
     }
 
     fn from_region(region: Region) -> Result<Self, Error> {
-        let [shards, per_shard, entry_bytes, ..] = region.params();
+        let [shards, per_shard, entry_bytes, arrangement, ..] = region.params();
         let layout = Layout::new(shards, per_shard, entry_bytes)
-            .filter(|l| l.total == region.body_len())
+            .filter(|l| arrangement == ARRANGEMENT && l.total == region.body_len())
             .ok_or_else(|| Error::invalid("a SharedMap whose layout does not match its memory"))?;
         Ok(Self {
             region: Arc::new(region),
@@ -495,12 +700,17 @@ where
 
     /// Locks the shard of `key`'s hash; repairs it if its last holder died.
     fn lock(&self, hash: u64) -> Held<'_, K, V> {
-        let shard = (hash >> 32) as usize & (self.layout.shards - 1);
+        self.lock_shard((hash >> 32) as usize & (self.layout.shards - 1))
+    }
+
+    /// Locks a shard; repairs it if its last holder died.
+    fn lock_shard(&self, shard: usize) -> Held<'_, K, V> {
         let acquired = self.head(shard).lock.lock();
         let held = Held { map: self, shard };
         if acquired.owner_died() {
             held.repair();
         }
+        crate::fault_point!("map.locked");
         held
     }
 
@@ -525,7 +735,7 @@ where
             ErrorKind::Full,
             format!(
                 "the map's shard for this key is full ({} entries); make the map with a larger capacity",
-                self.layout.per_shard
+                self.layout.per_shard - 1
             ),
         )
     }
@@ -535,9 +745,11 @@ where
     /// # Errors
     ///
     /// [`ErrorKind::TooLarge`] if the two do not fit in an entry,
-    /// [`ErrorKind::Full`] if the key's shard is full, [`ErrorKind::Codec`] if
-    /// either cannot be encoded (or the old value decoded). The map is
-    /// unchanged on error.
+    /// [`ErrorKind::Full`] if the key is new and its shard is full (giving a
+    /// present key a new value never fails for lack of room),
+    /// [`ErrorKind::Codec`] if either cannot be encoded or the old value
+    /// cannot be decoded. The map is unchanged on error ([`SharedMap::remove`]
+    /// drops an entry whose value no longer decodes).
     pub fn insert<Q>(&self, key: &Q, value: &V) -> Result<Option<V>, Error>
     where
         K: Borrow<Q>,
@@ -548,18 +760,20 @@ where
         self.check_size(&key, &value)?;
         let hash = fnv1a(&key);
         let held = self.lock(hash);
-        let Some(slot) = held.free_slot() else {
-            return Err(self.full());
-        };
         let old = held.find(hash, &key);
-        let previous =
-            old.map(|o| Self::decode("old value", held.parts(o).expect("checked by find").1));
-        held.write(slot, hash, &key, &value);
-        match old {
-            Some(o) => held.commit_replace(o, slot),
-            None => held.commit_insert(slot),
+        // Decoded before anything changes, so that an error leaves the map as
+        // it was.
+        let previous = match old {
+            Some(o) => Some(Self::decode(
+                "old value",
+                held.parts(o).expect("checked by find").1,
+            )?),
+            None => None,
+        };
+        if !held.put(hash, &key, &value, old) {
+            return Err(self.full());
         }
-        previous.transpose()
+        Ok(previous)
     }
 
     /// A copy of the value for `key`.
@@ -661,7 +875,9 @@ where
             )?),
             None => None,
         };
-        let Some(new) = f(current) else {
+        let new = f(current);
+        crate::fault_point!("map.update.computed");
+        let Some(new) = new else {
             if let Some(o) = old {
                 held.commit_remove(o);
             }
@@ -669,11 +885,8 @@ where
         };
         let value = Self::encode("value", &new)?;
         self.check_size(&key, &value)?;
-        let slot = held.free_slot().ok_or_else(|| self.full())?;
-        held.write(slot, hash, &key, &value);
-        match old {
-            Some(o) => held.commit_replace(o, slot),
-            None => held.commit_insert(slot),
+        if !held.put(hash, &key, &value, old) {
+            return Err(self.full());
         }
         Ok(Some(new))
     }
@@ -683,20 +896,11 @@ where
         for shard in 0..self.layout.shards {
             let held = self.lock_shard(shard);
             for i in 0..self.layout.per_shard {
-                if held.state(i).load(Ordering::Relaxed) == FULL {
+                if is_full(held.state(i).load(Ordering::Relaxed)) {
                     held.commit_remove(i);
                 }
             }
         }
-    }
-
-    fn lock_shard(&self, shard: usize) -> Held<'_, K, V> {
-        let acquired = self.head(shard).lock.lock();
-        let held = Held { map: self, shard };
-        if acquired.owner_died() {
-            held.repair();
-        }
-        held
     }
 
     /// A copy of every entry, in no particular order (each shard is copied
@@ -710,7 +914,7 @@ where
         for shard in 0..self.layout.shards {
             let held = self.lock_shard(shard);
             for i in 0..self.layout.per_shard {
-                if held.state(i).load(Ordering::Relaxed) == FULL {
+                if is_full(held.state(i).load(Ordering::Relaxed)) {
                     if let Some((k, v)) = held.parts(i) {
                         raw.push((k.to_vec(), v.to_vec()));
                     }
@@ -746,13 +950,9 @@ impl<K, V> SharedMap<K, V> {
     }
 
     fn head_ptr(&self, shard: usize) -> *mut ShardHead {
-        // SAFETY: `shard < shards`: the head is inside the body.
-        unsafe {
-            self.region
-                .body()
-                .add(shard * self.layout.stride)
-                .cast::<ShardHead>()
-        }
+        debug_assert!(shard < self.layout.shards);
+        // SAFETY: `shard < shards`: the head is inside the body, before `data`.
+        unsafe { self.region.body().add(shard * HEAD).cast::<ShardHead>() }
     }
 
     fn head(&self, shard: usize) -> &ShardHead {
@@ -781,23 +981,53 @@ where
 
 #[cfg(all(test, not(quadriga_loom)))]
 mod tests {
-    use std::cell::Cell;
-
     use super::*;
 
-    thread_local! {
-        pub(super) static CRASH_AT: Cell<u32> = const { Cell::new(0) };
+    /// The odds that `capacity` keys with random hashes put more than
+    /// `slots` in some shard, by the binomial distribution itself (not the
+    /// Chernoff bound `slots_for` uses), times the number of shards.
+    fn overflow_odds(capacity: usize, shards: usize, slots: usize) -> f64 {
+        let (n, p) = (capacity as f64, 1.0 / shards as f64);
+        // P(load = k), from P(load = 0) = (1 - p)^n upwards.
+        let mut pk = (n * (-p).ln_1p()).exp();
+        let mut above = 0.0;
+        for k in 0..=capacity.min(slots + 400) {
+            if k > slots {
+                above += pk;
+            }
+            pk *= (n - k as f64) / (k as f64 + 1.0) * p / (1.0 - p);
+        }
+        shards as f64 * above
     }
 
     #[test]
     fn layouts_are_bounded_and_fit_their_capacity() {
-        for cap in [1, 2, 15, 16, 17, 1000, 100_000] {
+        for cap in [1, 2, 15, 64] {
             let l = Layout::for_capacity(cap, 64).unwrap();
-            assert!(l.shards * l.per_shard >= 2 * cap, "{cap}: {l:?}");
-            assert_eq!(l.total, l.stride * l.shards);
+            assert_eq!((l.shards, l.per_shard), (1, cap + 1), "{cap}: certain");
         }
+        for cap in [65, 100, 1000, 4097, 100_000, 1_000_000, 16_920_348] {
+            let l = Layout::for_capacity(cap, 64).unwrap();
+            let slots = l.per_shard - 1;
+            let odds = overflow_odds(cap, l.shards, slots);
+            assert!(odds <= FULL_ODDS, "{cap}: {odds:e} {l:?}");
+            // Not much more room than that takes (or room for all).
+            assert!(
+                odds > FULL_ODDS * 1e-6 || slots == cap,
+                "{cap}: {odds:e} {l:?}"
+            );
+            assert!(l.shards * l.per_shard <= 3 * cap, "{cap}: {l:?}");
+            assert!(l.per_shard <= 150, "{cap}: {l:?}");
+            assert_eq!(l.total, l.data + l.stride * l.shards);
+            assert!(l.data >= l.shards * HEAD && l.hashes >= l.per_shard);
+        }
+        // What the type's docs say of a million.
+        let l = Layout::for_capacity(1_000_000, 16).unwrap();
+        assert_eq!((l.shards, l.per_shard), (16_384, 141));
+        let l = Layout::for_capacity(1_000_000, 256).unwrap();
+        assert_eq!(l.total / 10_000_000, 63, "{l:?}");
         assert_eq!(Layout::new(3, 4, 4), None, "shards must be a power of two");
-        assert_eq!(Layout::new(1, 0, 4), None);
+        assert_eq!(Layout::new(1, 1, 4), None, "a slot must be kept back");
         assert_eq!(Layout::new(1 << 40, 1 << 40, 1 << 40), None);
         assert_eq!(Layout::new(4, 4, u64::MAX), None);
     }
@@ -840,14 +1070,96 @@ mod tests {
     #[test]
     fn a_full_shard_is_an_error_that_changes_nothing() {
         let m: SharedMap<u64, u8> = SharedMap::new(1).unwrap();
-        let per = m.layout.per_shard as u64;
-        for k in 0..per {
+        // One slot is kept for replacements.
+        let room = m.layout.per_shard as u64 - 1;
+        for k in 0..room {
             m.insert(&k, &1).unwrap();
         }
-        let err = m.insert(&per, &1).unwrap_err();
+        let err = m.insert(&room, &1).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Full, "{err}");
-        assert_eq!(m.len() as u64, per);
-        assert_eq!(m.get(&per).unwrap(), None);
+        let err = m.update(&room, |_| Some(1)).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Full, "{err}");
+        assert_eq!(m.len() as u64, room);
+        assert_eq!(m.get(&room).unwrap(), None);
+    }
+
+    /// The reviewer's case: a counter in a full shard must keep counting.
+    #[test]
+    fn a_present_key_takes_a_new_value_in_a_full_shard() {
+        let m: SharedMap<u64, u64> = SharedMap::new(1).unwrap();
+        // New keys until the shard says it is full.
+        let mut room = 0;
+        while m.insert(&room, &room).is_ok() {
+            room += 1;
+        }
+        assert!(m.insert(&room, &0).unwrap_err().is_full());
+        assert_eq!(m.len() as u64, room);
+        // Many rounds, so that the kept slot moves around the shard.
+        for round in 1..=3 * room {
+            for k in 0..room {
+                assert_eq!(m.insert(&k, &(k + round)).unwrap(), Some(k + round - 1));
+            }
+            for k in 0..room {
+                let v = m.update(&k, |v| Some(v.unwrap() + 1)).unwrap();
+                assert_eq!(v, Some(k + round + 1));
+                assert_eq!(m.insert(&k, &(k + round)).unwrap(), Some(k + round + 1));
+            }
+            assert_eq!(m.len() as u64, room);
+        }
+        let mut all = m.to_vec().unwrap();
+        all.sort();
+        let want: Vec<_> = (0..room).map(|k| (k, k + 3 * room)).collect();
+        assert_eq!(all, want);
+        // Still full for a new key; room again after a removal.
+        assert!(m.insert(&room, &0).unwrap_err().is_full());
+        assert_eq!(m.remove(&0).unwrap(), Some(3 * room));
+        assert_eq!(m.insert(&room, &7).unwrap(), None);
+        assert_eq!(m.get(&room).unwrap(), Some(7));
+    }
+
+    /// Encodes any byte; refuses to decode 13.
+    #[derive(Debug, Clone, PartialEq)]
+    struct Picky(u8);
+
+    impl Serialize for Picky {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            s.serialize_u8(self.0)
+        }
+    }
+
+    impl<'de> serde::Deserialize<'de> for Picky {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            match <u8 as serde::Deserialize>::deserialize(d)? {
+                13 => Err(serde::de::Error::custom("unlucky")),
+                v => Ok(Picky(v)),
+            }
+        }
+    }
+
+    fn raw_value(m: &SharedMap<u32, Picky>, key: u32) -> Option<Vec<u8>> {
+        let key = postcard::to_stdvec(&key).unwrap();
+        let hash = fnv1a(&key);
+        let held = m.lock(hash);
+        held.find(hash, &key)
+            .map(|i| held.parts(i).unwrap().1.to_vec())
+    }
+
+    #[test]
+    fn an_old_value_that_does_not_decode_leaves_the_map_unchanged() {
+        let m: SharedMap<u32, Picky> = SharedMap::new(4).unwrap();
+        assert_eq!(m.insert(&1, &Picky(13)).unwrap(), None);
+        let err = m.insert(&1, &Picky(2)).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Codec, "{err}");
+        assert_eq!(raw_value(&m, 1), Some(vec![13]));
+        let err = m.update(&1, |_| Some(Picky(2))).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Codec, "{err}");
+        assert_eq!(raw_value(&m, 1), Some(vec![13]));
+        assert_eq!(m.len(), 1);
+        // `remove` is the way out: it drops the entry and says why it
+        // could not return it.
+        assert_eq!(m.remove(&1).unwrap_err().kind(), ErrorKind::Codec);
+        assert_eq!((raw_value(&m, 1), m.len()), (None, 0));
+        assert_eq!(m.insert(&1, &Picky(2)).unwrap(), None);
     }
 
     #[test]
@@ -865,44 +1177,64 @@ mod tests {
         assert_eq!(m.get("k").unwrap(), Some(8000));
     }
 
-    /// A writer "dies" (its thread ends holding the lock, so the kernel marks
-    /// the lock's owner dead) at each step of a replacement; the next user
-    /// sees the old value or the new one, exactly once, and a right `len`.
+    /// The repair, on what a writer killed after each store of a replacement
+    /// leaves (tests/ipc_map.rs kills real processes there), plus a wrong
+    /// count and state bytes no writer stores: the old value or the new one,
+    /// once, and a right `len`; a second repair changes nothing.
     #[test]
-    fn crash_points() {
-        for step in 1..=3 {
+    fn repair_finishes_or_forgets_a_replacement_and_recounts() {
+        let enc = |v: u32| postcard::to_stdvec(&v).unwrap();
+        for stores in 0..=4 {
             let m: SharedMap<u32, u32> = SharedMap::new(10).unwrap();
             m.insert(&7, &1).unwrap();
             m.insert(&8, &1).unwrap();
-            let m2 = m.clone();
-            std::thread::spawn(move || {
-                CRASH_AT.with(|c| c.set(step));
-                let held = m2.lock(fnv1a(&postcard::to_stdvec(&7_u32).unwrap()));
-                let old = held
-                    .find(fnv1a(&postcard::to_stdvec(&7_u32).unwrap()), &[7])
-                    .unwrap();
+            let (key, hash) = (enc(7), fnv1a(&enc(7)));
+            let snapshot = || {
+                let held = m.lock(hash);
+                let states: Vec<u8> = (0..m.layout.per_shard)
+                    .map(|i| held.state(i).load(Ordering::Relaxed))
+                    .collect();
+                let head = held.head();
+                let record = head.pending_new.load(Ordering::Relaxed);
+                (states, record, head.len.load(Ordering::Relaxed))
+            };
+            {
+                let held = m.lock(hash);
+                let old = held.find(hash, &key).unwrap();
                 let new = held.free_slot().unwrap();
-                held.write(new, fnv1a(&[7]), &[7], &[2]);
-                // Dies inside, without unlocking: the guard is leaked.
-                let held = std::mem::ManuallyDrop::new(held);
-                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    held.commit_replace(old, new)
-                }));
-            })
-            .join()
-            .unwrap();
-            let v = m.get(&7).unwrap().unwrap();
-            assert!(v == 1 || v == 2, "step {step}: {v}");
-            if step >= 2 {
-                assert_eq!(v, 2, "committed at step {step}");
+                held.write(new, hash, &key, &enc(2));
+                let head = held.head();
+                let steps: [&dyn Fn(); 4] = [
+                    &|| head.pending_old.store(old as u32, Ordering::Release),
+                    &|| head.pending_new.store(new as u32, Ordering::Release),
+                    &|| held.state(new).store(tag(hash), Ordering::Release),
+                    &|| held.state(old).store(EMPTY, Ordering::Release),
+                ];
+                for step in &steps[..stores] {
+                    step();
+                }
+                head.len.store(40, Ordering::Relaxed);
+                // A byte no writer stores, and a tag that is not its hash's.
+                let last = m.layout.per_shard - 1;
+                held.state(last).store(0x01, Ordering::Relaxed);
+                held.state(last - 1).store(tag(hash) ^ 1, Ordering::Relaxed);
+                held.repair();
             }
-            assert_eq!(m.len(), 2, "step {step}");
-            let all = m.to_vec().unwrap();
-            assert_eq!(
-                all.iter().filter(|(k, _)| *k == 7).count(),
-                1,
-                "step {step}"
-            );
+            let want = if stores >= 3 { 2 } else { 1 };
+            assert_eq!(m.get(&7).unwrap(), Some(want), "{stores} stores");
+            assert_eq!(m.len(), 2, "{stores} stores");
+            let mut all = m.to_vec().unwrap();
+            all.sort();
+            assert_eq!(all, [(7, want), (8, 1)], "{stores} stores");
+            let (states, record, _) = snapshot();
+            assert_eq!(record, NONE, "{stores} stores");
+            assert_eq!(states.iter().filter(|&&s| s != EMPTY).count(), 2);
+            m.lock(hash).repair();
+            assert_eq!(snapshot(), (states, NONE, 2), "{stores} stores: again");
+            // And it works on.
+            assert_eq!(m.insert(&7, &3).unwrap(), Some(want));
+            assert_eq!(m.insert(&9, &9).unwrap(), None);
+            assert_eq!(m.len(), 3);
         }
     }
 
