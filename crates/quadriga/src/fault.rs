@@ -10,7 +10,7 @@
 //! task run by [`Process`](crate::Process)), then calls the operation:
 //!
 //! ```ignore
-//! quadriga::__fault::arm("ring.push.copied", 0);
+//! quadriga::fault::arm("ring.push.copied", 0);
 //! queue.put(7)?; // the process is SIGKILLed after the copy, before the commit
 //! ```
 //!

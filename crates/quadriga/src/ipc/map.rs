@@ -862,7 +862,6 @@ where
         K: Borrow<Q>,
         Q: Serialize + ?Sized,
         F: FnOnce(Option<V>) -> Option<V>,
-        V: Clone,
     {
         let key = Self::encode("key", key)?;
         let hash = fnv1a(&key);
