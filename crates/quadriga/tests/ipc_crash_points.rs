@@ -226,6 +226,19 @@ fn wait_here(barrier: &Barrier) -> (thread::JoinHandle<()>, mpsc::Receiver<Resul
     (t, rx)
 }
 
+/// A party on a thread here waits at `barrier` (first, very likely: the
+/// outcome asserted does not depend on it) while a child process arrives and
+/// kills itself at `point`; what the waiter got.
+fn wait_while_a_party_dies(barrier: &Barrier, point: &str) -> Result<bool, String> {
+    let (waiter, rx) = wait_here(barrier);
+    thread::sleep(Duration::from_millis(100));
+    let child = Process::spawn(arrive_and_die, (barrier.clone(), point.to_string())).unwrap();
+    killed(child, point);
+    let got = rx.recv_timeout(PATIENCE).expect("the waiter hangs");
+    waiter.join().unwrap();
+    got
+}
+
 /// A party killed inside the barrier's mutex (before it arrives, or after
 /// it counted itself) breaks the barrier for the parties already waiting,
 /// which would otherwise sleep for ever: the kernel wakes only the mutex's
@@ -236,17 +249,8 @@ fn a_party_killed_inside_the_barrier_breaks_it_for_those_waiting() {
         quadriga::init();
         for point in ["barrier.wait.locked", "barrier.wait.arrived"] {
             let barrier = Barrier::new(3).unwrap();
-            let (waiter, rx) = wait_here(&barrier);
-            // Let the waiter arrive first, so that it is asleep when the
-            // party dies (if not, it finds the barrier broken on arrival:
-            // the same outcome).
-            thread::sleep(Duration::from_millis(100));
-            let child =
-                Process::spawn(arrive_and_die, (barrier.clone(), point.to_string())).unwrap();
-            killed(child, point);
-            let got = rx.recv_timeout(PATIENCE).expect("the waiter hangs");
+            let got = wait_while_a_party_dies(&barrier, point);
             assert!(got.unwrap_err().contains("broken"), "{point}");
-            waiter.join().unwrap();
             assert!(barrier.is_broken(), "{point}");
             barrier.reset();
             assert!(!barrier.is_broken(), "{point}");
@@ -267,14 +271,8 @@ fn a_leader_killed_after_releasing_still_releases_the_others() {
             ("barrier.lead.unlocked", false),
         ] {
             let barrier = Barrier::new(2).unwrap();
-            let (waiter, rx) = wait_here(&barrier);
-            thread::sleep(Duration::from_millis(100));
-            let child =
-                Process::spawn(arrive_and_die, (barrier.clone(), point.to_string())).unwrap();
-            killed(child, point);
-            let got = rx.recv_timeout(PATIENCE).expect("the waiter hangs");
+            let got = wait_while_a_party_dies(&barrier, point);
             assert_eq!(got, Ok(false), "{point}: released, and not the leader");
-            waiter.join().unwrap();
             // The next round: with two live parties it either completes, or
             // finds the barrier broken by the dead leader's mutex.
             let (other, rx) = wait_here(&barrier);

@@ -1000,14 +1000,16 @@ mod loom_tests {
     /// lost (loom would report the sleeper as a deadlock).
     #[test]
     fn spsc_wraps_around() {
-        loom::model(|| {
-            let m = Model::new(2);
-            let p = Arc::clone(&m);
-            let producer = thread::spawn(move || (0..3).for_each(|v| p.put(v)));
-            let got: Vec<u8> = (0..3).map(|_| m.get().unwrap()).collect();
-            producer.join().unwrap();
-            assert_eq!(got, [0, 1, 2]);
-        });
+        loom::model(|| spsc_three_items(2));
+    }
+
+    fn spsc_three_items(cap: u32) {
+        let m = Model::new(cap);
+        let p = Arc::clone(&m);
+        let producer = thread::spawn(move || (0..3).for_each(|v| p.put(v)));
+        let got: Vec<u8> = (0..3).map(|_| m.get().unwrap()).collect();
+        producer.join().unwrap();
+        assert_eq!(got, [0, 1, 2]);
     }
 
     /// Two producers and a consumer: each item arrives exactly once.
@@ -1090,14 +1092,7 @@ mod loom_tests {
     /// sides blocking in turn.
     #[test]
     fn counts_wrap_at_capacity_one() {
-        loom::model(|| {
-            let m = Model::new(1);
-            let p = Arc::clone(&m);
-            let producer = thread::spawn(move || (0..3).for_each(|v| p.put(v)));
-            let got: Vec<u8> = (0..3).map(|_| m.get().unwrap()).collect();
-            producer.join().unwrap();
-            assert_eq!(got, [0, 1, 2]);
-        });
+        loom::model(|| spsc_three_items(1));
     }
 
     /// Two getters asleep on an empty queue and two puts: each put wakes one
