@@ -17,6 +17,14 @@
 //! The death is `SIGKILL` sent by the process to itself: no destructor, no
 //! unwinding, no atexit handler runs, exactly as if the kernel's OOM killer or
 //! an impatient user had struck at that instruction.
+//!
+//! A *failure* point (`fault_errno!`) instead makes a system call fail with an
+//! armed error number, for errors a test cannot provoke for real (the kernel
+//! does not enforce `ETOOMANYREFS` on root, which CI runs as):
+//!
+//! ```ignore
+//! quadriga::fault::arm_errno("wire.send_fds", libc::ETOOMANYREFS, 1, 3);
+//! ```
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -64,4 +72,57 @@ pub fn point(name: &str) {
     loop {
         std::thread::park();
     }
+}
+
+/// The armed failure: point, error number, passes to let through first, and
+/// how many failures to give after those.
+struct Failing {
+    point: String,
+    errno: i32,
+    after: u32,
+    times: u32,
+}
+
+static FAILING: Mutex<Option<Failing>> = Mutex::new(None);
+static ANY_FAILING: AtomicBool = AtomicBool::new(false);
+
+/// Arms failure point `point`: after letting `after` passes through, its next
+/// `times` passes fail with `errno` (`u32::MAX`: every pass, until
+/// [`disarm_errno`]). Replaces any failure armed before.
+pub fn arm_errno(point: &str, errno: i32, after: u32, times: u32) {
+    *FAILING.lock().unwrap_or_else(|e| e.into_inner()) = Some(Failing {
+        point: point.to_owned(),
+        errno,
+        after,
+        times,
+    });
+    ANY_FAILING.store(true, Ordering::SeqCst);
+}
+
+/// Disarms whatever failure point was armed.
+pub fn disarm_errno() {
+    ANY_FAILING.store(false, Ordering::SeqCst);
+    *FAILING.lock().unwrap_or_else(|e| e.into_inner()) = None;
+}
+
+/// Called at a named failure point (through the crate's `fault_errno!`
+/// macro): the error number to fail with, if armed.
+#[doc(hidden)]
+pub fn errno_point(name: &str) -> Option<i32> {
+    if !ANY_FAILING.load(Ordering::Relaxed) {
+        return None;
+    }
+    let mut failing = FAILING.lock().unwrap_or_else(|e| e.into_inner());
+    let f = failing.as_mut().filter(|f| f.point == name)?;
+    if f.after > 0 {
+        f.after -= 1;
+        return None;
+    }
+    if f.times == 0 {
+        return None;
+    }
+    if f.times != u32::MAX {
+        f.times -= 1;
+    }
+    Some(f.errno)
 }

@@ -87,6 +87,20 @@ macro_rules! fault_point {
 }
 pub(crate) use fault_point;
 
+/// A named failure point for the fault-injection tests (see `fault.rs`): the
+/// `rustix::io::Errno` armed for it, if any; always `None` without the hidden
+/// `fault-injection` feature.
+macro_rules! fault_errno {
+    ($name:literal) => {{
+        #[cfg(all(feature = "fault-injection", not(quadriga_loom)))]
+        let errno = $crate::fault::errno_point($name).map(rustix::io::Errno::from_raw_os_error);
+        #[cfg(not(all(feature = "fault-injection", not(quadriga_loom))))]
+        let errno: Option<rustix::io::Errno> = None;
+        errno
+    }};
+}
+pub(crate) use fault_errno;
+
 pub use adapt::{ConcurrencyController, JobTicket, LimitBound, LimitDecision, LimitReason};
 pub use context::{CancelToken, cancel_token, is_cancelled};
 pub use error::{BuildError, PanicLocation, TaskError, TaskErrorKind};

@@ -42,10 +42,11 @@ fn run_batch<T: Task + Default>(input: &Batch) -> Outcomes {
             .item(i)
             .ok_or_else(|| TaskError::codec("the input batch is malformed"))
             .and_then(|bytes| {
-                crate::ipc::transfer::provide(input.item_fds(i), || {
-                    postcard::from_bytes::<T::Input>(bytes)
-                })
-                .map_err(|e| TaskError::codec(format!("could not decode the input: {e}")))
+                let fds = input
+                    .item_fds(i)
+                    .map_err(|e| TaskError::codec(format!("could not decode the input: {e}")))?;
+                crate::ipc::transfer::provide(&fds, || postcard::from_bytes::<T::Input>(bytes))
+                    .map_err(|e| TaskError::codec(format!("could not decode the input: {e}")))
             })
             .and_then(|input| crate::panic::catch(|| task.run(input)).and_then(|r| r))
             .and_then(|output| {

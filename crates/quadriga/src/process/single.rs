@@ -74,6 +74,10 @@ impl Process {
                 let _ = pid_tx.send(Ok(worker.pid));
                 let _ = completer.start();
                 let outcome = converse(worker.sock, T::NAME, batch);
+                if outcome.is_err() {
+                    // It may wait for the rest of a frame: do not wait for it.
+                    spawn::signal_group(worker.pid, Signal::KILL);
+                }
                 let status = spawn::reap(&worker.pidfd, true)
                     .ok()
                     .flatten()
@@ -84,12 +88,18 @@ impl Process {
                 spawn::signal_group(worker.pid, Signal::KILL);
                 *exit2.lock().unwrap_or_else(|p| p.into_inner()) = Some(status);
                 let result = match outcome {
-                    Some(raw) => super::decode(raw.as_deref().map_err(Some)),
-                    None => Err(TaskError::crashed(
+                    Ok(Some(raw)) => super::decode(raw.as_deref().map_err(Some)),
+                    Ok(None) => Err(TaskError::crashed(
                         worker.pid,
                         status.signal,
                         status.code,
                         "",
+                    )),
+                    Err(why) => Err(TaskError::crashed(
+                        worker.pid,
+                        status.signal,
+                        status.code,
+                        &why,
                     )),
                 };
                 completer.complete(result.map_err(|e| e.with_pid(worker.pid)));
@@ -108,54 +118,87 @@ impl Process {
     }
 }
 
-/// Runs the one job over the socket: `None` if the process died first.
+/// How long sending the job may make no progress for want of a kernel
+/// resource (`ETOOMANYREFS`…) before the process is given up.
+const SEND_STALL_LIMIT: Duration = Duration::from_secs(5);
+
+/// Runs the one job over the socket: `Ok(None)` if the process died first,
+/// `Err` (why) if the job could not be sent to it: the caller kills it.
 fn converse(
     sock: std::os::fd::OwnedFd,
     task: &str,
     input: Batch,
-) -> Option<Result<Vec<u8>, TaskError>> {
+) -> Result<Option<Result<Vec<u8>, TaskError>>, String> {
     let mut sock = UnixStream::from(sock);
-    sock.set_nonblocking(false).ok()?;
+    if sock.set_nonblocking(false).is_err() {
+        return Ok(None);
+    }
     let mut out = wire::Outbox::default();
     let max = wire::DEFAULT_MAX_FRAME;
-    out.push(
-        &Down::Init {
-            task: String::new(),
-            input: Batch::default(),
-        },
-        max,
-    )
-    .ok()?;
+    let init = Down::Init {
+        task: String::new(),
+        input: Batch::default(),
+    };
+    if out.push(&init, max).is_err() {
+        return Ok(None);
+    }
     let job = Down::Run {
         job: 1,
         task: task.to_owned(),
         input,
     };
     if let Err(err) = out.push(&job, max) {
-        return Some(Err(TaskError::codec(format!(
+        return Ok(Some(Err(TaskError::codec(format!(
             "could not send the input: {err}"
-        ))));
+        )))));
     }
-    out.push(&Down::Exit, max).ok()?;
-    // A blocking socket: this returns once everything is written.
-    out.flush(
-        std::os::fd::AsFd::as_fd(&sock),
-        rustix::net::SendFlags::empty(),
-    )
-    .ok()?;
+    if out.push(&Down::Exit, max).is_err() {
+        return Ok(None);
+    }
+    // A blocking socket: this returns once everything is written, or on an
+    // error, which leaves the rest whole for another try.
+    let mut stalled_since = std::time::Instant::now();
+    let mut delay = Duration::from_millis(5);
+    loop {
+        let before = out.written();
+        match out.flush(
+            std::os::fd::AsFd::as_fd(&sock),
+            rustix::net::SendFlags::empty(),
+        ) {
+            Ok(true) => break,
+            Ok(false) => continue,
+            Err(err) if wire::is_shortage(err) => {
+                if out.written() > before {
+                    stalled_since = std::time::Instant::now();
+                    delay = Duration::from_millis(5);
+                }
+                if stalled_since.elapsed() >= SEND_STALL_LIMIT {
+                    return Err(format!(
+                        "for {SEND_STALL_LIMIT:?} its input's descriptors could not be passed to \
+                         it ({err}: too many descriptors in flight for this user's limit of \
+                         open files, RLIMIT_NOFILE, or the kernel is short of memory)"
+                    ));
+                }
+                std::thread::sleep(delay);
+                delay = (delay * 2).min(Duration::from_millis(250));
+            }
+            Err(rustix::io::Errno::PIPE | rustix::io::Errno::CONNRESET) => return Ok(None),
+            Err(err) => return Err(format!("could not write to it: {err}")),
+        }
+    }
     let mut dec = Decoder::new(max);
     let mut scratch = vec![0_u8; 1 << 16];
     loop {
         match dec.next::<Up>() {
-            Ok(Some(Up::Done { outcomes, .. })) => return outcomes.into_items().next(),
+            Ok(Some(Up::Done { outcomes, .. })) => return Ok(outcomes.into_items().next()),
             Ok(Some(_)) => continue,
             Ok(None) => {}
-            Err(_) => return None,
+            Err(_) => return Ok(None),
         }
         let n = sock.read(&mut scratch).unwrap_or(0);
         dec.feed(&scratch[..n]);
         if n == 0 {
-            return None;
+            return Ok(None);
         }
     }
 }

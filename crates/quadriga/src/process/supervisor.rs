@@ -15,6 +15,12 @@
 //!   the grace period.
 //! * Every worker is reaped through its pidfd; after it dies its process group
 //!   gets SIGKILL, so no grandchild outlives it; its descriptors are closed.
+//! * A worker's byte stream is never cut inside a frame. A send that fails for
+//!   want of a kernel resource (`ETOOMANYREFS`: too many descriptors in
+//!   flight) keeps everything and is retried on a timer, backing off; if the
+//!   worker waits for that very frame and nothing moves for
+//!   [`SEND_STALL_LIMIT`], or on any other error, the worker is killed and its
+//!   jobs go the way of any death (the head is retried, split or failed).
 
 use std::collections::VecDeque;
 use std::os::fd::OwnedFd;
@@ -108,11 +114,20 @@ impl Waker {
 
 const EFD_TOKEN: u64 = u64::MAX;
 
+/// How long sending to a worker that waits for its input may make no progress
+/// (for want of a kernel resource) before the worker is given up.
+const SEND_STALL_LIMIT: Duration = Duration::from_secs(5);
+/// The first and the longest wait before retrying such a send.
+const SEND_RETRY_FIRST: Duration = Duration::from_millis(5);
+const SEND_RETRY_MAX: Duration = Duration::from_millis(250);
+
 struct InFlight {
     job: Job,
     /// Cancelled by its handle after it was sent: discard its outcome, and
     /// kill the worker if it starts running it.
     cancelled: bool,
+    /// Where its frame ends in the worker's outbox (see `Outbox::written`).
+    frame_end: u64,
 }
 
 struct Worker {
@@ -123,6 +138,13 @@ struct Worker {
     out: wire::Outbox,
     /// Listening for writability (the socket buffer was full).
     want_write: bool,
+    /// A send failed for want of a kernel resource: retry at this time.
+    retry_at: Option<Instant>,
+    /// The wait before the next such retry (doubles while nothing moves).
+    retry_delay: Duration,
+    /// Since when such sends have made no progress while the worker waits
+    /// for the frame they carry.
+    stalled_since: Option<Instant>,
     /// Its socket reached end of file (it is dying or dead).
     hung_up: bool,
     ready: bool,
@@ -461,6 +483,9 @@ impl Supervisor {
             dec: Decoder::new(self.cfg.spawn.max_frame),
             out,
             want_write: false,
+            retry_at: None,
+            retry_delay: SEND_RETRY_FIRST,
+            stalled_since: None,
             hung_up: false,
             ready: false,
             retiring: false,
@@ -519,12 +544,15 @@ impl Supervisor {
                 task: job.task.to_owned(),
                 input: job.input.clone(),
             };
-            if let Err(err) = w.out.push(&msg, max_frame) {
-                job.fail(&TaskError::codec(format!(
-                    "could not send the input: {err}"
-                )));
-                continue;
-            }
+            let frame_end = match w.out.push(&msg, max_frame) {
+                Ok(end) => end,
+                Err(err) => {
+                    job.fail(&TaskError::codec(format!(
+                        "could not send the input: {err}"
+                    )));
+                    continue;
+                }
+            };
             if w.outstanding.is_empty() {
                 w.head_started = Instant::now();
             }
@@ -532,6 +560,7 @@ impl Supervisor {
             w.outstanding.push_back(InFlight {
                 job,
                 cancelled: false,
+                frame_end,
             });
         }
     }
@@ -547,14 +576,65 @@ impl Supervisor {
         let Some(w) = self.workers[slot].as_mut() else {
             return;
         };
-        if w.out
-            .flush(std::os::fd::AsFd::as_fd(&w.sock), SendFlags::DONTWAIT)
-            .is_err()
-        {
-            // The worker is gone (EPIPE): its pidfd will tell how.
-            w.out.clear();
+        let now = Instant::now();
+        if w.retry_at.is_some_and(|at| now < at) {
+            return;
         }
-        let want_write = !w.out.is_empty();
+        w.retry_at = None;
+        let before = w.out.written();
+        let result = w
+            .out
+            .flush(std::os::fd::AsFd::as_fd(&w.sock), SendFlags::DONTWAIT);
+        let moved = w.out.written() > before;
+        match result {
+            Ok(_) => {
+                w.retry_delay = SEND_RETRY_FIRST;
+                w.stalled_since = None;
+            }
+            Err(err) if wire::is_shortage(err) => {
+                // Nothing is lost; try again soon. Not on writability: the
+                // socket has room, so that would wake at once, again and again.
+                if moved {
+                    w.retry_delay = SEND_RETRY_FIRST;
+                    w.stalled_since = None;
+                }
+                // Does the worker wait for what is stuck? Not if its head job's
+                // frame is all there: then it will read the rest (freeing
+                // descriptors in flight) when done, however long that takes.
+                let waits = w
+                    .outstanding
+                    .front()
+                    .is_none_or(|head| w.out.written() < head.frame_end);
+                if !waits {
+                    w.stalled_since = None;
+                } else if now.duration_since(*w.stalled_since.get_or_insert(now))
+                    >= SEND_STALL_LIMIT
+                {
+                    let why = format!(
+                        "for {SEND_STALL_LIMIT:?} the supervisor could not pass the worker the \
+                         descriptors of its input ({err}: too many descriptors in flight for \
+                         this user's limit of open files, RLIMIT_NOFILE, or the kernel is short \
+                         of memory)"
+                    );
+                    self.abandon(slot, &why);
+                    return;
+                }
+                w.retry_at = Some(now + w.retry_delay);
+                w.retry_delay = (w.retry_delay * 2).min(SEND_RETRY_MAX);
+            }
+            Err(rustix::io::Errno::PIPE | rustix::io::Errno::CONNRESET) => {
+                // The worker is gone: its pidfd will tell how.
+                w.out.clear();
+            }
+            Err(err) => {
+                self.abandon(slot, &format!("could not write to the worker: {err}"));
+                return;
+            }
+        }
+        let Some(w) = self.workers[slot].as_mut() else {
+            return;
+        };
+        let want_write = !w.out.is_empty() && w.retry_at.is_none();
         if want_write != w.want_write && !w.hung_up {
             w.want_write = want_write;
             let mut flags = epoll::EventFlags::IN | epoll::EventFlags::RDHUP;
@@ -690,6 +770,18 @@ impl Supervisor {
         head.job.sink.finish(outcomes, Duration::from_nanos(nanos));
     }
 
+    /// The worker cannot be sent its frames: drop what is pending (never a
+    /// part of it: the stream would be cut inside a frame) and kill it; its
+    /// jobs go the way of any death, the head failing with `why`.
+    fn abandon(&mut self, slot: usize, why: &str) {
+        let Some(w) = self.workers[slot].as_mut() else {
+            return;
+        };
+        w.out.clear();
+        w.retry_at = None;
+        self.protocol_error(slot, why);
+    }
+
     /// The worker broke the protocol: kill it; its head job fails as crashed.
     fn protocol_error(&mut self, slot: usize, why: &str) {
         let Some(w) = self.workers[slot].as_mut() else {
@@ -821,6 +913,9 @@ impl Supervisor {
         let mut consider = |t: Instant| next = Some(next.map_or(t, |n| n.min(t)));
         for w in self.workers.iter().flatten() {
             if let Some(at) = w.kill_at {
+                consider(at);
+            }
+            if let Some(at) = w.retry_at {
                 consider(at);
             }
             if let Some(d) = w.head_deadline() {

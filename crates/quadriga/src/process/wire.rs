@@ -21,7 +21,7 @@ use crate::error::TaskError;
 use crate::ipc::transfer::{self, SharedFd};
 
 /// Bumped whenever a message changes shape; a worker of another version refuses.
-pub(crate) const PROTOCOL: u32 = 2;
+pub(crate) const PROTOCOL: u32 = 3;
 
 /// The default bound on one frame: 256 MiB.
 pub(crate) const DEFAULT_MAX_FRAME: usize = 256 << 20;
@@ -30,24 +30,67 @@ pub(crate) const DEFAULT_MAX_FRAME: usize = 256 << 20;
 ///
 /// An item may hold IPC objects (a `Queue`, a `Lock`…): their descriptors ride
 /// beside the bytes in `fds` (never encoded; the socket carries them as
-/// `SCM_RIGHTS`), and `fd_ends[i]` is where item `i`'s descriptors end. While no
-/// item has any, `fd_ends` stays empty, so a plain batch pays one byte.
+/// `SCM_RIGHTS`), each descriptor once per batch however many items name it
+/// (a `map` over `(shared.clone(), x)` sends one). Item `i` names its
+/// descriptors by its own indices `0..k`, and `fd_refs[fd_ends[i-1]..fd_ends[i]]`
+/// says where each of them is in `fds`, so the decoder of an item sees its own
+/// descriptors only. `fd_refs` numbers descriptors in order of first use, so
+/// the batch carries `max(fd_refs) + 1` of them. While no item has any,
+/// `fd_ends` and `fd_refs` stay empty, so a plain batch pays two bytes.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Batch {
     pub(crate) bytes: Vec<u8>,
     pub(crate) ends: Vec<u32>,
     pub(crate) fd_ends: Vec<u32>,
+    pub(crate) fd_refs: Vec<u32>,
     #[serde(skip)]
     pub(crate) fds: Fds,
 }
 
-/// The descriptors of a [`Batch`], equal when they are the same descriptors.
+/// The distinct descriptors of a [`Batch`], equal when they are the same
+/// descriptors. On a worker, `None` stands for one lost in transit (see
+/// [`Inbox`]); a sender's are all `Some`.
 #[derive(Clone, Default)]
-pub(crate) struct Fds(pub(crate) Vec<SharedFd>);
+pub(crate) struct Fds {
+    pub(crate) list: Vec<Option<SharedFd>>,
+    /// Where each descriptor (by the address of its `Arc`) is in `list`,
+    /// sorted by address. (A sorted `Vec` keeps a `Job` small; a `HashMap`
+    /// would double the batch.)
+    index: Vec<(usize, u32)>,
+}
+
+impl Fds {
+    /// The descriptors a worker received for a batch.
+    pub(crate) fn received(list: Vec<Option<SharedFd>>) -> Self {
+        Self {
+            list,
+            index: Vec::new(),
+        }
+    }
+
+    /// `fd`'s place in the list, added if it is not there yet.
+    fn place(&mut self, fd: &SharedFd) -> u32 {
+        let key = Arc::as_ptr(fd) as usize;
+        match self.index.binary_search_by_key(&key, |&(k, _)| k) {
+            Ok(found) => self.index[found].1,
+            Err(slot) => {
+                let at = self.list.len() as u32;
+                self.list.push(Some(fd.clone()));
+                self.index.insert(slot, (key, at));
+                at
+            }
+        }
+    }
+}
 
 impl PartialEq for Fds {
     fn eq(&self, other: &Self) -> bool {
-        self.0.len() == other.0.len() && self.0.iter().zip(&other.0).all(|(a, b)| Arc::ptr_eq(a, b))
+        self.list.len() == other.list.len()
+            && self.list.iter().zip(&other.list).all(|pair| match pair {
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                (None, None) => true,
+                _ => false,
+            })
     }
 }
 
@@ -55,8 +98,21 @@ impl Eq for Fds {}
 
 impl std::fmt::Debug for Fds {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Fds({})", self.0.len())
+        write!(f, "Fds({})", self.list.len())
     }
+}
+
+/// Why an item's descriptors are not there for its decoder.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum FdsError {
+    #[error(
+        "the IPC objects in this input were lost in transit: the worker process reached its \
+         limit of open files (RLIMIT_NOFILE) while receiving their descriptors; send fewer \
+         distinct objects per task, or raise the limit"
+    )]
+    Lost,
+    #[error("the input batch's descriptor table is malformed")]
+    Malformed,
 }
 
 /// A postcard flavor that appends to a `Vec` it borrows, so a failed encoding
@@ -93,22 +149,29 @@ impl Batch {
         self.bytes.get(start..end)
     }
 
-    /// How many descriptors the batch says it carries (what a worker must
-    /// have received with it).
+    /// How many distinct descriptors the batch says it carries (what a worker
+    /// must have received with it).
     pub(crate) fn fd_count(&self) -> usize {
-        self.fd_ends.last().map_or(0, |&n| n as usize)
+        self.fd_refs.iter().max().map_or(0, |&n| n as usize + 1)
     }
 
-    /// Item `i`'s descriptors (empty if it has none or the batch is malformed).
-    pub(crate) fn item_fds(&self, i: usize) -> &[SharedFd] {
+    /// Item `i`'s descriptors, in the order its IPC objects name them.
+    pub(crate) fn item_fds(&self, i: usize) -> Result<Vec<SharedFd>, FdsError> {
         let Some(&end) = self.fd_ends.get(i) else {
-            return &[];
+            return Ok(Vec::new()); // no item of the batch has any
         };
         let start = if i == 0 { 0 } else { self.fd_ends[i - 1] };
-        self.fds
-            .0
+        let refs = self
+            .fd_refs
             .get(start as usize..end as usize)
-            .unwrap_or_default()
+            .ok_or(FdsError::Malformed)?;
+        refs.iter()
+            .map(|&r| match self.fds.list.get(r as usize) {
+                Some(Some(fd)) => Ok(fd.clone()),
+                Some(None) => Err(FdsError::Lost),
+                None => Err(FdsError::Malformed),
+            })
+            .collect()
     }
 
     /// Appends one item's encoding, with the descriptors of the IPC objects in
@@ -123,7 +186,7 @@ impl Batch {
         match end {
             Ok(end) => {
                 self.ends.push(end);
-                self.note_fds(fds);
+                self.note_fds(&fds);
                 Ok(())
             }
             Err(err) => {
@@ -133,23 +196,26 @@ impl Batch {
         }
     }
 
-    /// Records the descriptors of the item just appended.
-    fn note_fds(&mut self, fds: Vec<SharedFd>) {
+    /// Records the descriptors of the item just appended: each goes into
+    /// `fds` once per batch, and the item's references point there.
+    fn note_fds(&mut self, fds: &[SharedFd]) {
         if fds.is_empty() && self.fd_ends.is_empty() {
             return;
         }
         // The first item with descriptors: the ones before it had none.
-        let before = self.fd_count() as u32;
-        self.fd_ends.resize(self.ends.len() - 1, before);
-        self.fds.0.extend(fds);
-        self.fd_ends.push(self.fds.0.len() as u32);
+        self.fd_ends.resize(self.ends.len() - 1, 0);
+        for fd in fds {
+            let at = self.fds.place(fd);
+            self.fd_refs.push(at);
+        }
+        self.fd_ends.push(self.fd_refs.len() as u32);
     }
 
     /// Appends raw, already encoded bytes as one item, with its descriptors.
     pub(crate) fn push_raw(&mut self, raw: &[u8], fds: &[SharedFd]) {
         self.bytes.extend_from_slice(raw);
         self.ends.push(self.bytes.len() as u32);
-        self.note_fds(fds.to_vec());
+        self.note_fds(fds);
     }
 
     /// One batch per item.
@@ -157,7 +223,10 @@ impl Batch {
         (0..self.len())
             .map(|i| {
                 let mut one = Batch::default();
-                one.push_raw(self.item(i).unwrap_or_default(), self.item_fds(i));
+                // A sender's batch is never malformed; were it, the item would
+                // fail alone, naming descriptors it does not have.
+                let fds = self.item_fds(i).unwrap_or_default();
+                one.push_raw(self.item(i).unwrap_or_default(), &fds);
                 one
             })
             .collect()
@@ -275,6 +344,15 @@ pub(crate) enum Up {
 /// Most descriptors the kernel passes in one message (`SCM_MAX_FD`).
 const MAX_FDS_PER_MESSAGE: usize = 253;
 
+/// Whether a failed send only lacked a kernel resource for now, so the same
+/// bytes may go later: `ETOOMANYREFS` (this user has more descriptors in
+/// flight than its `RLIMIT_NOFILE`, until receivers take theirs), `ENOBUFS`,
+/// `ENOMEM`.
+pub(crate) fn is_shortage(err: rustix::io::Errno) -> bool {
+    use rustix::io::Errno;
+    matches!(err, Errno::TOOMANYREFS | Errno::NOBUFS | Errno::NOMEM)
+}
+
 /// Frames on their way to a worker, with the descriptors of the IPC objects in
 /// their inputs.
 ///
@@ -284,26 +362,43 @@ const MAX_FDS_PER_MESSAGE: usize = 253;
 /// descriptors too (it queues what arrives, and each frame takes its count).
 /// A frame has at least one byte per descriptor (each is encoded as an index),
 /// so its groups never spill past its own end.
+///
+/// A write that fails takes nothing: the outbox keeps every byte and
+/// descriptor not yet sent, so a caller that retries later continues the
+/// stream exactly where it stopped. Dropping the rest of a half-sent frame
+/// would leave the worker waiting for bytes that never come, and glue the
+/// next frame onto the truncated one.
 #[derive(Debug, Default)]
 pub(crate) struct Outbox {
     bytes: Vec<u8>,
     /// How much of `bytes` is written.
     sent: usize,
+    /// How many bytes were written before `bytes[0]`, over the outbox's life.
+    base: u64,
     /// Descriptors to attach from the byte at this offset of `bytes` on.
     marks: VecDeque<(usize, Vec<SharedFd>)>,
 }
 
 impl Outbox {
     /// Appends `msg` as one frame (see [`encode`]); on error nothing is added.
-    pub(crate) fn push(&mut self, msg: &Down, max: usize) -> Result<(), FrameError> {
+    /// Returns the frame's end as a count of bytes over the outbox's life:
+    /// the frame is all written once [`written`](Self::written) reaches it.
+    pub(crate) fn push(&mut self, msg: &Down, max: usize) -> Result<u64, FrameError> {
+        let fds: Vec<SharedFd> = match msg {
+            Down::Run { input, .. } | Down::Init { input, .. } => input
+                .fds
+                .list
+                .iter()
+                .map(|fd| fd.clone().ok_or(FrameError::LostDescriptor))
+                .collect::<Result<_, _>>()?,
+            Down::Exit => Vec::new(),
+        };
         let at = self.bytes.len();
         encode(msg, &mut self.bytes, max)?;
-        if let Down::Run { input, .. } | Down::Init { input, .. } = msg {
-            if !input.fds.0.is_empty() {
-                self.marks.push_back((at, input.fds.0.clone()));
-            }
+        if !fds.is_empty() {
+            self.marks.push_back((at, fds));
         }
-        Ok(())
+        Ok(self.base + self.bytes.len() as u64)
     }
 
     /// Nothing is waiting to be written.
@@ -311,15 +406,22 @@ impl Outbox {
         self.sent == self.bytes.len()
     }
 
+    /// How many bytes were written over the outbox's life.
+    pub(crate) fn written(&self) -> u64 {
+        self.base + self.sent as u64
+    }
+
     /// Drops everything pending (the worker is gone).
     pub(crate) fn clear(&mut self) {
+        self.base += self.sent as u64;
         self.bytes.clear();
         self.sent = 0;
         self.marks.clear();
     }
 
     /// Writes as much as `sock` takes. `Ok(true)` once everything is written;
-    /// `Ok(false)` if the socket is full (with `DONTWAIT`).
+    /// `Ok(false)` if the socket is full (with `DONTWAIT`). On `Err` nothing
+    /// is lost: what is left goes on the next call.
     pub(crate) fn flush(
         &mut self,
         sock: BorrowedFd<'_>,
@@ -327,19 +429,36 @@ impl Outbox {
     ) -> rustix::io::Result<bool> {
         use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, send, sendmsg};
         let flags = flags | rustix::net::SendFlags::NOSIGNAL;
+        self.flush_with(|bytes, fds| {
+            if fds.is_empty() {
+                return send(sock, bytes, flags);
+            }
+            if let Some(err) = crate::fault_errno!("wire.send_fds") {
+                return Err(err);
+            }
+            let mut space = [std::mem::MaybeUninit::uninit();
+                rustix::cmsg_space!(ScmRights(MAX_FDS_PER_MESSAGE))];
+            let mut control = SendAncillaryBuffer::new(&mut space);
+            control.push(SendAncillaryMessage::ScmRights(fds));
+            sendmsg(sock, &[std::io::IoSlice::new(bytes)], &mut control, flags)
+        })
+    }
+
+    /// [`flush`](Self::flush) through `write`, which sends bytes with the
+    /// descriptors (if any) attached to the first, and returns how many bytes
+    /// it took.
+    fn flush_with(
+        &mut self,
+        mut write: impl FnMut(&[u8], &[BorrowedFd<'_>]) -> rustix::io::Result<usize>,
+    ) -> rustix::io::Result<bool> {
         while self.sent < self.bytes.len() {
             let result = match self.marks.front_mut() {
                 Some((at, fds)) if *at == self.sent => {
                     let group = fds.len().min(MAX_FDS_PER_MESSAGE);
                     let borrowed: Vec<BorrowedFd<'_>> =
                         fds[..group].iter().map(|fd| fd.as_fd()).collect();
-                    let mut space = [std::mem::MaybeUninit::uninit();
-                        rustix::cmsg_space!(ScmRights(MAX_FDS_PER_MESSAGE))];
-                    let mut control = SendAncillaryBuffer::new(&mut space);
-                    control.push(SendAncillaryMessage::ScmRights(&borrowed));
-                    let byte = [std::io::IoSlice::new(&self.bytes[*at..*at + 1])];
-                    let result = sendmsg(sock, &byte, &mut control, flags);
-                    if result.is_ok() {
+                    let result = write(&self.bytes[*at..*at + 1], &borrowed);
+                    if matches!(result, Ok(n) if n > 0) {
                         fds.drain(..group);
                         *at += 1;
                         if fds.is_empty() {
@@ -350,7 +469,7 @@ impl Outbox {
                 }
                 next => {
                     let end = next.map_or(self.bytes.len(), |(at, _)| *at);
-                    send(sock, &self.bytes[self.sent..end], flags)
+                    write(&self.bytes[self.sent..end], &[])
                 }
             };
             match result {
@@ -361,6 +480,7 @@ impl Outbox {
             }
         }
         if self.sent == self.bytes.len() {
+            self.base += self.sent as u64;
             self.bytes.clear();
             self.sent = 0;
             return Ok(true);
@@ -371,45 +491,92 @@ impl Outbox {
             for (at, _) in &mut self.marks {
                 *at -= self.sent;
             }
+            self.base += self.sent as u64;
             self.sent = 0;
         }
         Ok(false)
     }
 }
 
-/// Reads from a worker's socket what the supervisor sends: bytes, and any
-/// descriptors with them, queued in order.
-pub(crate) fn recv_with_fds(
-    sock: BorrowedFd<'_>,
-    buf: &mut [u8],
-    fds: &mut VecDeque<SharedFd>,
-) -> std::io::Result<usize> {
-    use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags};
-    let mut space =
-        [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS_PER_MESSAGE))];
-    let mut control = RecvAncillaryBuffer::new(&mut space);
-    let msg = loop {
-        match rustix::net::recvmsg(
-            sock,
-            &mut [std::io::IoSliceMut::new(buf)],
-            &mut control,
-            RecvFlags::CMSG_CLOEXEC,
-        ) {
-            Err(rustix::io::Errno::INTR) => continue,
-            other => break other?,
+/// What a worker received beside the bytes, in order of arrival: each group of
+/// descriptors one `sendmsg` attached, or the mark of a group lost in transit.
+///
+/// A group is lost when the worker cannot install it (it reached its limit of
+/// open files, `EMFILE`): the kernel then sets `MSG_CTRUNC` and drops what did
+/// not fit. That is no reason to stop reading, nor to blame the job that is
+/// running: what did arrive of the group is closed at once (so the frames
+/// behind it have room), and the frame that claims the group gets `None` for
+/// each of its descriptors, so its items fail alone ([`FdsError::Lost`]).
+#[derive(Debug, Default)]
+pub(crate) struct Inbox {
+    groups: VecDeque<Option<Vec<SharedFd>>>,
+}
+
+impl Inbox {
+    /// Reads what the supervisor sent into `buf`, queueing any descriptors that
+    /// came with it. One call takes at most one group (the kernel ends a read
+    /// after a message that carries descriptors).
+    pub(crate) fn recv(&mut self, sock: BorrowedFd<'_>, buf: &mut [u8]) -> std::io::Result<usize> {
+        use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags};
+        let mut space =
+            [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS_PER_MESSAGE))];
+        let mut control = RecvAncillaryBuffer::new(&mut space);
+        let msg = loop {
+            match rustix::net::recvmsg(
+                sock,
+                &mut [std::io::IoSliceMut::new(buf)],
+                &mut control,
+                RecvFlags::CMSG_CLOEXEC,
+            ) {
+                Err(rustix::io::Errno::INTR) => continue,
+                other => break other?,
+            }
+        };
+        let mut group = None;
+        for message in control.drain() {
+            if let RecvAncillaryMessage::ScmRights(received) = message {
+                group
+                    .get_or_insert_with(Vec::new)
+                    .extend(received.map(Arc::new));
+            }
         }
-    };
-    for message in control.drain() {
-        if let RecvAncillaryMessage::ScmRights(received) = message {
-            fds.extend(received.map(Arc::new));
+        if msg.flags.contains(ReturnFlags::CTRUNC) {
+            // Part of the group is gone: the rest is of no use, close it now.
+            drop(group);
+            self.groups.push_back(None);
+        } else if let Some(group) = group {
+            self.groups.push_back(Some(group));
         }
+        Ok(msg.bytes)
     }
-    if msg.flags.contains(ReturnFlags::CTRUNC) {
-        return Err(std::io::Error::other(
-            "descriptors were truncated in transit",
-        ));
+
+    /// Takes the `n` descriptors of the next frame, in the groups the sender
+    /// made of them (253 each, the last one smaller): `None` for each one of a
+    /// lost group. `Err` if they are not what the sender would have sent (the
+    /// peer is broken).
+    pub(crate) fn claim(&mut self, n: usize) -> std::io::Result<Vec<Option<SharedFd>>> {
+        let mut fds = Vec::with_capacity(n);
+        while fds.len() < n {
+            let due = (n - fds.len()).min(MAX_FDS_PER_MESSAGE);
+            match self.groups.pop_front() {
+                None => {
+                    return Err(std::io::Error::other(format!(
+                        "a job carries {n} descriptors but {} arrived",
+                        fds.len()
+                    )));
+                }
+                Some(None) => fds.resize(fds.len() + due, None),
+                Some(Some(group)) if group.len() == due => fds.extend(group.into_iter().map(Some)),
+                Some(Some(group)) => {
+                    return Err(std::io::Error::other(format!(
+                        "a group of {} descriptors arrived where {due} were due",
+                        group.len()
+                    )));
+                }
+            }
+        }
+        Ok(fds)
     }
-    Ok(msg.bytes)
 }
 
 /// Why bytes could not be read as frames.
@@ -419,6 +586,8 @@ pub(crate) enum FrameError {
     TooLarge { len: usize, max: usize },
     #[error("a frame could not be decoded: {0}")]
     Decode(String),
+    #[error("an input holds a descriptor that was lost in transit")]
+    LostDescriptor,
 }
 
 /// Encodes `msg` as one frame appended to `out`.
@@ -699,5 +868,233 @@ mod tests {
             })
             .collect();
         assert_eq!(got, [0, 1, 2, 4]);
+    }
+
+    /// Serialises as its descriptor, like an IPC object.
+    struct Obj(SharedFd);
+
+    impl Serialize for Obj {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            transfer::serialize_fd(&self.0, s)
+        }
+    }
+
+    fn some_fd() -> SharedFd {
+        Arc::new(rustix::fs::memfd_create(c"t", rustix::fs::MemfdFlags::CLOEXEC).unwrap())
+    }
+
+    fn run(input: Batch) -> Down {
+        Down::Run {
+            job: 1,
+            task: "t".into(),
+            input,
+        }
+    }
+
+    /// Before: a descriptor went once per item that named it (a `map` over
+    /// `(shared.clone(), x)` sent it once per item, and the worker opened it
+    /// that many times).
+    #[test]
+    fn regression_a_batch_sent_a_shared_descriptor_once_per_item() {
+        let (shared, other) = (some_fd(), some_fd());
+        let mut b = Batch::default();
+        b.push(&7_u32).unwrap(); // an item without any, first
+        for i in 0..200_u32 {
+            b.push(&(Obj(shared.clone()), i)).unwrap();
+        }
+        b.push(&(Obj(other.clone()), Obj(shared.clone()))).unwrap();
+        assert_eq!(b.fds.list.len(), 2);
+        assert_eq!(b.fd_count(), 2);
+        assert!(b.item_fds(0).unwrap().is_empty());
+        for i in 1..=200 {
+            let fds = b.item_fds(i).unwrap();
+            assert_eq!(fds.len(), 1);
+            assert!(Arc::ptr_eq(&fds[0], &shared));
+        }
+        // The last item names `other` first: its own indices follow its order.
+        let last = b.item_fds(201).unwrap();
+        assert!(Arc::ptr_eq(&last[0], &other) && Arc::ptr_eq(&last[1], &shared));
+        // Split after a crash, each part carries just its item's descriptors.
+        let parts = b.split();
+        assert_eq!(parts[0].fd_count(), 0);
+        assert_eq!(parts[5].fds.list.len(), 1);
+        assert_eq!(parts[201].fds.list.len(), 2);
+        assert!(Arc::ptr_eq(&parts[201].item_fds(0).unwrap()[1], &shared));
+        // And the frame takes two descriptors, whatever the number of items.
+        let mut out = Outbox::default();
+        out.push(&run(b), DEFAULT_MAX_FRAME).unwrap();
+        let attached: usize = out.marks.iter().map(|(_, fds)| fds.len()).sum();
+        assert_eq!(attached, 2);
+    }
+
+    /// Before: the supervisor dropped what was left of a frame when a send
+    /// failed, whatever the error; after `ETOOMANYREFS` halfway through a
+    /// frame, the worker waited forever for the rest. The outbox keeps all
+    /// of it, and a later flush goes on exactly where the failed one stopped.
+    #[test]
+    fn regression_a_refused_descriptor_group_kept_the_rest_of_the_frame() {
+        let fds: Vec<SharedFd> = (0..300).map(|_| some_fd()).collect();
+        let mut big = Batch::default();
+        big.push(&fds.iter().cloned().map(Obj).collect::<Vec<_>>())
+            .unwrap();
+        let mut small = Batch::default();
+        small.push(&(Obj(fds[0].clone()), "small")).unwrap();
+        let msgs = [run(big), run(small), Down::Exit];
+        let mut out = Outbox::default();
+        let ends: Vec<u64> = msgs
+            .iter()
+            .map(|m| out.push(m, DEFAULT_MAX_FRAME).unwrap())
+            .collect();
+        let mut stream = Vec::new();
+        let mut groups = Vec::new();
+        let mut refusals = 0;
+        // The first group passes; the second is refused three times.
+        let result = out.flush_with(|bytes, fds| {
+            if !fds.is_empty() && !groups.is_empty() {
+                refusals += 1;
+                return Err(rustix::io::Errno::TOOMANYREFS);
+            }
+            if !fds.is_empty() {
+                groups.push(fds.len());
+            }
+            stream.extend_from_slice(bytes);
+            Ok(bytes.len())
+        });
+        assert_eq!(result, Err(rustix::io::Errno::TOOMANYREFS));
+        assert_eq!(refusals, 1);
+        assert!(!out.is_empty(), "the rest of the frame was dropped");
+        assert_eq!(out.written(), 1, "only the first group's byte is out");
+        for _ in 0..2 {
+            assert!(
+                out.flush_with(|_, _| Err(rustix::io::Errno::TOOMANYREFS))
+                    .is_err()
+            );
+            assert_eq!(out.written(), 1);
+        }
+        // Room again: partial writes, as a socket may take.
+        let done = out.flush_with(|bytes, fds| {
+            if !fds.is_empty() {
+                groups.push(fds.len());
+            }
+            let n = bytes.len().min(7);
+            stream.extend_from_slice(&bytes[..n]);
+            Ok(n)
+        });
+        assert_eq!(done, Ok(true));
+        assert_eq!(groups, [253, 47, 1]);
+        assert_eq!(out.written(), *ends.last().unwrap());
+        assert_eq!(stream.len() as u64, out.written());
+        let mut dec = Decoder::new(DEFAULT_MAX_FRAME);
+        dec.feed(&stream);
+        for msg in msgs {
+            // Descriptors are not in the bytes: compare the rest.
+            let mut bare = msg;
+            if let Down::Run { input, .. } = &mut bare {
+                input.fds = Fds::default();
+            }
+            assert_eq!(dec.next::<Down>().unwrap().unwrap(), bare);
+        }
+        assert!(!dec.has_partial());
+    }
+
+    #[test]
+    fn shortages_are_told_from_other_errors() {
+        use rustix::io::Errno;
+        for e in [Errno::TOOMANYREFS, Errno::NOBUFS, Errno::NOMEM] {
+            assert!(is_shortage(e), "{e}");
+        }
+        for e in [Errno::PIPE, Errno::BADF, Errno::AGAIN, Errno::INVAL] {
+            assert!(!is_shortage(e), "{e}");
+        }
+    }
+
+    /// Frames and descriptors through a real socket: each frame claims its
+    /// own, in the groups they were sent in.
+    #[test]
+    fn descriptors_cross_a_socket_frame_by_frame() {
+        use rustix::net::{AddressFamily, SocketFlags, SocketType, socketpair};
+        let (tx, rx) = socketpair(
+            AddressFamily::UNIX,
+            SocketType::STREAM,
+            SocketFlags::CLOEXEC,
+            None,
+        )
+        .unwrap();
+        let fds: Vec<SharedFd> = (0..300).map(|_| some_fd()).collect();
+        let mut big = Batch::default();
+        big.push(&fds.iter().cloned().map(Obj).collect::<Vec<_>>())
+            .unwrap();
+        let mut small = Batch::default();
+        small.push(&Obj(fds[299].clone())).unwrap();
+        small.push(&Obj(fds[299].clone())).unwrap();
+        let mut out = Outbox::default();
+        out.push(&run(big), DEFAULT_MAX_FRAME).unwrap();
+        out.push(&run(small), DEFAULT_MAX_FRAME).unwrap();
+        assert_eq!(
+            out.flush(tx.as_fd(), rustix::net::SendFlags::empty()),
+            Ok(true)
+        );
+        drop(tx);
+        let mut inbox = Inbox::default();
+        let mut dec = Decoder::new(DEFAULT_MAX_FRAME);
+        let mut buf = vec![0; 1 << 16];
+        let mut got = Vec::new();
+        loop {
+            while let Some(Down::Run { mut input, .. }) = dec.next::<Down>().unwrap() {
+                input.fds = Fds::received(inbox.claim(input.fd_count()).unwrap());
+                got.push(input);
+            }
+            let n = inbox.recv(rx.as_fd(), &mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            dec.feed(&buf[..n]);
+        }
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].item_fds(0).unwrap().len(), 300);
+        assert_eq!(got[1].fd_count(), 1, "one descriptor for both items");
+        let same = |a: &SharedFd, b: &SharedFd| {
+            let (a, b) = (rustix::fs::fstat(a).unwrap(), rustix::fs::fstat(b).unwrap());
+            (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+        };
+        assert!(same(&got[0].item_fds(0).unwrap()[299], &fds[299]));
+        assert!(same(&got[1].item_fds(1).unwrap()[0], &fds[299]));
+        assert!(inbox.groups.is_empty());
+    }
+
+    /// A group lost in transit (`MSG_CTRUNC`, the worker out of descriptors)
+    /// fails the items that name its descriptors, not the frame's others and
+    /// not the frames behind it.
+    #[test]
+    fn a_lost_group_fails_only_the_items_that_name_it() {
+        let fds: Vec<SharedFd> = (0..300).map(|_| some_fd()).collect();
+        let mut b = Batch::default();
+        b.push(&fds[..253].iter().cloned().map(Obj).collect::<Vec<_>>())
+            .unwrap();
+        b.push(&"no descriptors").unwrap();
+        b.push(&fds[253..].iter().cloned().map(Obj).collect::<Vec<_>>())
+            .unwrap();
+        let mut inbox = Inbox::default();
+        inbox.groups.push_back(None); // the first group: lost
+        inbox.groups.push_back(Some(fds[253..].to_vec()));
+        inbox.groups.push_back(Some(vec![fds[0].clone()])); // the next frame's
+        let mut got = b.clone();
+        got.fds = Fds::received(inbox.claim(b.fd_count()).unwrap());
+        assert_eq!(got.item_fds(0).unwrap_err(), FdsError::Lost);
+        assert!(FdsError::Lost.to_string().contains("RLIMIT_NOFILE"));
+        assert_eq!(got.item_fds(1).unwrap().len(), 0);
+        assert_eq!(got.item_fds(2).unwrap().len(), 47);
+        assert_eq!(inbox.claim(1).unwrap().len(), 1);
+        // A lost descriptor is never sent on.
+        let mut out = Outbox::default();
+        assert_eq!(
+            out.push(&run(got), DEFAULT_MAX_FRAME),
+            Err(FrameError::LostDescriptor)
+        );
+        assert!(out.is_empty());
+        // A group that is not what the sender would have sent is an error.
+        inbox.groups.push_back(Some(fds[..2].to_vec()));
+        assert!(inbox.claim(3).is_err());
+        assert!(inbox.claim(1).is_err(), "nothing left");
     }
 }

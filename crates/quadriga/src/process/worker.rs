@@ -82,7 +82,10 @@ pub(crate) fn divert_if_worker() {
 
 /// What a `pre_exec` hook would have done, done by the worker to itself before
 /// any task code runs: take the socket off standard input (which becomes
-/// `/dev/null`), die with the parent, apply the memory limit.
+/// `/dev/null`), die with the parent, apply the memory limit, and raise the
+/// soft limit of open files to the hard one (descriptors of IPC objects arrive
+/// by the hundred; the common soft limit of 1024 is a leftover of `select`,
+/// which a worker does not use).
 fn set_up(parent: Option<u64>, memory_limit: Option<u64>) -> std::io::Result<UnixStream> {
     use rustix::process::{Resource, Rlimit, Signal};
     rustix::process::set_parent_process_death_signal(Some(Signal::KILL))?;
@@ -105,6 +108,7 @@ fn set_up(parent: Option<u64>, memory_limit: Option<u64>) -> std::io::Result<Uni
     rustix::io::dup2(&null, &mut stdin)?;
     // Descriptor 0 must stay open (it is /dev/null now): do not close it.
     std::mem::forget(stdin);
+    raise_open_files_limit();
     if let Some(bytes) = memory_limit {
         rustix::process::setrlimit(
             Resource::As,
@@ -117,6 +121,25 @@ fn set_up(parent: Option<u64>, memory_limit: Option<u64>) -> std::io::Result<Uni
     Ok(UnixStream::from(sock))
 }
 
+/// Raises the soft `RLIMIT_NOFILE` to the hard limit; best effort (a worker
+/// that cannot still runs, and a frame whose descriptors do not fit fails
+/// alone, see `wire::Inbox`).
+fn raise_open_files_limit() {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let Rlimit { current, maximum } = getrlimit(Resource::Nofile);
+    if let (Some(current), Some(maximum)) = (current, maximum) {
+        if current < maximum {
+            let _ = setrlimit(
+                Resource::Nofile,
+                Rlimit {
+                    current: Some(maximum),
+                    maximum: Some(maximum),
+                },
+            );
+        }
+    }
+}
+
 fn serve(sock: UnixStream, max_frame: usize) -> std::io::Result<()> {
     let reader = sock.try_clone()?;
     let mut writer = sock;
@@ -124,7 +147,7 @@ fn serve(sock: UnixStream, max_frame: usize) -> std::io::Result<()> {
     let mut out = Vec::with_capacity(1 << 12);
     let mut scratch = vec![0_u8; 1 << 16];
     // Descriptors received with frames not yet decoded (see `wire::Outbox`).
-    let mut fds = std::collections::VecDeque::new();
+    let mut fds = wire::Inbox::default();
     let pid = std::process::id();
     loop {
         loop {
@@ -199,7 +222,7 @@ fn serve(sock: UnixStream, max_frame: usize) -> std::io::Result<()> {
                 Down::Exit => return Ok(()),
             }
         }
-        let n = wire::recv_with_fds(reader.as_fd(), &mut scratch, &mut fds)?;
+        let n = fds.recv(reader.as_fd(), &mut scratch)?;
         dec.feed(&scratch[..n]);
         if n == 0 {
             return Ok(()); // the supervisor closed the socket: it is gone or done
@@ -214,19 +237,10 @@ fn send(w: &mut UnixStream, out: &mut Vec<u8>, msg: &Up, max: usize) -> std::io:
     Ok(())
 }
 
-/// Gives a batch the descriptors that came with its frame.
-fn claim_fds(
-    input: &mut wire::Batch,
-    fds: &mut std::collections::VecDeque<crate::ipc::transfer::SharedFd>,
-) -> std::io::Result<()> {
-    let n = input.fd_count();
-    if n > fds.len() {
-        return Err(std::io::Error::other(format!(
-            "a job carries {n} descriptors but {} arrived",
-            fds.len()
-        )));
-    }
-    input.fds.0 = fds.drain(..n).collect();
+/// Gives a batch the descriptors that came with its frame (those lost in
+/// transit as `None`: the items naming them fail alone).
+fn claim_fds(input: &mut wire::Batch, fds: &mut wire::Inbox) -> std::io::Result<()> {
+    input.fds = wire::Fds::received(fds.claim(input.fd_count())?);
     Ok(())
 }
 
