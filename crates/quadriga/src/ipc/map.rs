@@ -58,8 +58,9 @@
 //! `capacity` keys always fit; beyond, shards of 32 to 64 keys on average,
 //! with enough slots that `capacity` keys with random hashes fill some shard
 //! with odds below 10⁻¹² (a Chernoff bound per shard, times the number of
-//! shards). That is 2 to 3 slots per key of capacity, at most 150 per shard
-//! up to 2²⁶ keys. A new key whose shard is full gets [`ErrorKind::Full`]
+//! shards). That is about 2 to 3 slots per key of capacity (`capacity` + 1
+//! up to 64 keys; fewer, in larger shards, beyond 2²⁶ keys, where the number
+//! of shards stops growing), at most 150 per shard up to 2²⁶ keys. A new key whose shard is full gets [`ErrorKind::Full`]
 //! and nothing changes.
 //!
 //! There is no loom model of this module on purpose: it has no lock-free
@@ -231,7 +232,8 @@ fn slots_for(capacity: usize, shards: usize) -> usize {
     let mu = capacity as f64 / shards as f64;
     let allowed = (FULL_ODDS / shards as f64).ln();
     let mut slots = mu.ceil() as usize;
-    while slots < capacity {
+    // Past the largest shard the layout is refused anyway: stop counting.
+    while slots < capacity && slots <= MAX_PER_SHARD as usize {
         let d = (slots + 1) as f64 / mu - 1.0;
         if -mu * ((1.0 + d) * d.ln_1p() - d) <= allowed {
             return slots;
@@ -317,10 +319,10 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 ///   to 3 times its share, so that `capacity` keys fill a shard first with
 ///   odds below 10⁻¹² if their hashes behave randomly. The hash is not keyed:
 ///   keys chosen to collide (by an adversary, say) fill one shard after as
-///   few keys as a shard holds (under 150), so do not count on the capacity
-///   for keys from untrusted input.
-/// * **Memory.** The map reserves address space for its slots (2 to 3 per key
-///   of capacity, each about `entry_bytes` + 17 bytes; about 630 MB for
+///   few keys as a shard holds (under 150 up to a capacity of 2²⁶), so do not
+///   count on the capacity for keys from untrusted input.
+/// * **Memory.** The map reserves address space for its slots (about 2 to 3
+///   per key of capacity, each about `entry_bytes` + 17 bytes; about 630 MB for
 ///   `SharedMap::<u64, u64>::new(1_000_000)`), but only the pages written are
 ///   allocated: a new map writes 1 to 2 bytes per key of capacity (1 MiB for
 ///   that million), a shard in use takes a page or two, and a full map about
@@ -417,10 +419,12 @@ impl<K, V> Held<'_, K, V> {
     fn parts(&self, i: usize) -> Option<(&[u8], &[u8])> {
         let e = self.entry(i);
         // SAFETY: the entry holds two u32 lengths then `entry_bytes` bytes;
-        // the lengths are checked before any slice is made.
+        // each length is read once (volatile: another process may write it,
+        // and the value checked must be the value used) and checked before
+        // any slice is made.
         unsafe {
-            let klen = e.cast::<u32>().read() as usize;
-            let vlen = e.add(4).cast::<u32>().read() as usize;
+            let klen = e.cast::<u32>().read_volatile() as usize;
+            let vlen = e.add(4).cast::<u32>().read_volatile() as usize;
             if klen.checked_add(vlen)? > self.map.layout.entry_bytes {
                 return None;
             }
@@ -553,7 +557,12 @@ impl<K, V> Held<'_, K, V> {
         // The commit.
         self.state(i).store(EMPTY, Ordering::Release);
         crate::fault_point!("map.remove.committed");
-        self.head().len.fetch_sub(1, Ordering::Relaxed);
+        // Saturating: hostile state bytes (a FULL the count never counted)
+        // must not wrap the count round to four billion.
+        let _ = self
+            .head()
+            .len
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
         crate::fault_point!("map.remove.counted");
     }
 
@@ -611,8 +620,8 @@ where
     }
 
     /// A map for at least `capacity` entries of up to `entry_bytes` bytes each
-    /// (key and value encoded together). Address space is reserved for 2 to 3
-    /// times `capacity` entries (`capacity` + 1 up to 64), and only the pages
+    /// (key and value encoded together). Address space is reserved for about 2
+    /// to 3 times `capacity` entries (`capacity` + 1 up to 64), and only the pages
     /// written are allocated: at first only the shards' heads, one or two
     /// bytes per key of capacity. See the [limits](SharedMap#limits).
     ///
@@ -634,6 +643,11 @@ where
     pub fn with_entry_bytes(capacity: usize, entry_bytes: usize) -> Result<Self, Error> {
         if capacity == 0 {
             return Err(Error::invalid("a SharedMap needs a capacity of at least 1"));
+        }
+        if entry_bytes == 0 {
+            return Err(Error::invalid(
+                "a SharedMap needs entries of at least 1 byte (key and value encoded)",
+            ));
         }
         let layout = Layout::for_capacity(capacity, entry_bytes).ok_or_else(|| {
             Error::invalid(format!(
@@ -730,6 +744,12 @@ where
         Ok(())
     }
 
+    /// An entry that `find` had just matched no longer reads as one: another
+    /// process wrote into the shard without its lock.
+    fn overwritten() -> Error {
+        Error::codec("a map entry was overwritten while its shard was locked")
+    }
+
     fn full(&self) -> Error {
         Error::new(
             ErrorKind::Full,
@@ -766,7 +786,7 @@ where
         let previous = match old {
             Some(o) => Some(Self::decode(
                 "old value",
-                held.parts(o).expect("checked by find").1,
+                held.parts(o).ok_or_else(Self::overwritten)?.1,
             )?),
             None => None,
         };
@@ -870,7 +890,7 @@ where
         let current = match old {
             Some(o) => Some(Self::decode::<V>(
                 "value",
-                held.parts(o).expect("checked by find").1,
+                held.parts(o).ok_or_else(Self::overwritten)?.1,
             )?),
             None => None,
         };
@@ -1080,6 +1100,32 @@ mod tests {
         assert_eq!(err.kind(), ErrorKind::Full, "{err}");
         assert_eq!(m.len() as u64, room);
         assert_eq!(m.get(&room).unwrap(), None);
+    }
+
+    #[test]
+    fn impossible_sizes_are_clear_errors() {
+        let err = SharedMap::<u8, u8>::with_entry_bytes(10, 0).unwrap_err();
+        assert!(err.to_string().contains("at least 1 byte"), "{err}");
+        let err = SharedMap::<u8, u8>::new(0).unwrap_err();
+        assert!(err.to_string().contains("capacity of at least 1"), "{err}");
+        // Refused (and quickly: the sizing loop stops at the largest shard).
+        let err = SharedMap::<u8, u8>::new(usize::MAX).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Invalid, "{err}");
+    }
+
+    /// A FULL state byte the count never counted (written by someone else
+    /// than this code) must not wrap the count when it is removed.
+    #[test]
+    fn removing_an_uncounted_entry_does_not_wrap_the_count() {
+        let m: SharedMap<u64, u8> = SharedMap::new(1).unwrap();
+        {
+            let held = m.lock_shard(0);
+            held.state(0).store(tag(0), Ordering::Relaxed);
+        }
+        m.clear();
+        assert_eq!(m.len(), 0);
+        m.insert(&1, &1).unwrap();
+        assert_eq!(m.len(), 1);
     }
 
     /// The reviewer's case: a counter in a full shard must keep counting.
