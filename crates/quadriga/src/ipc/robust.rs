@@ -63,6 +63,10 @@ mod real {
         ) -> libc::c_int;
     }
 
+    /// Rounds of `RawRobustMutex::spin` (1, 2, 4 … 64 pause instructions
+    /// between tries: about 2 µs in all) before `lock` blocks.
+    const SPINS: u32 = 12;
+
     /// Lives in shared memory; see the module docs.
     #[repr(C)]
     pub(crate) struct RawRobustMutex {
@@ -159,6 +163,9 @@ mod real {
 
         /// Blocks until the lock is held.
         pub(crate) fn lock(&self) -> Acquired {
+            if let Some(a) = self.spin() {
+                return a;
+            }
             loop {
                 // SAFETY: the mutex was initialised by `init` and lives as long
                 // as `self`.
@@ -167,6 +174,22 @@ mod real {
                     return a;
                 }
             }
+        }
+
+        /// Tries for a moment before a caller blocks: the sections our locks
+        /// guard last well under a microsecond, and a blocked taker pays a
+        /// futex sleep and wake-up, several microseconds, each time (glibc's
+        /// robust mutexes do not spin by themselves).
+        fn spin(&self) -> Option<Acquired> {
+            for i in 0..SPINS {
+                if let Some(a) = self.try_lock() {
+                    return Some(a);
+                }
+                for _ in 0..(1 << i.min(6)) {
+                    std::hint::spin_loop();
+                }
+            }
+            None
         }
 
         /// Takes the lock if it is free now.
