@@ -378,18 +378,18 @@ impl<T: Pod> Shared<T> {
 /// Data with pointers inside cannot be shared this way (an address means
 /// nothing in another process):
 ///
-/// ```compile_fail
+/// ```compile_fail,E0277
 /// let name = quadriga::ipc::Value::new(String::from("no"));
 /// ```
 ///
-/// ```compile_fail
+/// ```compile_fail,E0277
 /// static X: u32 = 1;
 /// let r = quadriga::ipc::Value::new(&X);
 /// ```
 ///
 /// Its guard is not `Send` (the lock belongs to the thread that took it):
 ///
-/// ```compile_fail
+/// ```compile_fail,E0277
 /// fn needs_send<T: Send>(_: T) {}
 /// let v = quadriga::ipc::Value::new(1_u32).unwrap();
 /// needs_send(v.lock().unwrap());
@@ -575,7 +575,7 @@ impl<T: fmt::Debug> fmt::Debug for ValueGuard<'_, T> {
 ///
 /// Its guard derefs to `[T]` and is not `Send`:
 ///
-/// ```compile_fail
+/// ```compile_fail,E0277
 /// fn needs_send<T: Send>(_: T) {}
 /// let a = quadriga::ipc::Array::new(3, 0_u8).unwrap();
 /// needs_send(a.lock().unwrap());

@@ -64,7 +64,7 @@ use crate::ipc::shm::{Kind, PARAMS, Region, fingerprint};
 /// It is `Send + Sync`; its guard is not `Send`, because a robust lock belongs
 /// to the thread that took it:
 ///
-/// ```compile_fail
+/// ```compile_fail,E0277
 /// fn needs_send<T: Send>(_: T) {}
 /// let lock = quadriga::sync::Lock::new().unwrap();
 /// needs_send(lock.lock().unwrap());

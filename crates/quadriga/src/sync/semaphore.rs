@@ -222,7 +222,7 @@ impl<'a> Core<'a> {
 ///
 /// The semaphore is `Send + Sync`; a permit is not `Send`:
 ///
-/// ```compile_fail
+/// ```compile_fail,E0277
 /// fn needs_send<T: Send>(_: T) {}
 /// let sem = quadriga::sync::Semaphore::new(1).unwrap();
 /// needs_send(sem.acquire().unwrap());
