@@ -139,8 +139,7 @@ fn regression_descriptors_lost_to_the_fd_limit_crashed_the_worker() {
     within(120, || {
         let _serial = serial();
         quadriga::init();
-        let pool = ProcessPool::new(1).unwrap();
-        pool.submit(bump, vec![]).join().unwrap(); // the worker is up
+        let pool = one_worker_up();
         let pid = pool.worker_pids()[0];
         let open = std::fs::read_dir(format!("/proc/{pid}/fd"))
             .unwrap()
@@ -199,8 +198,7 @@ fn regression_a_refused_descriptor_send_hung_the_job() {
         let _serial = serial();
         quadriga::init();
         let _disarm = Disarm;
-        let pool = ProcessPool::new(1).unwrap();
-        pool.submit(bump, vec![]).join().unwrap(); // the worker is up
+        let pool = one_worker_up();
         let pid = pool.worker_pids()[0];
         // 300 distinct objects: two groups; the first goes, the second is
         // refused three times, then taken.
@@ -232,8 +230,7 @@ fn a_descriptor_send_refused_for_good_fails_the_job_not_the_pool() {
         let _serial = serial();
         quadriga::init();
         let _disarm = Disarm;
-        let pool = ProcessPool::new(1).unwrap();
-        pool.submit(bump, vec![]).join().unwrap(); // the worker is up
+        let pool = one_worker_up();
         let cell = AtomicValue::new(0_u64).unwrap();
         quadriga::fault::arm_errno("wire.send_fds", toomanyrefs, 0, u32::MAX);
         let err = pool.submit(bump, vec![cell.clone()]).join().unwrap_err();
@@ -263,6 +260,13 @@ impl Drop for Disarm {
     }
 }
 
+/// A pool of one worker, started (a first task has run on it).
+fn one_worker_up() -> ProcessPool {
+    let pool = ProcessPool::new(1).unwrap();
+    pool.submit(bump, vec![]).join().unwrap();
+    pool
+}
+
 /// The tests here run one at a time: one of them counts descriptors.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
@@ -274,8 +278,7 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 fn descriptors_do_not_leak_into_workers_or_pile_up_here() {
     {
         let count = || std::fs::read_dir("/proc/self/fd").unwrap().count();
-        let pool = ProcessPool::new(1).unwrap();
-        pool.submit(bump, vec![]).join().unwrap(); // the worker is up
+        let pool = one_worker_up();
         let before = count();
         for _ in 0..50 {
             let v = AtomicValue::new(0_u64).unwrap();
