@@ -118,10 +118,6 @@ impl Process {
     }
 }
 
-/// How long sending the job may make no progress for want of a kernel
-/// resource (`ETOOMANYREFS`…) before the process is given up.
-const SEND_STALL_LIMIT: Duration = Duration::from_secs(5);
-
 /// Runs the one job over the socket: `Ok(None)` if the process died first,
 /// `Err` (why) if the job could not be sent to it: the caller kills it.
 fn converse(
@@ -157,8 +153,7 @@ fn converse(
     }
     // A blocking socket: this returns once everything is written, or on an
     // error, which leaves the rest whole for another try.
-    let mut stalled_since = std::time::Instant::now();
-    let mut delay = Duration::from_millis(5);
+    let mut stall = wire::Stall::default();
     loop {
         let before = out.written();
         match out.flush(
@@ -169,18 +164,10 @@ fn converse(
             Ok(false) => continue,
             Err(err) if wire::is_shortage(err) => {
                 if out.written() > before {
-                    stalled_since = std::time::Instant::now();
-                    delay = Duration::from_millis(5);
+                    stall.moved();
                 }
-                if stalled_since.elapsed() >= SEND_STALL_LIMIT {
-                    return Err(format!(
-                        "for {SEND_STALL_LIMIT:?} its input's descriptors could not be passed to \
-                         it ({err}: too many descriptors in flight for this user's limit of \
-                         open files, RLIMIT_NOFILE, or the kernel is short of memory)"
-                    ));
-                }
-                std::thread::sleep(delay);
-                delay = (delay * 2).min(Duration::from_millis(250));
+                // The process waits for this very frame.
+                std::thread::sleep(stall.refused(err, true, std::time::Instant::now())?);
             }
             Err(rustix::io::Errno::PIPE | rustix::io::Errno::CONNRESET) => return Ok(None),
             Err(err) => return Err(format!("could not write to it: {err}")),

@@ -19,7 +19,7 @@
 //!   want of a kernel resource (`ETOOMANYREFS`: too many descriptors in
 //!   flight) keeps everything and is retried on a timer, backing off; if the
 //!   worker waits for that very frame and nothing moves for
-//!   [`SEND_STALL_LIMIT`], or on any other error, the worker is killed and its
+//!   `wire::Stall::LIMIT`, or on any other error, the worker is killed and its
 //!   jobs go the way of any death (the head is retried, split or failed).
 
 use std::collections::VecDeque;
@@ -114,13 +114,6 @@ impl Waker {
 
 const EFD_TOKEN: u64 = u64::MAX;
 
-/// How long sending to a worker that waits for its input may make no progress
-/// (for want of a kernel resource) before the worker is given up.
-const SEND_STALL_LIMIT: Duration = Duration::from_secs(5);
-/// The first and the longest wait before retrying such a send.
-const SEND_RETRY_FIRST: Duration = Duration::from_millis(5);
-const SEND_RETRY_MAX: Duration = Duration::from_millis(250);
-
 struct InFlight {
     job: Job,
     /// Cancelled by its handle after it was sent: discard its outcome, and
@@ -140,11 +133,8 @@ struct Worker {
     want_write: bool,
     /// A send failed for want of a kernel resource: retry at this time.
     retry_at: Option<Instant>,
-    /// The wait before the next such retry (doubles while nothing moves).
-    retry_delay: Duration,
-    /// Since when such sends have made no progress while the worker waits
-    /// for the frame they carry.
-    stalled_since: Option<Instant>,
+    /// How long such sends have waited, and made no progress.
+    stall: wire::Stall,
     /// Its socket reached end of file (it is dying or dead).
     hung_up: bool,
     ready: bool,
@@ -484,8 +474,7 @@ impl Supervisor {
             out,
             want_write: false,
             retry_at: None,
-            retry_delay: SEND_RETRY_FIRST,
-            stalled_since: None,
+            stall: wire::Stall::default(),
             hung_up: false,
             ready: false,
             retiring: false,
@@ -587,16 +576,11 @@ impl Supervisor {
             .flush(std::os::fd::AsFd::as_fd(&w.sock), SendFlags::DONTWAIT);
         let moved = w.out.written() > before;
         match result {
-            Ok(_) => {
-                w.retry_delay = SEND_RETRY_FIRST;
-                w.stalled_since = None;
-            }
+            Ok(_) => w.stall.moved(),
             Err(err) if wire::is_shortage(err) => {
-                // Nothing is lost; try again soon. Not on writability: the
-                // socket has room, so that would wake at once, again and again.
+                // Nothing is lost; try again soon (see `wire::Stall`).
                 if moved {
-                    w.retry_delay = SEND_RETRY_FIRST;
-                    w.stalled_since = None;
+                    w.stall.moved();
                 }
                 // Does the worker wait for what is stuck? Not if its head job's
                 // frame is all there: then it will read the rest (freeing
@@ -605,22 +589,13 @@ impl Supervisor {
                     .outstanding
                     .front()
                     .is_none_or(|head| w.out.written() < head.frame_end);
-                if !waits {
-                    w.stalled_since = None;
-                } else if now.duration_since(*w.stalled_since.get_or_insert(now))
-                    >= SEND_STALL_LIMIT
-                {
-                    let why = format!(
-                        "for {SEND_STALL_LIMIT:?} the supervisor could not pass the worker the \
-                         descriptors of its input ({err}: too many descriptors in flight for \
-                         this user's limit of open files, RLIMIT_NOFILE, or the kernel is short \
-                         of memory)"
-                    );
-                    self.abandon(slot, &why);
-                    return;
+                match w.stall.refused(err, waits, now) {
+                    Ok(wait) => w.retry_at = Some(now + wait),
+                    Err(why) => {
+                        self.abandon(slot, &why);
+                        return;
+                    }
                 }
-                w.retry_at = Some(now + w.retry_delay);
-                w.retry_delay = (w.retry_delay * 2).min(SEND_RETRY_MAX);
             }
             Err(rustix::io::Errno::PIPE | rustix::io::Errno::CONNRESET) => {
                 // The worker is gone: its pidfd will tell how.
