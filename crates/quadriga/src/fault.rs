@@ -10,7 +10,7 @@
 //! task run by [`Process`](crate::Process)), then calls the operation:
 //!
 //! ```ignore
-//! quadriga::fault::arm("ring.push.copied", 0);
+//! quadriga::fault::arm("ring.push.copied");
 //! queue.put(7)?; // the process is SIGKILLed after the copy, before the commit
 //! ```
 //!
@@ -26,46 +26,89 @@
 //! quadriga::fault::arm_errno("wire.send_fds", libc::ETOOMANYREFS, 1, 3);
 //! ```
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard};
 
-/// The armed point and how many more hits to let pass first.
-static ARMED: Mutex<Option<(String, u32)>> = Mutex::new(None);
-/// Whether any point is armed: the only cost of an unarmed point.
+/// What happens at the armed point.
+enum Action {
+    /// The process kills itself.
+    Kill,
+    /// The system call fails with `errno`, `times` times (`u32::MAX`: for
+    /// good).
+    Fail { errno: i32, times: u32 },
+}
+
+/// The armed point: its name, how many passes to let through first, and
+/// what happens then.
+struct Armed {
+    point: String,
+    after: u32,
+    action: Action,
+}
+
+static ARMED: Mutex<Option<Armed>> = Mutex::new(None);
+/// Whether a point is armed: the only cost of an unarmed point.
 static ANY: AtomicBool = AtomicBool::new(false);
 
-/// Arms `point`: the process kills itself the `after + 1`-th time it reaches
-/// that point. Replaces any point armed before.
-pub fn arm(point: &str, after: u32) {
-    *ARMED.lock().unwrap_or_else(|e| e.into_inner()) = Some((point.to_owned(), after));
-    ANY.store(true, Ordering::SeqCst);
+fn armed() -> MutexGuard<'static, Option<Armed>> {
+    ARMED.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Disarms whatever point was armed.
+fn set(armed_now: Option<Armed>) {
+    let any = armed_now.is_some();
+    *armed() = armed_now;
+    ANY.store(any, Ordering::SeqCst);
+}
+
+/// Arms crash point `point`: the process kills itself the next time it
+/// reaches it. Replaces whatever was armed before.
+pub fn arm(point: &str) {
+    set(Some(Armed {
+        point: point.to_owned(),
+        after: 0,
+        action: Action::Kill,
+    }));
+}
+
+/// Arms failure point `point`: after letting `after` passes through, its next
+/// `times` passes fail with `errno` (`u32::MAX`: every pass, until
+/// [`disarm`]). Replaces whatever was armed before.
+pub fn arm_errno(point: &str, errno: i32, after: u32, times: u32) {
+    set(Some(Armed {
+        point: point.to_owned(),
+        after,
+        action: Action::Fail { errno, times },
+    }));
+}
+
+/// Disarms whatever was armed.
 pub fn disarm() {
-    ANY.store(false, Ordering::SeqCst);
-    *ARMED.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    set(None);
 }
 
-/// Called at a named point (through the crate's `fault_point!` macro).
+/// The armed action if `name` is the armed point and its passes to let
+/// through are used up (counting this one).
+fn reached(name: &str, what: impl FnOnce(&mut Action) -> Option<i32>) -> Option<i32> {
+    if !ANY.load(Ordering::Relaxed) {
+        return None;
+    }
+    let mut armed = armed();
+    let a = armed.as_mut().filter(|a| a.point == name)?;
+    if a.after > 0 {
+        a.after -= 1;
+        return None;
+    }
+    what(&mut a.action)
+}
+
+/// Called at a named crash point (through the crate's `fault_point!` macro).
 #[doc(hidden)]
 pub fn point(name: &str) {
-    if !ANY.load(Ordering::Relaxed) {
+    if reached(name, |action| matches!(action, Action::Kill).then_some(0)).is_none() {
         return;
     }
-    let mut armed = ARMED.lock().unwrap_or_else(|e| e.into_inner());
-    let Some((point, after)) = armed.as_mut() else {
-        return;
-    };
-    if point != name {
-        return;
-    }
-    if *after > 0 {
-        *after -= 1;
-        return;
-    }
-    // SIGKILL cannot be caught: the process ends here, with the lock of
-    // `ARMED` and whatever shared lock the caller holds still taken.
+    // SIGKILL cannot be caught: the process ends here, with whatever shared
+    // lock the caller holds still taken.
     let _ = rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::KILL);
     // The signal is delivered before kill(2) returns to a single target that
     // is the caller itself; should that ever not hold, do not go on.
@@ -74,55 +117,17 @@ pub fn point(name: &str) {
     }
 }
 
-/// The armed failure: point, error number, passes to let through first, and
-/// how many failures to give after those.
-struct Failing {
-    point: String,
-    errno: i32,
-    after: u32,
-    times: u32,
-}
-
-static FAILING: Mutex<Option<Failing>> = Mutex::new(None);
-static ANY_FAILING: AtomicBool = AtomicBool::new(false);
-
-/// Arms failure point `point`: after letting `after` passes through, its next
-/// `times` passes fail with `errno` (`u32::MAX`: every pass, until
-/// [`disarm_errno`]). Replaces any failure armed before.
-pub fn arm_errno(point: &str, errno: i32, after: u32, times: u32) {
-    *FAILING.lock().unwrap_or_else(|e| e.into_inner()) = Some(Failing {
-        point: point.to_owned(),
-        errno,
-        after,
-        times,
-    });
-    ANY_FAILING.store(true, Ordering::SeqCst);
-}
-
-/// Disarms whatever failure point was armed.
-pub fn disarm_errno() {
-    ANY_FAILING.store(false, Ordering::SeqCst);
-    *FAILING.lock().unwrap_or_else(|e| e.into_inner()) = None;
-}
-
 /// Called at a named failure point (through the crate's `fault_errno!`
 /// macro): the error number to fail with, if armed.
 #[doc(hidden)]
 pub fn errno_point(name: &str) -> Option<i32> {
-    if !ANY_FAILING.load(Ordering::Relaxed) {
-        return None;
-    }
-    let mut failing = FAILING.lock().unwrap_or_else(|e| e.into_inner());
-    let f = failing.as_mut().filter(|f| f.point == name)?;
-    if f.after > 0 {
-        f.after -= 1;
-        return None;
-    }
-    if f.times == 0 {
-        return None;
-    }
-    if f.times != u32::MAX {
-        f.times -= 1;
-    }
-    Some(f.errno)
+    reached(name, |action| match action {
+        Action::Fail { times: 0, .. } | Action::Kill => None,
+        Action::Fail { errno, times } => {
+            if *times != u32::MAX {
+                *times -= 1;
+            }
+            Some(*errno)
+        }
+    })
 }

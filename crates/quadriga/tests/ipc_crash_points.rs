@@ -41,13 +41,13 @@ fn drain(q: &Queue<u32>) -> Vec<u32> {
 
 #[quadriga::task]
 fn put_and_die(q: Queue<u32>, point: String, item: u32) {
-    quadriga::fault::arm(&point, 0);
+    quadriga::fault::arm(&point);
     q.put(item).unwrap();
 }
 
 #[quadriga::task]
 fn get_and_die(q: Queue<u32>, point: String) -> u32 {
-    quadriga::fault::arm(&point, 0);
+    quadriga::fault::arm(&point);
     q.get().unwrap()
 }
 
@@ -141,7 +141,7 @@ fn a_consumer_killed_at_each_step_of_get() {
 
 #[quadriga::task]
 fn take_permit_and_die(sem: Semaphore, point: String) {
-    quadriga::fault::arm(&point, 0);
+    quadriga::fault::arm(&point);
     let _permit = sem.acquire();
     unreachable!("killed while taking the permit");
 }
@@ -153,7 +153,7 @@ fn give_permit_back_and_die(sem: Semaphore, holding: Event, point: String) {
     // Give the parent's waiter time to fall asleep (the outcome asserted does
     // not depend on it; the path through the sleep is the one of interest).
     thread::sleep(Duration::from_millis(100));
-    quadriga::fault::arm(&point, 0);
+    quadriga::fault::arm(&point);
     drop(permit);
 }
 
@@ -209,7 +209,7 @@ fn a_permit_holder_killed_at_each_step() {
 
 #[quadriga::task]
 fn arrive_and_die(barrier: Barrier, point: String) {
-    quadriga::fault::arm(&point, 0);
+    quadriga::fault::arm(&point);
     let _ = barrier.wait();
     unreachable!("killed inside the barrier");
 }
@@ -297,7 +297,7 @@ fn a_leader_killed_after_releasing_still_releases_the_others() {
 #[quadriga::task]
 fn set_and_die(event: Event) {
     thread::sleep(Duration::from_millis(100));
-    quadriga::fault::arm("event.set.stored", 0);
+    quadriga::fault::arm("event.set.stored");
     event.set();
 }
 

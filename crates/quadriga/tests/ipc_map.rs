@@ -144,7 +144,7 @@ mod crash_points {
     /// never reached.
     #[quadriga::task]
     fn die_at(map: Map, point: String, op: String) -> String {
-        quadriga::fault::arm(&point, 0);
+        quadriga::fault::arm(&point);
         let done = match op.as_str() {
             "insert" => format!("{:?}", map.insert(&0, &700)),
             "update" => format!("{:?}", map.update(&0, |v| Some(v.unwrap_or(0) + 700))),

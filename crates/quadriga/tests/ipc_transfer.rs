@@ -243,7 +243,7 @@ fn a_descriptor_send_refused_for_good_fails_the_job_not_the_pool() {
         assert!(err.is_crashed(), "{err}");
         assert!(err.to_string().contains("RLIMIT_NOFILE"), "{err}");
         assert_eq!(cell.load(), 0);
-        quadriga::fault::disarm_errno();
+        quadriga::fault::disarm();
         pool.submit(bump, vec![cell.clone()]).join().unwrap();
         assert_eq!(cell.load(), 1);
     });
@@ -256,7 +256,7 @@ struct Disarm;
 #[cfg(feature = "fault-injection")]
 impl Drop for Disarm {
     fn drop(&mut self) {
-        quadriga::fault::disarm_errno();
+        quadriga::fault::disarm();
     }
 }
 
