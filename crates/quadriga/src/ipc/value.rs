@@ -290,15 +290,7 @@ impl<T: Pod> Shared<T> {
     /// Takes the lock and reports a dead holder, also one that a convenience
     /// method met and kept in `died`.
     fn lock(&self) -> LockResult<LockGuard<'_>> {
-        let how = self.mutex().lock();
-        let guard = LockGuard::new(self.mutex(), Some(&self.region), Some(self.died()));
-        // `died` is only touched under the lock: relaxed is enough.
-        let kept = self.died().swap(0, Ordering::Relaxed) != 0;
-        if how.owner_died() || kept {
-            Err(OwnerDied::new(guard))
-        } else {
-            Ok(guard)
-        }
+        LockGuard::reporting(self.mutex(), &self.region, self.died(), self.mutex().lock())
     }
 
     /// Takes the lock for a convenience method: a dead holder's report is

@@ -130,14 +130,8 @@ impl Lock {
         unsafe { AtomicU32::from_ptr(self.region.body().add(DIED_AT).cast()) }
     }
 
-    /// The guard for a lock just taken `how`, with a panicked holder's report
-    /// (taken, so it is given once) folded in.
-    fn guard(&self, how: Acquired) -> (Acquired, LockGuard<'_>) {
-        let guard = LockGuard::new(self.raw(), Some(&self.region), Some(self.died()));
-        // Under the lock: relaxed is enough.
-        let panicked = self.died().swap(0, Ordering::Relaxed) != 0;
-        let how = if panicked { Acquired::OwnerDied } else { how };
-        (how, guard)
+    fn guard(&self, how: Acquired) -> LockResult<LockGuard<'_>> {
+        LockGuard::reporting(self.raw(), &self.region, self.died(), how)
     }
 
     /// Blocks until the lock is held, and returns its guard; the lock is
@@ -155,8 +149,7 @@ impl Lock {
     /// # Ok::<(), quadriga::ipc::Error>(())
     /// ```
     pub fn lock(&self) -> LockResult<LockGuard<'_>> {
-        let (how, guard) = self.guard(self.raw().lock());
-        result::blocking(how, guard)
+        self.guard(self.raw().lock())
     }
 
     /// Takes the lock if it is free now.
@@ -179,9 +172,9 @@ impl Lock {
     }
 
     fn taken(&self, how: Option<Acquired>) -> TryLockResult<LockGuard<'_>> {
-        match how.map(|how| self.guard(how)) {
+        match how {
             None => Err(TryLockError::WouldBlock),
-            Some((how, guard)) => result::blocking(how, guard).map_err(TryLockError::from),
+            Some(how) => self.guard(how).map_err(TryLockError::from),
         }
     }
 
@@ -265,6 +258,24 @@ impl<'a> LockGuard<'a> {
             _mapping: mapping.cloned(),
             _not_send: NotSend::default(),
         }
+    }
+}
+
+impl<'a> LockGuard<'a> {
+    /// The guard for `mutex`, which this thread has just taken `how`, in an
+    /// object whose `died` word keeps a report for the next taker (a holder
+    /// that panicked, or a dead one that a quiet taker met): the report is
+    /// given, and cleared, here.
+    pub(crate) fn reporting(
+        mutex: &'a RawRobustMutex,
+        mapping: &Arc<Region>,
+        died: &'a AtomicU32,
+        how: Acquired,
+    ) -> LockResult<Self> {
+        let guard = Self::new(mutex, Some(mapping), Some(died));
+        // Under the lock: relaxed is enough.
+        let kept = died.swap(0, Ordering::Relaxed) != 0;
+        result::blocking(if kept { Acquired::OwnerDied } else { how }, guard)
     }
 }
 
