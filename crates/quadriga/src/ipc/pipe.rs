@@ -299,20 +299,23 @@ impl<T: Serialize + DeserializeOwned + Send> Pipe<T> {
                 // before giving up or just before a sleep, never on the fast
                 // path.
                 let giving_up = wait == Wait::No || wait.passed();
-                let mut gone = giving_up && self.peer_gone();
-                if giving_up && !gone {
+                let gone = if giving_up {
+                    self.peer_gone()
+                } else {
+                    let mut gone = false;
+                    ring.wait_unless(Dir::NotEmpty, wait, TICK, || {
+                        gone = self.peer_gone();
+                        gone
+                    });
+                    gone
+                };
+                if !gone && giving_up {
                     let stop = if wait == Wait::No {
                         Stop::Empty
                     } else {
                         Stop::Timeout
                     };
                     return Err(stop_error(stop, "pipe"));
-                }
-                if !gone {
-                    ring.wait_unless(Dir::NotEmpty, wait, TICK, || {
-                        gone = self.peer_gone();
-                        gone
-                    });
                 }
                 if gone {
                     // What it sent before it went is still ours.

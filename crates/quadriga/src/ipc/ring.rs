@@ -715,10 +715,10 @@ impl<'a> Ring<'a> {
     }
 
     /// [`wait`](Self::wait), but `stop` is asked just before the sleep, and a
-    /// `true` means do not sleep. It is asked after the sleeper has read
-    /// `seq`, so whatever makes it true and then pokes the ring (a pipe peer
-    /// that closes its socket, then pokes) cannot slip between the question
-    /// and the sleep.
+    /// `true` means do not sleep. It is asked after the sleeper has armed the
+    /// doorbell, so whatever makes it true and then pokes the ring (a pipe
+    /// peer that closes its socket, then pokes) cannot slip between the
+    /// question and the sleep.
     pub(crate) fn wait_unless(
         &self,
         dir: Dir,
@@ -873,6 +873,34 @@ mod tests {
     }
 
     const T: Duration = Duration::from_millis(100);
+
+    /// `wait_unless` asks `stop` once before it would sleep, and a `true`
+    /// means no sleep at all: with a tick of an hour and no deadline, only
+    /// that lets it return (a pipe whose peer is gone relies on it). A ring
+    /// that is ready returns without asking.
+    #[test]
+    fn wait_unless_does_not_sleep_when_told_to_stop() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let h = heap(2, 8);
+            let r = h.ring();
+            let hour = Duration::from_secs(3600);
+            let mut asked = 0;
+            r.wait_unless(Dir::NotEmpty, Wait::Forever, hour, || {
+                asked += 1;
+                true
+            });
+            let before_ready = asked;
+            r.push(&[1], Wait::No, T).unwrap();
+            r.wait_unless(Dir::NotEmpty, Wait::Forever, hour, || {
+                asked += 1;
+                true
+            });
+            tx.send((before_ready, asked)).unwrap();
+        });
+        let asked = rx.recv_timeout(Duration::from_secs(30));
+        assert_eq!(asked, Ok((1, 1)), "asked once, then not when ready");
+    }
 
     #[test]
     fn counts_wrap_at_twice_the_capacity() {

@@ -388,7 +388,7 @@ mod tests {
     }
 
     #[test]
-    fn a_timed_lock_waits_about_its_timeout() {
+    fn a_timed_lock_gives_up_at_its_deadline_not_before() {
         let m: &'static RawRobustMutex = Box::leak(boxed());
         std::thread::spawn(move || {
             m.lock(); // and exits holding it
