@@ -193,12 +193,7 @@ fn regression_descriptors_lost_to_the_fd_limit_crashed_the_worker() {
 #[cfg(feature = "fault-injection")]
 #[test]
 fn regression_a_refused_descriptor_send_hung_the_job() {
-    let toomanyrefs = rustix::io::Errno::TOOMANYREFS.raw_os_error();
-    within(120, move || {
-        let _serial = serial();
-        quadriga::init();
-        let _disarm = Disarm;
-        let pool = one_worker_up();
+    with_refusals(|pool, toomanyrefs| {
         let pid = pool.worker_pids()[0];
         // 300 distinct objects: two groups; the first goes, the second is
         // refused three times, then taken.
@@ -225,12 +220,7 @@ fn regression_a_refused_descriptor_send_hung_the_job() {
 #[cfg(feature = "fault-injection")]
 #[test]
 fn a_descriptor_send_refused_for_good_fails_the_job_not_the_pool() {
-    let toomanyrefs = rustix::io::Errno::TOOMANYREFS.raw_os_error();
-    within(120, move || {
-        let _serial = serial();
-        quadriga::init();
-        let _disarm = Disarm;
-        let pool = one_worker_up();
+    with_refusals(|pool, toomanyrefs| {
         let cell = AtomicValue::new(0_u64).unwrap();
         quadriga::fault::arm_errno("wire.send_fds", toomanyrefs, 0, u32::MAX);
         let err = pool.submit(bump, vec![cell.clone()]).join().unwrap_err();
@@ -246,6 +236,20 @@ fn a_descriptor_send_refused_for_good_fails_the_job_not_the_pool() {
         quadriga::fault::disarm();
         pool.submit(bump, vec![cell.clone()]).join().unwrap();
         assert_eq!(cell.load(), 1);
+    });
+}
+
+/// Runs `test` (with a started one-worker pool, and `ETOOMANYREFS` to arm the
+/// send failure with) alone, under a watchdog, and disarms the failure point
+/// afterwards, even after a panic.
+#[cfg(feature = "fault-injection")]
+fn with_refusals(test: impl FnOnce(ProcessPool, i32) + Send + 'static) {
+    let toomanyrefs = rustix::io::Errno::TOOMANYREFS.raw_os_error();
+    within(120, move || {
+        let _serial = serial();
+        quadriga::init();
+        let _disarm = Disarm;
+        test(one_worker_up(), toomanyrefs);
     });
 }
 
