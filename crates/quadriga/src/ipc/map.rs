@@ -55,14 +55,15 @@
 //! replacement, which needs a free slot beside the old one, so a present key
 //! can always be given a new value. The other slots are sized by
 //! `Layout::for_capacity`: up to 64 keys, one shard with a slot for each, so
-//! `capacity` keys always fit; beyond, shards of 32 to 64 keys on average,
+//! `capacity` keys always fit; beyond, shards of 32 to 64 keys on average
+//! (fewer below 4096 keys, so that there are at least 64 shards, up to 16
+//! keys each: writers in several processes then rarely meet on one lock),
 //! with enough slots that `capacity` keys with random hashes fill some shard
 //! with odds below 10⁻¹² (a Chernoff bound per shard, times the number of
 //! shards). That is about 2 to 3 slots per key of capacity (`capacity` + 1
-//! up to 64 keys; up to 5 below 2000 keys, where at least 64 shards keep
-//! writers in many processes off each other's locks; fewer, in larger shards,
-//! beyond 2²⁶ keys, where the number of shards stops growing), at most 150
-//! per shard up to 2²⁶ keys. A new key whose shard is full gets [`ErrorKind::Full`]
+//! up to 64 keys; up to 5 below 2000 keys, for those smaller shards; fewer,
+//! in larger shards, beyond 2²⁶ keys, where the number of shards stops
+//! growing), at most 150 per shard up to 2²⁶ keys. A new key whose shard is full gets [`ErrorKind::Full`]
 //! and nothing changes.
 //!
 //! There is no loom model of this module on purpose: it has no lock-free
