@@ -26,16 +26,17 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result};
 use indicatif::ProgressBar;
+use quadriga::child::{self, Exit, Signal, SignalPipe};
 use quadriga::{ConcurrencyController, JobTicket, LimitBound};
 use rustix::event::epoll;
-use rustix::process::Signal;
+use rustix::io::Errno;
 
 use crate::args::{Jobs, Plan, Results, Resume, Tag, Timeout};
-use crate::exec::{self, Exit, Program, Signals};
 use crate::halt::{self, Counts, When};
 use crate::input::{Args, Feed, Next, OpenInput};
 use crate::joblog::{self, Entry, JobLog, Logged};
 use crate::output::{JobOutput, Mode, Output, Which};
+use crate::program::{self, Program};
 use crate::progress;
 use crate::template::JobContext;
 
@@ -109,9 +110,9 @@ struct Running {
     started: Instant,
     started_wall: SystemTime,
     ticket: Option<JobTicket>,
-    pid: i32,
-    /// Held open while the job runs: it is in the epoll set.
-    _pidfd: OwnedFd,
+    pid: u32,
+    /// In the epoll set while the job runs; what it is reaped by.
+    pidfd: OwnedFd,
     stdout: Option<OwnedFd>,
     stderr: Option<OwnedFd>,
     kill: Option<Kill>,
@@ -144,7 +145,7 @@ impl Slots {
 struct Runner {
     plan: Plan,
     epoll: OwnedFd,
-    signals: Signals,
+    signals: SignalPipe,
     running: HashMap<u64, Running>,
     next_id: u64,
     queue: VecDeque<Job>,
@@ -239,7 +240,7 @@ pub(crate) fn run(plan: Plan) -> Result<Outcome> {
         None => None,
     };
 
-    let nofile = exec::raise_nofile_limit();
+    let nofile = child::raise_nofile_limit();
     let per_job = if plan.mode == Mode::Ungroup {
         2
     } else {
@@ -263,7 +264,7 @@ pub(crate) fn run(plan: Plan) -> Result<Outcome> {
     };
 
     let epoll = epoll::create(epoll::CreateFlags::CLOEXEC)?;
-    let signals = Signals::install().context("cannot catch signals")?;
+    let signals = SignalPipe::install().context("cannot catch signals")?;
     epoll::add(
         &epoll,
         signals.fd(),
@@ -536,7 +537,7 @@ impl Runner {
             }
         }
         if let Some(max) = self.plan.load
-            && exec::runnable_processes().is_some_and(|n| n >= max)
+            && child::runnable_processes().is_some_and(|n| n >= max)
         {
             return Err(now + GATE_RECHECK);
         }
@@ -549,7 +550,7 @@ impl Runner {
         {
             return v;
         }
-        let v = exec::mem_available().unwrap_or(u64::MAX);
+        let v = child::mem_available().unwrap_or(u64::MAX);
         self.mem_reading = Some((now, v));
         v
     }
@@ -619,13 +620,13 @@ impl Runner {
         let started = Instant::now();
         let started_wall = SystemTime::now();
         self.last_start = Some(started);
-        let spawned = exec::spawn(program, capture, &env);
+        let spawned = program::spawn(program, capture, &env);
         let s = match spawned {
             Ok(s) => s,
             Err(e) => {
                 let transient = matches!(
-                    e.raw_os_error(),
-                    Some(libc::EMFILE | libc::ENFILE | libc::EAGAIN | libc::ENOMEM)
+                    Errno::from_io_error(&e),
+                    Some(Errno::MFILE | Errno::NFILE | Errno::AGAIN | Errno::NOMEM)
                 );
                 if transient && !self.running.is_empty() {
                     // Out of processes or descriptors: wait for a job to end.
@@ -660,12 +661,7 @@ impl Runner {
                     let _ = io::stderr().write_all(&msg);
                 }
                 self.jobs_started += 1;
-                let exit = Exit {
-                    code: Some(code),
-                    signal: None,
-                    cpu: Duration::ZERO,
-                    max_rss: 0,
-                };
+                let exit = Exit::status(Some(code), None);
                 return self.complete(
                     Attempt {
                         job,
@@ -713,7 +709,7 @@ impl Runner {
                 started_wall,
                 ticket,
                 pid: s.pid,
-                _pidfd: s.pidfd,
+                pidfd: s.pidfd,
                 stdout: s.stdout,
                 stderr: s.stderr,
                 kill: None,
@@ -747,7 +743,7 @@ impl Runner {
         let Some(mut r) = self.running.remove(&id) else {
             return Ok(());
         };
-        let exit = match exec::reap(r.pid, false) {
+        let exit = match child::reap(&r.pidfd, false) {
             Ok(Some(exit)) => exit,
             Ok(None) => {
                 // Not yet (spurious readiness): keep waiting.
@@ -756,12 +752,7 @@ impl Runner {
             }
             Err(e) => {
                 eprintln!("quadriga: cannot reap job {}: {e}", r.job.seq);
-                Exit {
-                    code: None,
-                    signal: None,
-                    cpu: Duration::ZERO,
-                    max_rss: 0,
-                }
+                Exit::status(None, None)
             }
         };
         let now = Instant::now();
@@ -774,8 +765,8 @@ impl Runner {
         }
         if let Some(k) = &r.kill {
             self.killing -= 1;
-            if exec::group_alive(r.pid) && !k.escalated {
-                exec::signal_group(r.pid, Signal::KILL);
+            if child::group_alive(r.pid) && !k.escalated {
+                child::signal_group(r.pid, Signal::Kill);
             }
         }
         if let Some(m) = &mut self.mean_rss {
@@ -820,7 +811,7 @@ impl Runner {
         let kill_reason = a.kill.map(|k| k.reason);
         let timed_out = kill_reason == Some(KillReason::Timeout);
         let (exitval, signal) = if timed_out {
-            (-1, exit.signal.unwrap_or(libc::SIGTERM))
+            (-1, exit.signal.unwrap_or(Signal::Term.as_raw()))
         } else {
             (exit.code.unwrap_or(0), exit.signal.unwrap_or(0))
         };
@@ -967,7 +958,7 @@ impl Runner {
             } else {
                 // A second signal: no grace.
                 for r in self.running.values_mut() {
-                    exec::signal_group(r.pid, Signal::KILL);
+                    child::signal_group(r.pid, Signal::Kill);
                     if let Some(k) = &mut r.kill {
                         k.escalated = true;
                     }
@@ -996,7 +987,7 @@ impl Runner {
                 }
             }
             None => {
-                exec::signal_group(r.pid, Signal::TERM);
+                child::signal_group(r.pid, Signal::Term);
                 r.kill = Some(Kill {
                     reason,
                     escalate_at: now + KILL_GRACE,
@@ -1035,7 +1026,7 @@ impl Runner {
             match &mut r.kill {
                 Some(k) => {
                     if !k.escalated && now >= k.escalate_at {
-                        exec::signal_group(r.pid, Signal::KILL);
+                        child::signal_group(r.pid, Signal::Kill);
                         k.escalated = true;
                     }
                 }
@@ -1097,7 +1088,7 @@ impl Runner {
         }
         if self.plan.explain > 0 {
             let elapsed = self.started_at.elapsed().as_secs_f64();
-            let cpu = exec::self_cpu().as_secs_f64() * 1e3;
+            let cpu = child::self_cpu().as_secs_f64() * 1e3;
             let per_job = if self.jobs_started > 0 {
                 cpu / self.jobs_started as f64
             } else {
