@@ -11,7 +11,8 @@
 //! - `program.rs`: what a job executes (argv or `$PARALLEL_SHELL -c`), started
 //!   as a [`quadriga::child`].
 //! - `output.rs`: grouping, spill to unlinked temp files, `-k`, tags.
-//! - `runner.rs`: the event loop; `joblog.rs`, `halt.rs`, `progress.rs`.
+//! - `runner/`: the rules as a state machine (`state.rs` and its rooms) and
+//!   the epoll shell around it (`shell.rs`); `joblog.rs`, `halt.rs`, `progress.rs`.
 
 #![forbid(unsafe_code)]
 
