@@ -465,7 +465,7 @@ fn split_command(
 impl RunArgs {
     /// Checks the arguments and makes the plan.
     pub(crate) fn plan(self) -> Result<Plan, String> {
-        let cores = crate::exec::cores();
+        let cores = quadriga::child::cores();
         let max_jobs = self.max_jobs.max(1);
         let jobs = parse_jobs(&self.jobs, cores, max_jobs)?;
 
@@ -665,7 +665,7 @@ impl RunArgs {
             load,
             explain: self.explain,
             print_commands: self.print_commands,
-            shell: crate::exec::shell(),
+            shell: crate::program::shell(),
         })
     }
 }

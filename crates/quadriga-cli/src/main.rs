@@ -8,16 +8,20 @@
 //! - `args.rs`: options (clap) and the raw `::: / :::: / :::+` words → [`args::Plan`].
 //! - `input.rs`: sources, cartesian and linked products, `-n`/`-X` grouping.
 //! - `template.rs`: replacement strings, shell quoting, direct exec or shell.
-//! - `exec.rs`: spawning (posix_spawn, own process group), pidfds, `wait4`.
+//! - `program.rs`: what a job executes (argv or `$PARALLEL_SHELL -c`), started
+//!   as a [`quadriga::child`].
 //! - `output.rs`: grouping, spill to unlinked temp files, `-k`, tags.
-//! - `runner.rs`: the event loop; `joblog.rs`, `halt.rs`, `progress.rs`.
+//! - `runner/`: the rules as a state machine (`state.rs` and its rooms) and
+//!   the epoll shell around it (`shell.rs`); `joblog.rs`, `halt.rs`, `progress.rs`.
+
+#![forbid(unsafe_code)]
 
 mod args;
-mod exec;
 mod halt;
 mod input;
 mod joblog;
 mod output;
+mod program;
 mod progress;
 mod runner;
 mod template;

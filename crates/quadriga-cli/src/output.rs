@@ -19,8 +19,7 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::mem::ManuallyDrop;
-use std::os::fd::FromRawFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -172,19 +171,26 @@ impl JobOutput {
     }
 }
 
-/// The runner's stdout or stderr, written without buffering.
+/// The runner's stdout or stderr, written without buffering: a duplicate of
+/// descriptor 1 or 2 (close-on-exec), so writes go to the same open file.
 #[derive(Debug)]
 struct Sink {
-    file: ManuallyDrop<File>,
+    /// `None` if the descriptor was not open (every write then fails, as a
+    /// write to a closed descriptor would).
+    file: Option<File>,
 }
 
 impl Sink {
-    fn new(fd: i32) -> Self {
-        // SAFETY: fds 1 and 2 stay open for the life of the process (a closed
-        // one makes writes fail, which is handled); `ManuallyDrop` means this
-        // `File` never closes them.
-        let file = ManuallyDrop::new(unsafe { File::from_raw_fd(fd) });
-        Sink { file }
+    fn new(fd: BorrowedFd<'_>) -> Self {
+        Sink {
+            file: fd.try_clone_to_owned().ok().map(File::from),
+        }
+    }
+
+    fn file(&mut self) -> io::Result<&mut File> {
+        self.file
+            .as_mut()
+            .ok_or_else(|| io::Error::from(rustix::io::Errno::BADF))
     }
 }
 
@@ -234,8 +240,8 @@ impl Output {
                 in_memory: 0,
                 tmpdir,
             },
-            stdout: Sink::new(1),
-            stderr: Sink::new(2),
+            stdout: Sink::new(io::stdout().as_fd()),
+            stderr: Sink::new(io::stderr().as_fd()),
             progress: None,
             broken_pipe: false,
         }
@@ -426,7 +432,7 @@ impl Output {
                 };
                 // std's copy uses copy_file_range / sendfile / splice here.
                 return check_pipe(
-                    io::copy(f, &mut *sink.file).map(drop),
+                    sink.file().and_then(|out| io::copy(f, out).map(drop)),
                     which,
                     &mut self.broken_pipe,
                 );
@@ -464,10 +470,12 @@ impl Output {
             Which::Out => &mut self.stdout,
             Which::Err => &mut self.stderr,
         };
-        let file = &mut *sink.file;
-        let mut write = || match tag {
-            Some(t) => write_tagged(file, data, t, at_start),
-            None => file.write_all(data),
+        let mut write = || {
+            let file = sink.file()?;
+            match tag {
+                Some(t) => write_tagged(file, data, t, at_start),
+                None => file.write_all(data),
+            }
         };
         let r = match &self.progress {
             Some(bar) => bar.suspend(write),

@@ -1,4 +1,5 @@
 //! The `#[quadriga::task]` attribute. Use it through the `quadriga` crate.
+#![forbid(unsafe_code)]
 
 use proc_macro::TokenStream;
 use proc_macro2::{Span, TokenStream as TokenStream2};

@@ -59,6 +59,7 @@ extern crate self as quadriga;
 mod adapt;
 #[cfg(feature = "async")]
 pub mod aio;
+pub mod child;
 mod context;
 mod error;
 mod executor;

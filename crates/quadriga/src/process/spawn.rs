@@ -2,12 +2,13 @@
 //! moved binary still starts the same code) in its own process group, with its
 //! end of a socket pair as its standard input.
 //!
-//! Nothing runs between fork and exec: there is no `pre_exec` hook, so the
-//! standard library can use `posix_spawn` (a vfork-style clone), and a
-//! multi-threaded parent is never forked. What a hook would have done, the
-//! worker does to itself first thing (`worker.rs`): it moves the socket off
-//! standard input, sets its parent-death signal and then checks that its parent
-//! is still the one that started it, and applies its memory limit.
+//! A worker is a [`crate::child`] like any other: this file adds only what
+//! makes it a worker (the socket, the executable, the environment the worker
+//! reads). Nothing runs between fork and exec, so a multi-threaded parent is
+//! never forked. What a `pre_exec` hook would have done, the worker does to
+//! itself first thing (`worker.rs`): it moves the socket off standard input,
+//! sets its parent-death signal and then checks that its parent is still the
+//! one that started it, and applies its memory limit.
 
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
@@ -15,10 +16,9 @@ use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 
 use rustix::net::{AddressFamily, SocketFlags, SocketType, socketpair};
-use rustix::process::{
-    Pid, PidfdFlags, Signal, WaitId, WaitIdOptions, kill_process_group, pidfd_open, waitid,
-};
+use rustix::process::Signal;
 
+use crate::child;
 use crate::process::worker::{MAX_FRAME_ENV, MEMORY_LIMIT_ENV, PARENT_ENV, WORKER_ENV};
 
 /// What a worker is started with.
@@ -38,11 +38,20 @@ pub(crate) struct Spawned {
     pub(crate) sock: OwnedFd,
 }
 
-/// How a worker ended.
+/// How a worker ended: the part of a [`child::Exit`] the pool reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Exit {
     pub(crate) signal: Option<i32>,
     pub(crate) code: Option<i32>,
+}
+
+impl From<child::Exit> for Exit {
+    fn from(e: child::Exit) -> Self {
+        Exit {
+            signal: e.signal,
+            code: e.code,
+        }
+    }
 }
 
 /// Starts one worker. Its stdout and stderr are the parent's; its stdin is the
@@ -51,7 +60,7 @@ pub(crate) struct Exit {
 /// The spawning thread matters: the worker is killed when that thread exits
 /// (`PR_SET_PDEATHSIG`), so spawn from a thread that outlives the worker.
 pub(crate) fn spawn(cfg: &SpawnConfig) -> io::Result<Spawned> {
-    let (parent, child) = socketpair(
+    let (parent, child_end) = socketpair(
         AddressFamily::UNIX,
         SocketType::STREAM,
         SocketFlags::CLOEXEC,
@@ -64,60 +73,29 @@ pub(crate) fn spawn(cfg: &SpawnConfig) -> io::Result<Spawned> {
     cmd.env(WORKER_ENV, "0")
         .env(PARENT_ENV, std::process::id().to_string())
         .env(MAX_FRAME_ENV, cfg.max_frame.to_string())
-        .stdin(Stdio::from(child))
-        .process_group(0);
+        .stdin(Stdio::from(child_end));
     match cfg.memory_limit {
         Some(bytes) => cmd.env(MEMORY_LIMIT_ENV, bytes.to_string()),
         None => cmd.env_remove(MEMORY_LIMIT_ENV),
     };
-    let proc = cmd.spawn()?;
-    // `cmd` holds the child's end of the socket: drop it now, so the worker's
-    // death is seen as end of file.
-    drop(cmd);
-    let pid = proc.id();
-    // `proc` is dropped without waiting: the pidfd below is how it is reaped.
-    drop(proc);
-    let raw_pid = Pid::from_raw(pid as i32).ok_or_else(|| io::Error::other("pid 0"))?;
-    let pidfd = match pidfd_open(raw_pid, PidfdFlags::empty()) {
-        Ok(fd) => fd,
-        Err(err) => {
-            let _ = kill_process_group(raw_pid, Signal::KILL);
-            return Err(err.into());
-        }
-    };
+    // `spawn` drops `cmd`, and with it the worker's end of the socket, so the
+    // worker's death is seen as end of file.
+    let c = child::spawn(cmd, false)?;
     rustix::io::ioctl_fionbio(&parent, true)?;
     Ok(Spawned {
-        pid,
-        pidfd,
+        pid: c.pid,
+        pidfd: c.pidfd,
         sock: parent,
     })
 }
 
 /// Reaps the worker if it has exited (`block`: wait until it has).
 pub(crate) fn reap(pidfd: impl AsFd, block: bool) -> io::Result<Option<Exit>> {
-    let mut options = WaitIdOptions::EXITED;
-    if !block {
-        options |= WaitIdOptions::NOHANG;
-    }
-    loop {
-        match waitid(WaitId::PidFd(pidfd.as_fd()), options) {
-            Ok(Some(status)) => {
-                return Ok(Some(Exit {
-                    signal: status.terminating_signal(),
-                    code: status.exit_status(),
-                }));
-            }
-            Ok(None) => return Ok(None),
-            Err(rustix::io::Errno::INTR) => continue,
-            Err(err) => return Err(err.into()),
-        }
-    }
+    Ok(child::reap(pidfd, block)?.map(Exit::from))
 }
 
 /// Sends `signal` to the worker's whole process group (its pid). A group that
 /// is already gone is not an error.
 pub(crate) fn signal_group(pid: u32, signal: Signal) {
-    if let Some(pid) = Pid::from_raw(pid as i32) {
-        let _ = kill_process_group(pid, signal);
-    }
+    child::signal_group_raw(pid, signal);
 }
