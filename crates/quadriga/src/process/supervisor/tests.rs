@@ -934,3 +934,44 @@ fn random_events_keep_every_item_in_exactly_one_place() {
         }
     }
 }
+
+#[test]
+fn a_signal_death_under_a_memory_limit_names_the_limit() {
+    let mut sim = Sim::new(Rules {
+        memory_limit: Some(1 << 20),
+        ..rules(1)
+    });
+    sim.ready_all();
+    let a = sim.submit();
+    sim.tick();
+    sim.die(
+        0,
+        Exit {
+            signal: Some(6),
+            code: None,
+        },
+    );
+    let err = sim.error(a);
+    assert_eq!(err.signal(), Some(6));
+    assert!(err.message().contains("1048576 bytes of memory"), "{err}");
+}
+
+#[test]
+fn a_fatal_shell_error_ends_every_job_and_the_pool() {
+    let mut sim = Sim::new(rules(1));
+    sim.ready_all();
+    let (a, b) = (sim.submit(), sim.submit());
+    sim.tick();
+    sim.step(Event::Fatal {
+        why: "the supervisor could not wait for events: EBADF".into(),
+    });
+    for id in [a, b] {
+        assert!(sim.error(id).message().contains("EBADF"));
+    }
+    assert!(sim.seen.contains(&Seen::Signal(0, Sig::Kill)));
+    let c = sim.submit();
+    assert!(sim.error(c).is_crashed());
+    sim.die(0, KILLED);
+    sim.tick();
+    assert!(sim.core.is_finished());
+}
