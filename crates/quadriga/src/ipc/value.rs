@@ -62,10 +62,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use bytemuck::Pod;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::error::Error;
-use super::robust::{Acquired, DIED_AT, RawRobustMutex};
-use super::shm::{HEADER, Kind, PARAMS, Region, fingerprint};
-use crate::sync::{LockGuard, LockResult, OwnerDied};
+use crate::shm::Error;
+use crate::shm::robust::{Acquired, DIED_AT, RawRobustMutex};
+use crate::shm::{HEADER, Kind, PARAMS, Region, fingerprint};
+use crate::shm::{LockGuard, LockResult, OwnerDied};
 
 /// The mapping's alignment that layouts may rely on (the smallest page).
 const PAGE: usize = 4096;
@@ -1136,7 +1136,7 @@ impl<T: AtomicPlain> AtomicArray<T> {
 #[cfg(all(test, not(quadriga_loom)))]
 mod tests {
     use super::*;
-    use crate::sync::TryLockError;
+    use crate::shm::TryLockError;
 
     #[test]
     fn layout_is_aligned_for_any_plain_type() {

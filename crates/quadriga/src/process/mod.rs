@@ -3,13 +3,12 @@
 //!
 //! * `worker.rs`: what a worker is (the binary re-executed) and its loop.
 //! * `spawn.rs`: starting one (socket pair, process group, death signal, limits).
-//! * `wire.rs`: the frames and messages on the socket (fuzzed).
-//! * `registry.rs`: tasks by stable name, so a worker can run them.
+//! * `wire/`: the frames and messages on the socket (fuzzed), and the
+//!   descriptors that travel with them.
 //! * `supervisor.rs`: one thread, epoll over every worker; timeouts, crashes,
 //!   respawn with back-off, recycling.
 //! * `single.rs`: [`Process`], one task in one process.
 
-pub(crate) mod registry;
 pub(crate) mod worker;
 
 mod notify;
@@ -29,6 +28,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use single::{Process, ProcessHandle};
+#[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub use wire::fuzz_decode;
 

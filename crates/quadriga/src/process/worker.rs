@@ -12,8 +12,9 @@ use std::io::Write;
 use std::os::fd::{AsFd, FromRawFd};
 use std::os::unix::net::UnixStream;
 
-use crate::process::registry;
 use crate::process::wire::{self, Decoder, Down, Outcomes, Up};
+use crate::task::batch::Batch;
+use crate::task::registry;
 
 /// The variable that marks a worker, holding its socket's descriptor number.
 pub(crate) const WORKER_ENV: &str = "QUADRIGA_WORKER";
@@ -239,13 +240,13 @@ fn send(w: &mut UnixStream, out: &mut Vec<u8>, msg: &Up, max: usize) -> std::io:
 
 /// Gives a batch the descriptors that came with its frame (those lost in
 /// transit as `None`: the items naming them fail alone).
-fn claim_fds(input: &mut wire::Batch, fds: &mut wire::Inbox) -> std::io::Result<()> {
-    input.fds = wire::Fds::received(fds.claim(input.fd_count())?);
+fn claim_fds(input: &mut Batch, fds: &mut wire::Inbox) -> std::io::Result<()> {
+    input.fds = crate::task::fds::Fds::received(fds.claim(input.fd_count())?);
     Ok(())
 }
 
 /// Runs the initializer task, if any; its output is discarded.
-fn init(task: &str, input: &wire::Batch) -> Result<(), crate::error::TaskError> {
+fn init(task: &str, input: &Batch) -> Result<(), crate::error::TaskError> {
     if task.is_empty() {
         return Ok(());
     }

@@ -327,7 +327,7 @@ mod model {
             state.owner_died = true;
             drop(state);
             self.freed.notify_all();
-            crate::ipc::futex::poll_tick();
+            crate::shm::futex::poll_tick();
         }
     }
 }
