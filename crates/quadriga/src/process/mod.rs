@@ -227,7 +227,7 @@ impl ProcessPoolBuilder {
             Some(n) => n,
             None => std::thread::available_parallelism().map_or(1, usize::from),
         };
-        crate::init();
+        worker::bootstrap();
         let initializer = match self.initializer {
             None => (String::new(), Batch::default()),
             Some((name, Ok(batch))) => (name.to_owned(), batch),

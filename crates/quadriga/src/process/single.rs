@@ -13,6 +13,7 @@ use crate::error::{BuildError, TaskError};
 use crate::handle::{self, TaskHandle};
 use crate::process::spawn::{self, Exit, SpawnConfig};
 use crate::process::wire::{self, Batch, Decoder, Down, Up};
+use crate::process::worker;
 use crate::task::Task;
 
 /// Starts one task in a new process of its own.
@@ -44,7 +45,7 @@ impl Process {
         input: T::Input,
     ) -> Result<ProcessHandle<T::Output>, BuildError> {
         let _ = task;
-        crate::init();
+        worker::bootstrap();
         let mut batch = Batch::default();
         batch.push(&input).map_err(|e| {
             BuildError::Spawn(std::io::Error::other(format!(
