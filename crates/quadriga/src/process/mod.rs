@@ -38,9 +38,10 @@ use crate::executor::Shutdown;
 use crate::handle::{self, Completer, TaskHandle};
 use crate::map::{Chunk, Dispatch, Map, MapCancel, MapUnordered, Reply};
 use crate::task::Task;
+use crate::task::batch::Batch;
+use crate::task::outcomes::Outcomes;
 
 use supervisor::{Command, Config, Job, Sink, Supervisor, Waker};
-use wire::Batch;
 
 /// A pool of worker processes that runs registered tasks, isolated: a task that
 /// crashes, leaks or hangs takes down its worker, never the pool.
@@ -582,7 +583,7 @@ impl<T: Task> Dispatch<T> for ProcessPool {
 
 /// Ends a job that never reached the supervisor.
 fn fail_job(job: Job, err: &TaskError) {
-    let outcomes = wire::Outcomes::all_failed(job.input.len(), err);
+    let outcomes = Outcomes::all_failed(job.input.len(), err);
     let mut sink = job.sink;
     if job.started || sink.start() {
         sink.finish(outcomes, Duration::ZERO);
@@ -616,7 +617,7 @@ impl<O: Serialize + DeserializeOwned + Send + 'static> Sink for HandleSink<O> {
         self.completer.as_ref().is_some_and(Completer::start)
     }
 
-    fn finish(mut self: Box<Self>, outcomes: wire::Outcomes, _elapsed: Duration) {
+    fn finish(mut self: Box<Self>, outcomes: Outcomes, _elapsed: Duration) {
         let result = match outcomes.iter().next() {
             Some(raw) => decode(raw),
             None => Err(TaskError::codec("no outcome for the task")),
@@ -649,7 +650,7 @@ where
         !self.cancel.is_cancelled()
     }
 
-    fn finish(mut self: Box<Self>, outcomes: wire::Outcomes, elapsed: Duration) {
+    fn finish(mut self: Box<Self>, outcomes: Outcomes, elapsed: Duration) {
         let Some(reply) = self.reply.take() else {
             return;
         };

@@ -283,7 +283,7 @@ impl Region {
         &self.fd
     }
 
-    /// Serialises the region for a task input (see `transfer`).
+    /// Serialises the region for a task input (see `task::transfer`).
     pub(crate) fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         crate::task::transfer::serialize_fd(&self.fd, s)
     }

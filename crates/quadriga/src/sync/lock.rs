@@ -1,7 +1,7 @@
 //! [`Lock`]: a mutual-exclusion lock shared between threads and processes.
 //!
 //! The region's body is one `RawRobustMutex` (a process-shared robust pthread
-//! mutex; see `ipc::robust`) and a `died` word after it. What it protects is
+//! mutex; see `shm::robust`) and a `died` word after it. What it protects is
 //! up to the caller (a file, a [`Value`](crate::ipc::Value), a section of
 //! code).
 //!

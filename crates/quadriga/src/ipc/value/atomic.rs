@@ -44,7 +44,7 @@ pub(super) mod private {
 /// # Ok::<(), quadriga::ipc::Error>(())
 /// ```
 ///
-/// A lock-guarded [`Value`] has no atomic operations, so the two disciplines
+/// A lock-guarded [`Value`](super::Value) has no atomic operations, so the two disciplines
 /// cannot meet on one value:
 ///
 /// ```compile_fail,E0599
@@ -103,7 +103,7 @@ atomic_plain! {
 /// One primitive integer in shared memory, operated on atomically: a
 /// lock-free counter or flag shared between threads and processes.
 ///
-/// Where [`Value`] guards any plain `T` with a lock, this is for the integer
+/// Where [`Value`](super::Value) guards any plain `T` with a lock, this is for the integer
 /// types ([`AtomicPlain`]), and every access is one atomic instruction
 /// (`SeqCst`): nothing to lock, nothing a dead process can leave half-done.
 /// The two are separate types so that a lock's `&mut T` and an atomic
@@ -131,7 +131,7 @@ atomic_plain! {
 /// # Ok::<(), quadriga::ipc::Error>(())
 /// ```
 ///
-/// A float or a struct has no atomic operations (use [`Value`] and its lock):
+/// A float or a struct has no atomic operations (use [`Value`](super::Value) and its lock):
 ///
 /// ```compile_fail,E0277
 /// let v = quadriga::ipc::AtomicValue::new(1.5_f64).unwrap();
@@ -143,7 +143,7 @@ pub struct AtomicValue<T> {
 /// A fixed-length array of primitive integers in shared memory, each element
 /// operated on atomically: per-slot counters, a histogram, flags.
 ///
-/// The lock-free counterpart of [`Array`], for the [`AtomicPlain`] types (see
+/// The lock-free counterpart of [`Array`](super::Array), for the [`AtomicPlain`] types (see
 /// [`AtomicValue`] on why the two are separate). Indices out of range
 /// **panic**, as slice indexing does.
 ///
@@ -179,7 +179,7 @@ impl<T: AtomicPlain> AtomicValue<T> {
     ///
     /// # Errors
     ///
-    /// [`ErrorKind::Os`](super::ErrorKind::Os) if the shared memory could not
+    /// [`ErrorKind::Os`](crate::ipc::ErrorKind::Os) if the shared memory could not
     /// be made.
     ///
     /// ```
@@ -276,7 +276,7 @@ impl<T: AtomicPlain> AtomicArray<T> {
     ///
     /// # Errors
     ///
-    /// As [`Array::new`].
+    /// As [`Array::new`](super::Array::new).
     ///
     /// ```
     /// let a = quadriga::ipc::AtomicArray::new(3, 0_u32)?;
@@ -293,7 +293,7 @@ impl<T: AtomicPlain> AtomicArray<T> {
     ///
     /// # Errors
     ///
-    /// As [`Array::new`].
+    /// As [`Array::new`](super::Array::new).
     ///
     /// ```
     /// let a = quadriga::ipc::AtomicArray::from_slice(&[1_i16, 2, 3])?;

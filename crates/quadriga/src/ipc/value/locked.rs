@@ -15,7 +15,7 @@ use crate::shm::{LockGuard, LockResult, OwnerDied};
 
 /// One `T` in shared memory, with its own robust lock: Python's
 /// `multiprocessing.Value`, typed. (For a lock-free integer counter, see
-/// [`AtomicValue`].)
+/// [`AtomicValue`](super::AtomicValue).)
 ///
 /// Clone it for another thread or put it in a task's input to a
 /// [`ProcessPool`](crate::ProcessPool) or [`Process`](crate::Process): every
@@ -91,8 +91,8 @@ impl<T: Pod> Value<T> {
     ///
     /// # Errors
     ///
-    /// [`ErrorKind::Os`](super::ErrorKind::Os) if the shared memory could not
-    /// be made; [`ErrorKind::Invalid`](super::ErrorKind::Invalid) for a `T`
+    /// [`ErrorKind::Os`](crate::ipc::ErrorKind::Os) if the shared memory could not
+    /// be made; [`ErrorKind::Invalid`](crate::ipc::ErrorKind::Invalid) for a `T`
     /// aligned to more than a page.
     ///
     /// ```
@@ -242,7 +242,7 @@ impl<T: fmt::Debug> fmt::Debug for ValueGuard<'_, T> {
 ///
 /// Indices out of range **panic**, as slice indexing does. Every accessor
 /// takes the lock; for lock-free per-element counters of integers, use
-/// [`AtomicArray`].
+/// [`AtomicArray`](super::AtomicArray).
 ///
 /// ```
 /// use quadriga::ipc::Array;
@@ -277,8 +277,8 @@ impl<T: Pod> Array<T> {
     ///
     /// # Errors
     ///
-    /// [`ErrorKind::Invalid`](super::ErrorKind::Invalid) if `len` elements do
-    /// not fit in memory; [`ErrorKind::Os`](super::ErrorKind::Os) if the shared
+    /// [`ErrorKind::Invalid`](crate::ipc::ErrorKind::Invalid) if `len` elements do
+    /// not fit in memory; [`ErrorKind::Os`](crate::ipc::ErrorKind::Os) if the shared
     /// memory could not be made.
     ///
     /// ```
