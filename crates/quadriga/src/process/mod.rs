@@ -8,6 +8,10 @@
 //! * `supervisor.rs`: one thread, epoll over every worker; timeouts, crashes,
 //!   respawn with back-off, recycling.
 //! * `single.rs`: [`Process`], one task in one process.
+//!
+//! Workers find tasks by name in the task core's registry and exchange its
+//! batches (`crate::task`), which know nothing of processes; descriptors
+//! cross the socket through `crate::shm::passing`.
 
 pub(crate) mod worker;
 
