@@ -18,7 +18,8 @@ pub enum Shutdown {
     Cancel,
 }
 
-/// What every backend (threads now; processes and a cluster later) offers, so a
+/// What every backend offers ([`ThreadPool`](crate::ThreadPool) and
+/// [`ProcessPool`](crate::ProcessPool) today; a cluster client later), so a
 /// program switches backend by changing one line.
 ///
 /// ```

@@ -1,10 +1,10 @@
 //! [`init`]: the hook that turns a re-executed binary into a worker process.
-
-use std::sync::Once;
+//!
+//! It sits above the process backend and calls down into its bootstrap
+//! (`process::worker::bootstrap`); nothing in the process backend calls back
+//! into it.
 
 use crate::process::worker::{self, WORKER_ENV};
-
-static INIT: Once = Once::new();
 
 /// Prepares Quadriga in this process. Call it first thing in `main`.
 ///
@@ -20,10 +20,7 @@ static INIT: Once = Once::new();
 /// assert!(!quadriga::is_worker());
 /// ```
 pub fn init() {
-    INIT.call_once(|| {
-        worker::divert_if_worker();
-        crate::panic::install_hook();
-    });
+    worker::bootstrap();
 }
 
 /// Whether this process was started as a Quadriga worker (and `init` has not

@@ -73,6 +73,7 @@ mod loom;
 mod map;
 mod panic;
 mod process;
+mod shm;
 pub mod sync;
 mod task;
 mod thread;
@@ -109,6 +110,7 @@ pub use executor::{Executor, Shutdown};
 pub use handle::{AbortOnDrop, TaskHandle};
 pub use init::{init, is_worker};
 pub use map::{Map, MapUnordered};
+#[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub use process::fuzz_decode;
 pub use process::{Process, ProcessHandle, ProcessPool, ProcessPoolBuilder};

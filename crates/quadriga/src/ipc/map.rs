@@ -79,9 +79,9 @@ use std::sync::atomic::{AtomicU8, AtomicU32, Ordering};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::error::{Error, ErrorKind};
-use super::robust::RawRobustMutex;
-use super::shm::{self, Kind, Region};
+use crate::shm::robust::RawRobustMutex;
+use crate::shm::{self, Kind, Region};
+use crate::shm::{Error, ErrorKind};
 
 /// A slot's state byte: `EMPTY`, or `FULL` with seven bits of the key's hash
 /// beside it ([`tag`]), so that a lookup compares its key's hash and key only

@@ -7,29 +7,24 @@
 //! Python passes a `Queue` in `args`. Its shared memory is an anonymous memfd,
 //! private to the user and gone with the last process that maps it.
 //!
-//! The shared building blocks (crate-private) are:
-//! * `shm`: a sealed memfd mapping with a self-describing header;
-//! * `transfer`: descriptors passed beside a task's input (`SCM_RIGHTS`);
-//! * `robust`: the process-shared robust mutex (a dead holder is reported to
-//!   the next taker, never a deadlock);
-//! * `futex`: waiting on a word in shared memory.
+//! They stand on the crate-private shared-memory foundation (`crate::shm`: the
+//! sealed memfd region with its self-describing header, the robust mutex, the
+//! futex, the lock guard and results) and on the task core's descriptor scope
+//! (`crate::task::transfer`: descriptors passed beside a task's input). They
+//! never use [`sync`](crate::sync), nor it them.
 
-mod error;
-pub(crate) mod futex;
 mod map;
 mod pipe;
 mod queue;
 mod ring;
-pub(crate) mod robust;
-pub(crate) mod shm;
-pub(crate) mod transfer;
 mod value;
 
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub use crate::shm::fuzz_header;
+pub use crate::shm::{Error, ErrorKind};
 pub use bytemuck;
-pub use error::{Error, ErrorKind};
 pub use map::SharedMap;
 pub use pipe::{Pipe, PipeBuilder, pipe};
 pub use queue::{DEFAULT_CAPACITY, DEFAULT_SLOT_BYTES, PutError, Queue, QueueBuilder};
-#[doc(hidden)]
-pub use shm::fuzz_header;
 pub use value::{Array, ArrayGuard, AtomicArray, AtomicPlain, AtomicValue, Value, ValueGuard};

@@ -47,14 +47,14 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::error::{Error, ErrorKind};
 use super::queue::{
     DEFAULT_SLOT_BYTES, PutError, attach_rings, create_rings, stop_error, with_decoded,
     with_encoded,
 };
 use super::ring::{Dir, Layout, Placed, Ring, Stop, Wait};
-use super::shm::{Kind, Region, fingerprint};
-use super::transfer::{SharedFd, deserialize_fd, serialize_fd};
+use crate::shm::{Error, ErrorKind};
+use crate::shm::{Kind, Region, fingerprint};
+use crate::task::transfer::{SharedFd, deserialize_fd, serialize_fd};
 
 /// How many messages each direction buffers unless built otherwise.
 const DEFAULT_PIPE_CAPACITY: usize = 16;

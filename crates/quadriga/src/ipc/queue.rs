@@ -23,9 +23,9 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::error::{Error, ErrorKind};
 use super::ring::{Layout, Placed, Stop, Wait};
-use super::shm::{Kind, PARAMS, Region, fingerprint};
+use crate::shm::{Error, ErrorKind};
+use crate::shm::{Kind, PARAMS, Region, fingerprint};
 
 /// The largest encoded item a [`Queue`] takes unless built with another
 /// [`slot_bytes`](QueueBuilder::slot_bytes): 64 KiB.

@@ -85,13 +85,13 @@
 
 use std::time::{Duration, Instant};
 
-use super::futex;
-use super::robust::RawRobustMutex;
 use crate::loom::atomic::{
     AtomicU32,
     Ordering::{Acquire, Release, SeqCst},
     fence,
 };
+use crate::shm::futex;
+use crate::shm::robust::RawRobustMutex;
 
 /// A cache line pair (the unit the x86 prefetcher pulls in together).
 #[repr(C, align(128))]

@@ -3,13 +3,16 @@
 //!
 //! * `worker.rs`: what a worker is (the binary re-executed) and its loop.
 //! * `spawn.rs`: starting one (socket pair, process group, death signal, limits).
-//! * `wire.rs`: the frames and messages on the socket (fuzzed).
-//! * `registry.rs`: tasks by stable name, so a worker can run them.
+//! * `wire/`: the frames and messages on the socket (fuzzed), and the
+//!   descriptors that travel with them.
 //! * `supervisor.rs`: one thread, epoll over every worker; timeouts, crashes,
 //!   respawn with back-off, recycling.
 //! * `single.rs`: [`Process`], one task in one process.
+//!
+//! Workers find tasks by name in the task core's registry and exchange its
+//! batches (`crate::task`), which know nothing of processes; descriptors
+//! cross the socket through `crate::shm::passing`.
 
-pub(crate) mod registry;
 pub(crate) mod worker;
 
 mod notify;
@@ -29,6 +32,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use single::{Process, ProcessHandle};
+#[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub use wire::fuzz_decode;
 
@@ -38,9 +42,10 @@ use crate::executor::Shutdown;
 use crate::handle::{self, Completer, TaskHandle};
 use crate::map::{Chunk, Dispatch, Map, MapCancel, MapUnordered, Reply};
 use crate::task::Task;
+use crate::task::batch::Batch;
+use crate::task::outcomes::Outcomes;
 
 use supervisor::{Command, Config, Job, Sink, Supervisor, Waker};
-use wire::Batch;
 
 /// A pool of worker processes that runs registered tasks, isolated: a task that
 /// crashes, leaks or hangs takes down its worker, never the pool.
@@ -227,7 +232,7 @@ impl ProcessPoolBuilder {
             Some(n) => n,
             None => std::thread::available_parallelism().map_or(1, usize::from),
         };
-        crate::init();
+        worker::bootstrap();
         let initializer = match self.initializer {
             None => (String::new(), Batch::default()),
             Some((name, Ok(batch))) => (name.to_owned(), batch),
@@ -582,7 +587,7 @@ impl<T: Task> Dispatch<T> for ProcessPool {
 
 /// Ends a job that never reached the supervisor.
 fn fail_job(job: Job, err: &TaskError) {
-    let outcomes = wire::Outcomes::all_failed(job.input.len(), err);
+    let outcomes = Outcomes::all_failed(job.input.len(), err);
     let mut sink = job.sink;
     if job.started || sink.start() {
         sink.finish(outcomes, Duration::ZERO);
@@ -616,7 +621,7 @@ impl<O: Serialize + DeserializeOwned + Send + 'static> Sink for HandleSink<O> {
         self.completer.as_ref().is_some_and(Completer::start)
     }
 
-    fn finish(mut self: Box<Self>, outcomes: wire::Outcomes, _elapsed: Duration) {
+    fn finish(mut self: Box<Self>, outcomes: Outcomes, _elapsed: Duration) {
         let result = match outcomes.iter().next() {
             Some(raw) => decode(raw),
             None => Err(TaskError::codec("no outcome for the task")),
@@ -649,7 +654,7 @@ where
         !self.cancel.is_cancelled()
     }
 
-    fn finish(mut self: Box<Self>, outcomes: wire::Outcomes, elapsed: Duration) {
+    fn finish(mut self: Box<Self>, outcomes: Outcomes, elapsed: Duration) {
         let Some(reply) = self.reply.take() else {
             return;
         };

@@ -12,8 +12,10 @@ use rustix::process::Signal;
 use crate::error::{BuildError, TaskError};
 use crate::handle::{self, TaskHandle};
 use crate::process::spawn::{self, Exit, SpawnConfig};
-use crate::process::wire::{self, Batch, Decoder, Down, Up};
+use crate::process::wire::{self, Decoder, Down, Up};
+use crate::process::worker;
 use crate::task::Task;
+use crate::task::batch::Batch;
 
 /// Starts one task in a new process of its own.
 ///
@@ -44,7 +46,7 @@ impl Process {
         input: T::Input,
     ) -> Result<ProcessHandle<T::Output>, BuildError> {
         let _ = task;
-        crate::init();
+        worker::bootstrap();
         let mut batch = Batch::default();
         batch.push(&input).map_err(|e| {
             BuildError::Spawn(std::io::Error::other(format!(

@@ -1,8 +1,10 @@
 //! The worker: the current binary re-executed with [`WORKER_ENV`] set and its
 //! socket as standard input. A constructor in `.init_array` turns such a
 //! process into a worker before `main` runs (in binaries, examples, test
-//! harnesses and doctests alike); [`crate::init`] does the same for platforms
-//! or link setups where constructors do not run.
+//! harnesses and doctests alike); [`bootstrap`] does the same for platforms
+//! or link setups where constructors do not run, called by
+//! [`crate::init`] and by the pools. The worker never calls back into
+//! `init`: the edge goes one way, from `init` down to [`bootstrap`].
 //!
 //! The worker is single-threaded and simple: read a frame, run the job, write
 //! the outcome, and flush after each job so the supervisor sees every completion
@@ -11,9 +13,11 @@
 use std::io::Write;
 use std::os::fd::{AsFd, FromRawFd};
 use std::os::unix::net::UnixStream;
+use std::sync::Once;
 
-use crate::process::registry;
 use crate::process::wire::{self, Decoder, Down, Outcomes, Up};
+use crate::task::batch::Batch;
+use crate::task::registry;
 
 /// The variable that marks a worker, holding its socket's descriptor number.
 pub(crate) const WORKER_ENV: &str = "QUADRIGA_WORKER";
@@ -33,12 +37,25 @@ static WORKER_CTOR: extern "C" fn() = worker_ctor;
 
 extern "C" fn worker_ctor() {
     if std::env::var_os(WORKER_ENV).is_some() {
-        crate::init();
+        bootstrap();
     }
 }
 
+static BOOTSTRAP: Once = Once::new();
+
+/// Prepares this process, once: if it was started as a worker, runs the
+/// worker loop and exits; otherwise installs the panic hook that records
+/// where tasks panic, and returns. What [`crate::init`], the constructor and
+/// the pools call.
+pub(crate) fn bootstrap() {
+    BOOTSTRAP.call_once(|| {
+        divert_if_worker();
+        crate::panic::install_hook();
+    });
+}
+
 /// If this process is a worker, runs the worker loop and exits; else returns.
-pub(crate) fn divert_if_worker() {
+fn divert_if_worker() {
     let Some(value) = std::env::var_os(WORKER_ENV) else {
         return;
     };
@@ -46,8 +63,8 @@ pub(crate) fn divert_if_worker() {
     let max_frame = number(MAX_FRAME_ENV).map_or(wire::DEFAULT_MAX_FRAME, |v| v as usize);
     let parent = number(PARENT_ENV);
     let memory_limit = number(MEMORY_LIMIT_ENV);
-    // SAFETY: called from `init`, which runs once, before `main` (from the
-    // constructor) or first thing in it: no other thread reads the environment
+    // SAFETY: called from `bootstrap`, which runs once, before `main` (from
+    // the constructor) or first thing in it: no other thread reads the environment
     // yet. Removing the markers keeps programs the task starts from thinking
     // they are workers too.
     unsafe {
@@ -239,13 +256,13 @@ fn send(w: &mut UnixStream, out: &mut Vec<u8>, msg: &Up, max: usize) -> std::io:
 
 /// Gives a batch the descriptors that came with its frame (those lost in
 /// transit as `None`: the items naming them fail alone).
-fn claim_fds(input: &mut wire::Batch, fds: &mut wire::Inbox) -> std::io::Result<()> {
-    input.fds = wire::Fds::received(fds.claim(input.fd_count())?);
+fn claim_fds(input: &mut Batch, fds: &mut wire::Inbox) -> std::io::Result<()> {
+    input.fds = crate::task::fds::Fds::received(fds.claim(input.fd_count())?);
     Ok(())
 }
 
 /// Runs the initializer task, if any; its output is discarded.
-fn init(task: &str, input: &wire::Batch) -> Result<(), crate::error::TaskError> {
+fn init(task: &str, input: &Batch) -> Result<(), crate::error::TaskError> {
     if task.is_empty() {
         return Ok(());
     }

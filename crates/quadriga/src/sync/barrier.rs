@@ -61,12 +61,12 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::result::{self, NotSend};
-use crate::ipc::futex::POLL;
-use crate::ipc::robust::{Acquired, RawRobustMutex};
-use crate::ipc::shm::{Kind, PARAMS, Region, fingerprint};
-use crate::ipc::{Error, ErrorKind, futex};
 use crate::loom::atomic::{AtomicU32, Ordering};
+use crate::shm::futex::POLL;
+use crate::shm::result::{self, NotSend};
+use crate::shm::robust::{Acquired, RawRobustMutex};
+use crate::shm::{Error, ErrorKind, futex};
+use crate::shm::{Kind, PARAMS, Region, fingerprint};
 
 const BROKEN: u32 = 1;
 /// Generations whose outcome the ring remembers.

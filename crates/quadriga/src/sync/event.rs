@@ -42,11 +42,11 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::result;
-use crate::ipc::futex::POLL;
-use crate::ipc::shm::{Kind, PARAMS, Region, fingerprint};
-use crate::ipc::{Error, futex};
 use crate::loom::atomic::{AtomicU32, Ordering};
+use crate::shm::futex::POLL;
+use crate::shm::result;
+use crate::shm::{Error, futex};
+use crate::shm::{Kind, PARAMS, Region, fingerprint};
 
 const SET: u32 = 1;
 

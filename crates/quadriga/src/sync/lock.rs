@@ -1,7 +1,7 @@
 //! [`Lock`]: a mutual-exclusion lock shared between threads and processes.
 //!
 //! The region's body is one `RawRobustMutex` (a process-shared robust pthread
-//! mutex; see `ipc::robust`) and a `died` word after it. What it protects is
+//! mutex; see `shm::robust`) and a `died` word after it. What it protects is
 //! up to the caller (a file, a [`Value`](crate::ipc::Value), a section of
 //! code).
 //!
@@ -26,12 +26,12 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::AtomicU32;
 
-use super::result::{self, LockResult, NotSend, TryLockError, TryLockResult};
-use crate::ipc::Error;
-use crate::ipc::robust::{Acquired, DIED_AT, RawRobustMutex};
-use crate::ipc::shm::{Kind, PARAMS, Region, fingerprint};
+use crate::shm::result::{self, LockResult, TryLockError, TryLockResult};
+use crate::shm::robust::{Acquired, DIED_AT, RawRobustMutex};
+use crate::shm::{Error, LockGuard};
+use crate::shm::{Kind, PARAMS, Region, fingerprint};
 
 /// A lock shared between threads and processes, like Python's
 /// `multiprocessing.Lock`, that survives its holder's death.
@@ -218,85 +218,6 @@ impl fmt::Debug for Lock {
 
 super::serde_by_region!(Lock, Kind::Lock);
 
-/// Holds a [`Lock`]; unlocks it when dropped. Not `Send`: it must be dropped
-/// on the thread that locked.
-///
-/// ```
-/// # let lock = quadriga::sync::Lock::new()?;
-/// {
-///     let _guard = lock.lock().unwrap();
-///     assert!(lock.try_lock().is_err());
-/// }
-/// assert!(lock.try_lock().is_ok());
-/// # Ok::<(), quadriga::ipc::Error>(())
-/// ```
-#[must_use = "the lock is released as soon as the guard is dropped"]
-pub struct LockGuard<'a> {
-    mutex: &'a RawRobustMutex,
-    /// Set to 1 if the guard is dropped while its thread panics (module docs).
-    died: Option<&'a AtomicU32>,
-    /// Keeps the mapping of `mutex` (in shared memory) alive as long as the
-    /// guard, also when the guard is leaked (`mem::forget`): a held robust
-    /// mutex is on its thread's robust list, which glibc walks on later
-    /// unlocks and the kernel at thread exit, so it must never be unmapped.
-    _mapping: Option<Arc<Region>>,
-    _not_send: NotSend,
-}
-
-impl<'a> LockGuard<'a> {
-    /// Only for a mutex the calling thread has just locked, in `mapping` (or
-    /// on the heap, in the loom models), with the word that reports a holder
-    /// that panicked, if the object has one.
-    pub(crate) fn new(
-        mutex: &'a RawRobustMutex,
-        mapping: Option<&Arc<Region>>,
-        died: Option<&'a AtomicU32>,
-    ) -> Self {
-        Self {
-            mutex,
-            died,
-            _mapping: mapping.cloned(),
-            _not_send: NotSend::default(),
-        }
-    }
-}
-
-impl<'a> LockGuard<'a> {
-    /// The guard for `mutex`, which this thread has just taken `how`, in an
-    /// object whose `died` word keeps a report for the next taker (a holder
-    /// that panicked, or a dead one that a quiet taker met): the report is
-    /// given, and cleared, here.
-    pub(crate) fn reporting(
-        mutex: &'a RawRobustMutex,
-        mapping: &Arc<Region>,
-        died: &'a AtomicU32,
-        how: Acquired,
-    ) -> LockResult<Self> {
-        let guard = Self::new(mutex, Some(mapping), Some(died));
-        // Under the lock: relaxed is enough.
-        let kept = died.swap(0, Ordering::Relaxed) != 0;
-        result::blocking(if kept { Acquired::OwnerDied } else { how }, guard)
-    }
-}
-
-impl Drop for LockGuard<'_> {
-    fn drop(&mut self) {
-        if let Some(died) = self.died.filter(|_| std::thread::panicking()) {
-            // Before the unlock, which publishes it to the next taker.
-            died.store(1, Ordering::Relaxed);
-        }
-        // SAFETY: a guard is made only for a mutex this thread has locked, and
-        // it is `!Send`, so this is the locking thread.
-        unsafe { self.mutex.unlock() };
-    }
-}
-
-impl fmt::Debug for LockGuard<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LockGuard").finish_non_exhaustive()
-    }
-}
-
 #[cfg(all(test, not(quadriga_loom)))]
 mod tests {
     use super::*;
@@ -331,7 +252,7 @@ mod tests {
             .join()
             .unwrap();
         let died = lock.try_lock().unwrap_err();
-        assert!(matches!(died, super::super::TryLockError::OwnerDied(_)));
+        assert!(matches!(died, crate::shm::TryLockError::OwnerDied(_)));
         drop(died);
         assert!(lock.lock_timeout(Duration::from_secs(10)).is_ok());
     }
@@ -347,7 +268,7 @@ mod tests {
 #[cfg(all(test, quadriga_loom))]
 mod loom_tests {
     use super::*;
-    use crate::ipc::robust::Acquired;
+    use crate::shm::robust::Acquired;
     use loom::cell::UnsafeCell;
     use loom::thread;
 

@@ -42,7 +42,7 @@
 //! (a semaphore's permit, a barrier's generation, an event's flag).
 
 /// `Serialize`/`Deserialize` for a sync object: it travels as its region (a
-/// descriptor beside a task input, see `ipc::transfer`) and is re-attached,
+/// descriptor beside a task input, see `task::transfer`) and is re-attached,
 /// checked, by its `attach(Region)`.
 macro_rules! serde_by_region {
     ($ty:ident, $kind:expr) => {
@@ -54,11 +54,8 @@ macro_rules! serde_by_region {
 
         impl<'de> serde::Deserialize<'de> for $ty {
             fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                let region = crate::ipc::shm::Region::deserialize(
-                    d,
-                    $kind,
-                    crate::ipc::shm::fingerprint::<$ty>(),
-                )?;
+                let region =
+                    crate::shm::Region::deserialize(d, $kind, crate::shm::fingerprint::<$ty>())?;
                 Self::attach(region).map_err(serde::de::Error::custom)
             }
         }
@@ -69,11 +66,10 @@ use serde_by_region;
 mod barrier;
 mod event;
 mod lock;
-mod result;
 mod semaphore;
 
+pub use crate::shm::{LockGuard, LockResult, OwnerDied, TryLockError, TryLockResult};
 pub use barrier::{Barrier, BarrierWaitResult};
 pub use event::Event;
-pub use lock::{Lock, LockGuard};
-pub use result::{LockResult, OwnerDied, TryLockError, TryLockResult};
+pub use lock::Lock;
 pub use semaphore::{Permit, Semaphore};

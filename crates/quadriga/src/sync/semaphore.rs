@@ -55,14 +55,14 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::result::{self, LockResult, NotSend, TryLockError, TryLockResult};
-use crate::ipc::futex::Doorbell;
-use crate::ipc::robust::{Acquired, RawRobustMutex};
-use crate::ipc::shm::{Kind, PARAMS, Region, fingerprint};
-use crate::ipc::{Error, futex};
 use crate::loom::atomic::{AtomicU32, Ordering, fence};
+use crate::shm::futex::Doorbell;
+use crate::shm::result::{self, LockResult, NotSend, TryLockError, TryLockResult};
+use crate::shm::robust::{Acquired, RawRobustMutex};
+use crate::shm::{Error, futex};
+use crate::shm::{Kind, PARAMS, Region, fingerprint};
 
-use crate::ipc::futex::POLL;
+use crate::shm::futex::POLL;
 
 /// `Slot::taken`: free, held, or given back by a holder that panicked (the
 /// next taker is told, as if it had died).

@@ -6,7 +6,7 @@
 //!
 //! * **Encoding** runs inside [`collect`], which gives the object's
 //!   `Serialize` a list to push its descriptor onto ([`serialize_fd`]); the
-//!   list travels with the encoded item (`wire::Batch`), and the supervisor
+//!   list travels with the encoded item (`task::batch::Batch`), and the supervisor
 //!   sends it with the frame. A descriptor that an item names more than once
 //!   (clones of one object) is in its list once.
 //! * **Decoding** runs inside [`provide`] with the descriptors that came with

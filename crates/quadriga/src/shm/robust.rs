@@ -37,7 +37,7 @@ impl Acquired {
 
 /// Where a `died` word may follow a mutex in shared memory (`Lock`, `Value`,
 /// `Array`): the report of a holder whose thread panicked while holding it,
-/// kept for the next taker (see `sync::LockGuard`).
+/// kept for the next taker (see `shm::guard`).
 pub(crate) const DIED_AT: usize = std::mem::size_of::<RawRobustMutex>().next_multiple_of(4);
 
 #[cfg(not(quadriga_loom))]
@@ -327,7 +327,7 @@ mod model {
             state.owner_died = true;
             drop(state);
             self.freed.notify_all();
-            crate::ipc::futex::poll_tick();
+            crate::shm::futex::poll_tick();
         }
     }
 }

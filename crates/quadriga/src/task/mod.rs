@@ -1,5 +1,24 @@
 //! The task model: a plain function marked `#[quadriga::task]` becomes a value
 //! implementing [`Task`], with a stable name, one input and one output.
+//!
+//! This is the backend-neutral task core: it knows nothing of threads,
+//! processes or brokers, so every backend that runs tasks by name builds on it.
+//!
+//! * `registry.rs`: every task by its stable name, with a type-erased runner
+//!   over encoded batches (what a worker process, or a remote worker, runs);
+//! * `batch.rs`: [`Batch`](batch::Batch), items encoded one by one and laid
+//!   end to end, so a batch splits into items and one bad item fails alone;
+//! * `outcomes.rs`: [`Outcomes`](outcomes::Outcomes), one encoded output or
+//!   one error per item of a batch;
+//! * `fds.rs`: the descriptors of the IPC objects in a batch's items;
+//! * `transfer.rs`: the encoding scope in which an IPC object serialises as an
+//!   index into its item's descriptors.
+
+pub(crate) mod batch;
+pub(crate) mod fds;
+pub(crate) mod outcomes;
+pub(crate) mod registry;
+pub(crate) mod transfer;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -66,7 +85,7 @@ pub mod __private {
     use super::TaskError;
     use std::fmt::Display;
 
-    pub use crate::process::registry::TaskEntry;
+    pub use super::registry::TaskEntry;
     pub use inventory;
 
     #[inline(always)]

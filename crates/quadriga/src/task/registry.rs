@@ -6,9 +6,10 @@ use std::collections::HashMap;
 use std::sync::OnceLock;
 use std::time::Instant;
 
+use super::Task;
+use super::batch::Batch;
+use super::outcomes::Outcomes;
 use crate::error::TaskError;
-use crate::process::wire::{Batch, Outcomes};
-use crate::task::Task;
 
 /// One registered task. Built by `#[quadriga::task]`; not a public API.
 #[doc(hidden)]
@@ -45,7 +46,7 @@ fn run_batch<T: Task + Default>(input: &Batch) -> Outcomes {
                 let fds = input
                     .item_fds(i)
                     .map_err(|e| TaskError::codec(format!("could not decode the input: {e}")))?;
-                crate::ipc::transfer::provide(&fds, || postcard::from_bytes::<T::Input>(bytes))
+                super::transfer::provide(&fds, || postcard::from_bytes::<T::Input>(bytes))
                     .map_err(|e| TaskError::codec(format!("could not decode the input: {e}")))
             })
             .and_then(|input| crate::panic::catch(|| task.run(input)).and_then(|r| r))

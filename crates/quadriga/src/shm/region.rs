@@ -3,7 +3,7 @@
 //!
 //! * **Private.** A memfd has no name anyone can open: it is reachable only
 //!   through a descriptor, which we pass to our own workers over their socket
-//!   (`SCM_RIGHTS`, see `transfer`). Its mode is also set to 0600. Nothing is
+//!   (`SCM_RIGHTS`, see `task::transfer` and `shm::passing`). Its mode is also set to 0600. Nothing is
 //!   created under `/dev/shm`, so nothing is left there after an exit or a
 //!   crash: the memory is freed when the last mapping and descriptor go.
 //! * **Sealed.** `F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL`: no process can
@@ -126,7 +126,9 @@ pub(crate) fn check_header(
 }
 
 /// Fuzzing entry point: the header check on any bytes and any claimed size
-/// (the first 8 bytes) must return, never panic. Not a public API.
+/// (the first 8 bytes) must return, never panic. Not a public API: only for
+/// the tests and the fuzz crate (hidden feature `fuzzing`).
+#[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub fn fuzz_header(data: &[u8]) {
     let (len, rest) = data.split_at(data.len().min(8));
@@ -281,9 +283,9 @@ impl Region {
         &self.fd
     }
 
-    /// Serialises the region for a task input (see `transfer`).
+    /// Serialises the region for a task input (see `task::transfer`).
     pub(crate) fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        super::transfer::serialize_fd(&self.fd, s)
+        crate::task::transfer::serialize_fd(&self.fd, s)
     }
 
     /// Takes a region from a task input and attaches it as [`Region::attach`].
@@ -292,7 +294,7 @@ impl Region {
         kind: Kind,
         fp: u64,
     ) -> Result<Self, D::Error> {
-        let fd = super::transfer::deserialize_fd(d)?;
+        let fd = crate::task::transfer::deserialize_fd(d)?;
         Self::attach(fd, kind, fp).map_err(serde::de::Error::custom)
     }
 }

@@ -1,5 +1,5 @@
-//! The results of taking a robust lock, shared by [`Lock`](super::Lock),
-//! [`Semaphore`](super::Semaphore), [`Value`](crate::ipc::Value) and
+//! The results of taking a robust lock, shared by [`Lock`](crate::sync::Lock),
+//! [`Semaphore`](crate::sync::Semaphore), [`Value`](crate::ipc::Value) and
 //! [`Array`](crate::ipc::Array): in the style of std's `PoisonError`, but what
 //! they report is a *dead holder*, not a panic.
 
@@ -7,7 +7,7 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::time::{Duration, Instant};
 
-use crate::ipc::robust::{Acquired, RawRobustMutex};
+use super::robust::{Acquired, RawRobustMutex};
 
 /// The result of a blocking `lock` or `acquire`: the guard, or the guard inside
 /// an [`OwnerDied`] when the previous holder died holding it.
