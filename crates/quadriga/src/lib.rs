@@ -59,6 +59,8 @@ extern crate self as quadriga;
 mod adapt;
 #[cfg(feature = "async")]
 pub mod aio;
+#[cfg(feature = "cluster")]
+pub mod cluster;
 mod context;
 mod error;
 mod executor;
