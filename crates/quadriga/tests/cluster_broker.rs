@@ -423,7 +423,8 @@ fn foreign_entries_are_dead_lettered_with_a_reason() {
     assert_eq!(letters.len(), 2);
     assert_eq!(letters[0].reason, reasons[0]);
     // The original fields travel with the dead letter.
-    let raw_letters: Vec<(String, Vec<(Vec<u8>, Vec<u8>)>)> = redis::cmd("XRANGE")
+    type Fields = Vec<(Vec<u8>, Vec<u8>)>;
+    let raw_letters: Vec<(String, Fields)> = redis::cmd("XRANGE")
         .arg(client.keys().dead(0))
         .arg("-")
         .arg("+")
