@@ -618,3 +618,22 @@ fn entries_and_the_pending_list_survive_a_kill_9_of_the_server() {
     assert_eq!(pending(&mut con, &stream), 90);
     assert_eq!(client.fetch(ids[3]).unwrap(), Some(output(b"after")));
 }
+
+/// A server that lost its streams (flushed, or restarted without
+/// persistence): the reader makes the groups again instead of failing for
+/// ever, and new work flows.
+#[test]
+fn a_reader_makes_lost_groups_again() {
+    let server = RedisServer::start();
+    let mut client = connect(&server, "client");
+    let w = connect(&server, "w");
+    let mut reader = w.reader();
+    let mut con = raw(&server);
+    let _: () = redis::cmd("FLUSHALL").query(&mut con).unwrap();
+    // The stream now exists without its group.
+    enqueue_one(&mut client, b"x");
+    assert!(reader.read(1, NO_WAIT).unwrap().is_empty());
+    let got = reader.read(1, Duration::from_secs(1)).unwrap();
+    assert_eq!(got.len(), 1);
+    assert!(got[0].entry.is_ok());
+}
