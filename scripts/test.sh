@@ -16,6 +16,14 @@ for component in rustfmt clippy; do
     fi
 done
 
+# The cluster tests start their own redis-server (Debian's package).
+if ! command -v redis-server >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq redis-server
+fi
+redis-server --version
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
@@ -31,7 +39,7 @@ step "loom models (bounded preemptions)"
 RUSTFLAGS="--cfg quadriga_loom" LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-3}" \
     cargo test -p quadriga --lib --release --locked --target-dir target/loom -- loom_tests
 
-step "fuzz targets build (run one with cargo +nightly fuzz run frame_decoder, or shm_header)"
+step "fuzz targets build (run one with cargo +nightly fuzz run frame_decoder, shm_header or cluster_entry)"
 cargo build --manifest-path crates/quadriga/fuzz/Cargo.toml --target-dir target/fuzz
 
 step "docs build clean"

@@ -60,6 +60,8 @@ mod adapt;
 #[cfg(feature = "async")]
 pub mod aio;
 pub mod child;
+#[cfg(feature = "cluster")]
+pub mod cluster;
 mod context;
 mod error;
 mod executor;

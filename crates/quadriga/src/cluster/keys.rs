@@ -1,0 +1,225 @@
+//! The key layout: every Redis key the broker touches is named here, and only
+//! here.
+//!
+//! A queue is sharded over `shards` streams. Shard `s` of queue `q` under
+//! prefix `p` owns every key that starts with its tag `p:{q.s}`; the braces
+//! are a Redis Cluster hash tag, so each shard lives in one slot (its scripts
+//! may touch all of its keys) and the shards spread over the cluster:
+//!
+//! | key | what |
+//! |---|---|
+//! | `p:{q.s}:stream` | the shard's entries; consumer group [`GROUP`] |
+//! | `p:{q.s}:dead` | its dead letters (reason, deliveries, the original fields) |
+//! | `p:{q.s}:queued:<client>-<seq>` | written at enqueue: the task exists (value: its stream id) |
+//! | `p:{q.s}:result:<client>-<seq>` | the task's outcome, first writer wins, with a TTL |
+//! | `p:{q.s}:reply:<client>` | the client's notifications: which of its tasks finished |
+//! | `p:{q}:workers` | sorted set of worker names by last heartbeat (server time, ms) |
+//! | `p:{q}:worker:<name>` | one worker's record (a hash, with a TTL) |
+//!
+//! A task's shard is part of its [`TaskId`], so anyone holding the id finds
+//! its keys without asking anything else.
+
+use std::fmt;
+use std::str::FromStr;
+
+use super::error::{Error, ErrorKind};
+
+/// The consumer group every shard's stream is read through.
+pub const GROUP: &str = "quadriga";
+
+/// The most shards a queue may have.
+pub const MAX_SHARDS: u16 = 1024;
+
+/// A task's cluster-wide id: the shard its entry went to, the client that
+/// submitted it (a random 64-bit id per connected client) and that client's
+/// sequence number. Written `<client hex>-<shard>-<seq>`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TaskId {
+    /// The shard whose keys hold this task.
+    pub shard: u16,
+    /// The submitting client.
+    pub client: u64,
+    /// The client's sequence number for this task.
+    pub seq: u64,
+}
+
+impl fmt::Display for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:016x}-{}-{}", self.client, self.shard, self.seq)
+    }
+}
+
+impl FromStr for TaskId {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self, Error> {
+        let bad = || Error::new(ErrorKind::UnknownTask, format!("`{s}` is not a task id"));
+        let mut parts = s.splitn(3, '-');
+        let client = parts.next().ok_or_else(bad)?;
+        let shard = parts.next().ok_or_else(bad)?;
+        let seq = parts.next().ok_or_else(bad)?;
+        Ok(TaskId {
+            client: u64::from_str_radix(client, 16).map_err(|_| bad())?,
+            shard: shard.parse().map_err(|_| bad())?,
+            seq: seq.parse().map_err(|_| bad())?,
+        })
+    }
+}
+
+/// The names of one queue's keys (see the module docs for the layout).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Keys {
+    prefix: String,
+    queue: String,
+    shards: u16,
+}
+
+impl Keys {
+    /// The keys of `queue` under `prefix`, sharded over `shards` streams.
+    /// Names must be non-empty and free of braces and whitespace (a brace would
+    /// move the hash tag).
+    pub fn new(prefix: &str, queue: &str, shards: u16) -> Result<Self, Error> {
+        for (what, name) in [("prefix", prefix), ("queue name", queue)] {
+            if name.is_empty()
+                || name.len() > 200
+                || name
+                    .chars()
+                    .any(|c| c == '{' || c == '}' || c.is_whitespace())
+            {
+                return Err(Error::new(
+                    ErrorKind::Config,
+                    format!(
+                        "the {what} `{name}` must be 1 to 200 characters without braces or whitespace"
+                    ),
+                ));
+            }
+        }
+        if shards == 0 || shards > MAX_SHARDS {
+            return Err(Error::new(
+                ErrorKind::Config,
+                format!("a queue has 1 to {MAX_SHARDS} shards (got {shards})"),
+            ));
+        }
+        Ok(Self {
+            prefix: prefix.to_owned(),
+            queue: queue.to_owned(),
+            shards,
+        })
+    }
+
+    /// How many shards (streams) the queue has.
+    pub fn shards(&self) -> u16 {
+        self.shards
+    }
+
+    /// The queue's name.
+    pub fn queue(&self) -> &str {
+        &self.queue
+    }
+
+    fn tag(&self, shard: u16) -> String {
+        format!("{}:{{{}.{}}}", self.prefix, self.queue, shard)
+    }
+
+    /// The stream of `shard`.
+    pub fn stream(&self, shard: u16) -> String {
+        format!("{}:stream", self.tag(shard))
+    }
+
+    /// The dead-letter stream of `shard`.
+    pub fn dead(&self, shard: u16) -> String {
+        format!("{}:dead", self.tag(shard))
+    }
+
+    /// The marker written when task `id` was enqueued.
+    pub fn queued(&self, id: TaskId) -> String {
+        format!(
+            "{}:queued:{:016x}-{}",
+            self.tag(id.shard),
+            id.client,
+            id.seq
+        )
+    }
+
+    /// Where task `id`'s outcome is stored.
+    pub fn result(&self, id: TaskId) -> String {
+        format!(
+            "{}:result:{:016x}-{}",
+            self.tag(id.shard),
+            id.client,
+            id.seq
+        )
+    }
+
+    /// Where `client` is told which of its tasks on `shard` finished.
+    pub fn reply(&self, shard: u16, client: u64) -> String {
+        format!("{}:reply:{client:016x}", self.tag(shard))
+    }
+
+    /// The sorted set of the queue's workers by last heartbeat.
+    pub fn workers(&self) -> String {
+        format!("{}:{{{}}}:workers", self.prefix, self.queue)
+    }
+
+    /// One worker's record.
+    pub fn worker(&self, name: &str) -> String {
+        format!("{}:{{{}}}:worker:{name}", self.prefix, self.queue)
+    }
+
+    /// Which shard the `stream` key belongs to, if it is one of this queue's.
+    pub(crate) fn shard_of_stream(&self, stream: &[u8]) -> Option<u16> {
+        (0..self.shards).find(|&s| self.stream(s).as_bytes() == stream)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_shard_keeps_its_keys_in_one_hash_slot() {
+        let keys = Keys::new("qd", "squares", 4).unwrap();
+        let id = TaskId {
+            shard: 3,
+            client: 0xab,
+            seq: 9,
+        };
+        let tag = "{squares.3}";
+        for key in [
+            keys.stream(3),
+            keys.dead(3),
+            keys.queued(id),
+            keys.result(id),
+            keys.reply(3, 0xab),
+        ] {
+            // Redis hashes the text between the first `{` and the next `}`.
+            let open = key.find('{').unwrap();
+            let close = open + key[open..].find('}').unwrap();
+            assert_eq!(&key[open..=close], tag, "{key}");
+        }
+        assert_eq!(keys.stream(0), "qd:{squares.0}:stream");
+        assert_eq!(keys.shard_of_stream(b"qd:{squares.2}:stream"), Some(2));
+        assert_eq!(keys.shard_of_stream(b"qd:{other.2}:stream"), None);
+    }
+
+    #[test]
+    fn task_ids_round_trip_through_text() {
+        let id = TaskId {
+            shard: 7,
+            client: u64::MAX - 3,
+            seq: 12_345,
+        };
+        assert_eq!(id.to_string().parse::<TaskId>().unwrap(), id);
+        let err = "nope".parse::<TaskId>().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::UnknownTask);
+    }
+
+    #[test]
+    fn names_that_would_move_the_hash_tag_are_refused() {
+        assert!(Keys::new("p", "a{b", 1).is_err());
+        assert!(Keys::new("p}", "a", 1).is_err());
+        assert!(Keys::new("p", "", 1).is_err());
+        assert!(Keys::new("p", "q", 0).is_err());
+        assert!(Keys::new("p", "q", MAX_SHARDS + 1).is_err());
+    }
+}

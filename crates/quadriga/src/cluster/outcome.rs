@@ -1,0 +1,67 @@
+//! A task's recorded outcome: its encoded output or its [`TaskError`], as
+//! stored under the task's result key.
+
+use serde::{Deserialize, Serialize};
+
+use super::error::{Error, ErrorKind};
+use crate::TaskError;
+
+/// The stored form's version (its first byte).
+const VERSION: u8 = 1;
+
+/// How a task ended: its output (encoded by the task registry's codec, opaque
+/// here) or the error it ended with.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Outcome {
+    /// The task's encoded output.
+    Output(Vec<u8>),
+    /// The task's error, any kind (a dead letter records `lost`).
+    Error(TaskError),
+}
+
+impl Outcome {
+    /// The stored bytes: a version byte, then postcard. Equal outcomes encode
+    /// to equal bytes, which the completion script relies on to recognise its
+    /// own repeat.
+    pub fn encode(&self) -> Vec<u8> {
+        // Encoding plain data into a Vec cannot fail.
+        postcard::to_extend(self, vec![VERSION]).unwrap_or_else(|_| vec![VERSION])
+    }
+
+    /// Decodes stored bytes, at most `max_bytes` of them.
+    pub fn decode(bytes: &[u8], max_bytes: usize) -> Result<Outcome, Error> {
+        let codec = |why: String| Error::new(ErrorKind::Codec, why);
+        if bytes.len() > max_bytes {
+            return Err(codec(format!(
+                "the stored outcome is {} bytes, over the limit of {max_bytes}",
+                bytes.len()
+            )));
+        }
+        match bytes.split_first() {
+            Some((&VERSION, body)) => postcard::from_bytes(body)
+                .map_err(|e| codec(format!("the stored outcome does not decode: {e}"))),
+            Some((v, _)) => Err(codec(format!("unknown outcome format version {v}"))),
+            None => Err(codec("the stored outcome is empty".into())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_encodes_deterministically() {
+        for o in [
+            Outcome::Output(vec![1, 2, 3]),
+            Outcome::Error(TaskError::failed("nope")),
+        ] {
+            let bytes = o.encode();
+            assert_eq!(bytes, o.encode());
+            assert_eq!(Outcome::decode(&bytes, 1 << 20).unwrap(), o);
+        }
+        assert!(Outcome::decode(b"", 10).is_err());
+        assert!(Outcome::decode(b"\x02x", 10).is_err());
+        assert!(Outcome::decode(&[1; 11], 10).is_err());
+    }
+}

@@ -1,0 +1,160 @@
+//! [`Reader`]: the blocking read of new entries, on a connection of its own.
+//!
+//! `XREADGROUP ... BLOCK` holds its connection for the whole block, so it gets
+//! one to itself, with a read timeout of the block time plus the ordinary
+//! reply timeout: a dead server is noticed, a quiet queue is not mistaken for
+//! one.
+//!
+//! `COUNT` bounds each stream separately, so a read over several shards could
+//! return more than was asked. The reader therefore first reads the shards
+//! one by one without blocking, from a rotating start (never more than the
+//! free slots left), and blocks only when all were empty; a blocking read over
+//! several shards asks for one entry per shard, and over fewer shards when
+//! fewer slots are free.
+
+use std::time::Duration;
+
+use redis::Value;
+
+use super::broker::create_group;
+use super::conn::Link;
+use super::delivery::Delivery;
+use super::error::Error;
+use super::keys::{GROUP, Keys};
+use super::reply;
+
+/// Reads new entries for one consumer, blocking up to a given time. Made by
+/// [`Broker::reader`](super::Broker::reader).
+#[derive(Debug)]
+pub struct Reader {
+    link: Link,
+    keys: Keys,
+    consumer: String,
+    max_entry_bytes: usize,
+    /// The shard the next read starts at.
+    next: u16,
+}
+
+impl Reader {
+    pub(crate) fn new(link: Link, keys: Keys, consumer: String, max_entry_bytes: usize) -> Self {
+        Self {
+            link,
+            keys,
+            consumer,
+            max_entry_bytes,
+            next: 0,
+        }
+    }
+
+    /// Takes up to `free_slots` new entries for this consumer, waiting up to
+    /// `block` for the first if there are none (an empty list then). Taken
+    /// entries are this consumer's until acknowledged or reclaimed: heartbeat
+    /// them. A reply lost to a broken connection leaves its entries pending
+    /// to this consumer; a sweep or [`Broker::resume`](super::Broker::resume)
+    /// finds them again.
+    pub fn read(&mut self, free_slots: usize, block: Duration) -> Result<Vec<Delivery>, Error> {
+        if free_slots == 0 {
+            return Ok(Vec::new());
+        }
+        let shards = self.keys.shards();
+        let start = self.next;
+        self.next = (self.next + 1) % shards;
+        let order: Vec<u16> = (0..shards).map(|i| (start + i) % shards).collect();
+        let mut out = Vec::new();
+        if shards > 1 {
+            for &shard in &order {
+                let room = free_slots - out.len();
+                if room == 0 {
+                    return Ok(out);
+                }
+                out.extend(self.xreadgroup(&[shard], room, None)?);
+            }
+            if !out.is_empty() {
+                return Ok(out);
+            }
+        }
+        // All empty: block on as many shards as there are free slots, one
+        // entry each (or on the only shard, for all the free slots).
+        let (watch, count) = if shards == 1 {
+            (&order[..], free_slots)
+        } else {
+            (&order[..free_slots.min(order.len())], 1)
+        };
+        self.xreadgroup(watch, count, Some(block))
+    }
+
+    fn xreadgroup(
+        &mut self,
+        shards: &[u16],
+        count: usize,
+        block: Option<Duration>,
+    ) -> Result<Vec<Delivery>, Error> {
+        let mut cmd = redis::cmd("XREADGROUP");
+        cmd.arg("GROUP")
+            .arg(GROUP)
+            .arg(&self.consumer)
+            .arg("COUNT")
+            .arg(count);
+        let wait = block.unwrap_or_default();
+        if block.is_some() {
+            cmd.arg("BLOCK").arg(wait.as_millis().max(1) as u64);
+        }
+        cmd.arg("STREAMS");
+        for &s in shards {
+            cmd.arg(self.keys.stream(s));
+        }
+        for _ in shards {
+            cmd.arg(">");
+        }
+        let reply_timeout = wait + self.link.io_timeout();
+        let v: Value = match self
+            .link
+            .call("reading entries", reply_timeout, |con| cmd.query(con))
+        {
+            // The stream or group vanished (a flushed or restarted server
+            // without persistence): make them again, read next time.
+            Err(e) if e.message().contains("NOGROUP") => {
+                for &s in shards {
+                    create_group(&mut self.link, &self.keys.stream(s))?;
+                }
+                return Ok(Vec::new());
+            }
+            other => other?,
+        };
+        let mut out = Vec::new();
+        for (stream, list) in stream_entries(&v)? {
+            let stream = reply::bytes(stream, "a stream's name")?;
+            let shard = self
+                .keys
+                .shard_of_stream(stream)
+                .ok_or_else(|| Error::protocol("XREADGROUP", "a stream that was not asked for"))?;
+            for e in reply::array(list, "entries")? {
+                let [id, fields] = reply::array(e, "an entry")? else {
+                    return Err(Error::protocol("XREADGROUP", "an entry is not id, fields"));
+                };
+                let id = reply::text(id, "an entry id")?;
+                out.push(Delivery::parse(shard, id, 1, fields, self.max_entry_bytes));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `(stream name, entries)` pairs of an `XREAD`/`XREADGROUP` reply: an
+/// array of pairs (RESP2) or a map (RESP3); nil when nothing came.
+pub(crate) fn stream_entries(v: &Value) -> Result<Vec<(&Value, &Value)>, Error> {
+    match v {
+        Value::Nil => Ok(Vec::new()),
+        Value::Map(m) => Ok(m.iter().map(|(k, v)| (k, v)).collect()),
+        other => reply::array(other, "XREADGROUP")?
+            .iter()
+            .map(|pair| match reply::array(pair, "a stream's entries")? {
+                [name, list] => Ok((name, list)),
+                _ => Err(Error::protocol(
+                    "XREADGROUP",
+                    "not a stream name and entries",
+                )),
+            })
+            .collect(),
+    }
+}

@@ -1,0 +1,206 @@
+//! The Lua scripts: every broker write that must be atomic or fenced. Each
+//! script touches only the keys of one shard (one hash tag), so it runs on
+//! Redis Cluster too, and each is safe to run twice (a reply lost with a
+//! dropped connection leaves the caller unsure whether it ran).
+//!
+//! Ownership ("fencing") is read from the group's pending list: entry `id` is
+//! the caller's while `XPENDING stream group id id 1` names the caller as its
+//! consumer. A sweeper that reclaims a lapsed entry becomes its consumer, so
+//! the old holder's late writes are refused.
+
+use std::sync::LazyLock;
+
+use redis::Script;
+
+/// Enqueue, once.
+///
+/// `KEYS[1]` the shard's stream, `KEYS[2..]` the queued markers of the
+/// entry's tasks. `ARGV[1]` the entry's bytes, `ARGV[2]` the markers' TTL (s).
+/// Returns the stream id.
+///
+/// If the first task's marker exists, the entry was added before (this is a
+/// repeat): its stream id is returned and nothing is added. Otherwise the entry
+/// is added and every marker is set to its stream id.
+pub(crate) static ENQUEUE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local done = redis.call('GET', KEYS[2])
+if done then return done end
+local id = redis.call('XADD', KEYS[1], '*', 'e', ARGV[1])
+for i = 2, #KEYS do
+  redis.call('SET', KEYS[i], id, 'EX', ARGV[2])
+end
+return id
+",
+    )
+});
+
+/// Heartbeat: extend the caller's leases.
+///
+/// `KEYS[1]` the stream. `ARGV[1]` the group, `ARGV[2]` the caller,
+/// `ARGV[3..]` entry ids. Returns the ids the caller no longer holds.
+///
+/// Each entry still pending to the caller is re-claimed with `XCLAIM ...
+/// JUSTID`, which resets its idle time and keeps its delivery count. An entry
+/// that another consumer holds, or that is no longer pending, is left alone
+/// and reported lost (its task should be stopped).
+pub(crate) static HEARTBEAT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local lost = {}
+for i = 3, #ARGV do
+  local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)
+  if #p == 1 and p[1][2] == ARGV[2] then
+    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID')
+  else
+    lost[#lost + 1] = ARGV[i]
+  end
+end
+return lost
+",
+    )
+});
+
+/// Sweep: reclaim lapsed entries.
+///
+/// `KEYS[1]` the stream. `ARGV[1]` the group, `ARGV[2]` the caller,
+/// `ARGV[3]` the lease (ms), `ARGV[4]` the scan cursor, `ARGV[5]` the most
+/// entries to take. Returns `{next cursor, {{id, deliveries, {field, value,
+/// ...}}, ...}}`.
+///
+/// `XAUTOCLAIM` without `JUSTID` moves entries idle past the lease to the
+/// caller and raises their delivery counts; the new counts are read back from
+/// the pending list. A repeat finds them no longer idle and takes nothing
+/// more: a lost reply costs one more lease, never an entry.
+pub(crate) static SWEEP: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local r = redis.call('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4], 'COUNT', ARGV[5])
+local out = {}
+for _, e in ipairs(r[2]) do
+  if type(e) == 'table' and e[1] then
+    local p = redis.call('XPENDING', KEYS[1], ARGV[1], e[1], e[1], 1)
+    local n = 0
+    if #p == 1 then n = p[1][4] end
+    out[#out + 1] = {e[1], n, e[2] or {}}
+  end
+end
+return {r[1], out}
+",
+    )
+});
+
+/// Complete: record outcomes and acknowledge, fenced.
+///
+/// `KEYS[1]` the stream, `KEYS[2]` the client's reply stream, `KEYS[3..]` the
+/// result keys of the entry's tasks. `ARGV[1]` the group, `ARGV[2]` the
+/// caller, `ARGV[3]` the entry id, `ARGV[4]` the results' TTL (s), `ARGV[5]`
+/// the reply stream's length cap, `ARGV[6]` the finished sequence numbers
+/// (text, for the notification), `ARGV[7..]` one encoded outcome per result
+/// key. Returns `{status, written, kept}`:
+///
+/// * `done`: the caller held the entry. Each outcome was `SET ... NX EX`
+///   (`written` new, `kept` already there: first writer wins), the entry was
+///   acknowledged and deleted, and the client was notified.
+/// * `again`: the entry is no longer pending and every result key already
+///   holds exactly these outcomes: a repeat (or an identical late result).
+///   Nothing changed.
+/// * `stale`: another consumer holds the entry, or it was settled with other
+///   outcomes: the caller's lease lapsed. Nothing changed.
+pub(crate) static COMPLETE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local n = #KEYS - 2
+local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1)
+if #p == 0 then
+  for i = 1, n do
+    if redis.call('GET', KEYS[2 + i]) ~= ARGV[6 + i] then return {'stale', 0, 0} end
+  end
+  return {'again', 0, 0}
+end
+if p[1][2] ~= ARGV[2] then return {'stale', 0, 0} end
+local written, kept = 0, 0
+for i = 1, n do
+  if redis.call('SET', KEYS[2 + i], ARGV[6 + i], 'NX', 'EX', ARGV[4]) then
+    written = written + 1
+  else
+    kept = kept + 1
+  end
+end
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[3])
+redis.call('XDEL', KEYS[1], ARGV[3])
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', 'entry', ARGV[3], 'seqs', ARGV[6])
+redis.call('EXPIRE', KEYS[2], ARGV[4])
+return {'done', written, kept}
+",
+    )
+});
+
+/// Dead-letter an entry, fenced.
+///
+/// `KEYS[1]` the stream, `KEYS[2]` the dead-letter stream, `KEYS[3]` the
+/// client's reply stream, `KEYS[4..]` the result keys of the entry's tasks
+/// (none for a foreign entry). `ARGV[1]` the group, `ARGV[2]` the caller,
+/// `ARGV[3]` the entry id, `ARGV[4]` the results' TTL (s), `ARGV[5]` the reply
+/// stream's cap, `ARGV[6]` the reason, `ARGV[7]` the delivery count,
+/// `ARGV[8]` the sequence numbers (text), `ARGV[9]` the encoded `lost`
+/// outcome. Returns `dead`, `gone` or `stale`:
+///
+/// * `dead`: the caller held the entry. A dead letter (`dead.entry`,
+///   `dead.reason`, `dead.deliveries`, then the entry's own fields, at most
+///   500 of them) was added, each task's outcome set to `lost` unless one was
+///   recorded already (`NX`), the entry acknowledged and deleted, the client
+///   notified.
+/// * `gone`: the entry is no longer pending (a repeat, or settled by another).
+/// * `stale`: another consumer holds it.
+pub(crate) static DEAD_LETTER: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1)
+if #p == 0 then return 'gone' end
+if p[1][2] ~= ARGV[2] then return 'stale' end
+local fields = {'dead.entry', ARGV[3], 'dead.reason', ARGV[6], 'dead.deliveries', ARGV[7]}
+local r = redis.call('XRANGE', KEYS[1], ARGV[3], ARGV[3])
+if #r == 1 and type(r[1][2]) == 'table' then
+  local f = r[1][2]
+  for i = 1, math.min(#f, 1000) - 1, 2 do
+    fields[#fields + 1] = f[i]
+    fields[#fields + 1] = f[i + 1]
+  end
+end
+redis.call('XADD', KEYS[2], '*', unpack(fields))
+for i = 4, #KEYS do
+  redis.call('SET', KEYS[i], ARGV[9], 'NX', 'EX', ARGV[4])
+end
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[3])
+redis.call('XDEL', KEYS[1], ARGV[3])
+if #KEYS >= 4 then
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], '*', 'entry', ARGV[3], 'seqs', ARGV[8])
+  redis.call('EXPIRE', KEYS[3], ARGV[4])
+end
+return 'dead'
+",
+    )
+});
+
+/// Register a worker, or renew its record.
+///
+/// `KEYS[1]` the worker set, `KEYS[2]` the worker's record. `ARGV[1]` the
+/// worker's name, `ARGV[2]` the record's TTL (ms), `ARGV[3..]` field, value
+/// pairs. Sets the record (replacing the old one) with the TTL, scores the
+/// worker by the server's clock (ms) and drops names not seen for a TTL.
+/// Returns the server time (ms).
+pub(crate) static REGISTER: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('DEL', KEYS[2])
+redis.call('HSET', KEYS[2], 'seen_ms', now, unpack(ARGV, 3))
+redis.call('PEXPIRE', KEYS[2], ARGV[2])
+redis.call('ZADD', KEYS[1], now, ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]))
+return now
+",
+    )
+});

@@ -1,0 +1,156 @@
+//! A private `redis-server` per test: a free loopback port, a temp dir,
+//! `appendonly yes` with `appendfsync always` and no snapshots, stopped by pid
+//! (SIGKILL) when dropped. `scripts/test.sh` installs the server.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// A running `redis-server` that this test owns.
+#[derive(Debug)]
+pub(crate) struct RedisServer {
+    child: Option<Child>,
+    port: u16,
+    dir: PathBuf,
+    password: Option<String>,
+    appendonly: bool,
+}
+
+impl RedisServer {
+    /// A durable server (`appendonly yes`, `appendfsync always`).
+    pub(crate) fn start() -> Self {
+        Self::with(None, true)
+    }
+
+    /// A server that demands `password`.
+    pub(crate) fn with_password(password: &str) -> Self {
+        Self::with(Some(password.to_owned()), true)
+    }
+
+    /// A server that keeps nothing on disk (`appendonly no`).
+    pub(crate) fn not_durable() -> Self {
+        Self::with(None, false)
+    }
+
+    fn with(password: Option<String>, appendonly: bool) -> Self {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "quadriga-redis-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("make the server's temp dir");
+        let mut server = RedisServer {
+            child: None,
+            port: free_port(),
+            dir,
+            password,
+            appendonly,
+        };
+        server.spawn();
+        server
+    }
+
+    fn spawn(&mut self) {
+        let mut cmd = Command::new("redis-server");
+        cmd.arg("--port")
+            .arg(self.port.to_string())
+            .args(["--bind", "127.0.0.1", "--save", "", "--daemonize", "no"])
+            .args(["--appendonly", if self.appendonly { "yes" } else { "no" }])
+            .args(["--appendfsync", "always"])
+            .arg("--dir")
+            .arg(&self.dir)
+            .arg("--logfile")
+            .arg(self.dir.join("redis.log"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if let Some(pw) = &self.password {
+            cmd.args(["--requirepass", pw]);
+        }
+        let child = cmd.spawn().unwrap_or_else(|e| {
+            panic!("could not start redis-server ({e}): install it (apt-get install redis-server; scripts/test.sh does)")
+        });
+        self.child = Some(child);
+        self.wait_ready();
+    }
+
+    /// Waits (at most 10 s) until the server answers on its port.
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) {
+                let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+                let mut buf = [0u8; 64];
+                if s.write_all(b"PING\r\n").is_ok() {
+                    // +PONG, or -NOAUTH when a password is required; -LOADING
+                    // while the append-only file is replayed.
+                    if let Ok(n) = s.read(&mut buf) {
+                        if n > 0 && !buf[..n].starts_with(b"-LOADING") {
+                            return;
+                        }
+                    }
+                }
+            }
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
+                let log = std::fs::read_to_string(self.dir.join("redis.log")).unwrap_or_default();
+                panic!("redis-server exited ({status}) before it was ready:\n{log}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not start in 10 s"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// `redis://127.0.0.1:<port>/`, with the password if there is one.
+    pub(crate) fn url(&self) -> String {
+        match &self.password {
+            Some(pw) => format!("redis://:{pw}@127.0.0.1:{}/", self.port),
+            None => format!("redis://127.0.0.1:{}/", self.port),
+        }
+    }
+
+    pub(crate) fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The server's pid.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// SIGKILL, as `kill -9` does, and reap it. Its files stay.
+    pub(crate) fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same port and directory (after [`kill9`]).
+    pub(crate) fn restart(&mut self) {
+        assert!(self.child.is_none(), "kill it first");
+        self.spawn();
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill9();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A loopback port that nothing listens on right now.
+pub(crate) fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+    l.local_addr().expect("its address").port()
+}
