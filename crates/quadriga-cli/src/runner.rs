@@ -26,7 +26,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result};
 use indicatif::ProgressBar;
-use quadriga::{ConcurrencyController, JobTicket, LimitBound};
+use quadriga::adapt::{ConcurrencyController, JobTicket, LimitBound};
 use rustix::event::epoll;
 use rustix::process::Signal;
 
