@@ -259,6 +259,7 @@ const KEEP_DECISIONS: usize = 256;
 /// assert_eq!(order, [(1, 10), (2, 20), (0, 30)]);
 /// # }
 /// ```
+#[must_use = "a stream does nothing unless polled, and dropping it cancels the futures still running"]
 pub struct Bounded<S, T> {
     /// `None` once exhausted.
     source: Option<S>,
