@@ -10,10 +10,13 @@
 //! cargo run --release -p quadriga-bench -- aio [--quick] [--json PATH]
 //! cargo run --release -p quadriga-bench -- process [--quick] [--json PATH]
 //! cargo run --release -p quadriga-bench -- ipc [--quick] [--json PATH]
+//! cargo run --release -p quadriga-bench -- run [--quick] [--json PATH] [--quadriga PATH]
 //! ```
 //!
 //! The code: [`harness`] (timing, table, JSON, machine info, external peers)
 //! and [`suites`] (one module per suite).
+
+#![forbid(unsafe_code)]
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -47,6 +50,10 @@ struct Cli {
     /// The Python interpreter for Python peers (skipped if it is missing).
     #[arg(long, value_name = "PROGRAM", default_value = "python3")]
     python: String,
+    /// The `quadriga` binary the `run` suite measures [default: the one built
+    /// beside this binary, rebuilt first through cargo].
+    #[arg(long, value_name = "PATH")]
+    quadriga: Option<PathBuf>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -64,6 +71,7 @@ fn main() -> anyhow::Result<()> {
         quick: cli.quick,
         threads,
         python: cli.python,
+        quadriga: cli.quadriga,
     };
     let json = cli
         .json

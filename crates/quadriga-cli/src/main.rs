@@ -3,7 +3,7 @@
 //! The binary is thin: arguments → plan → run, with `anyhow` for errors and one
 //! exit-code policy (see [`ExitStatus`]). `quadriga run` is GNU parallel's
 //! interface for what people use, with `-j auto` from the library's
-//! concurrency controller ([`quadriga::ConcurrencyController`]).
+//! concurrency controller ([`quadriga::adapt::ConcurrencyController`]).
 //!
 //! - `args.rs`: options (clap) and the raw `::: / :::: / :::+` words → [`args::Plan`].
 //! - `input.rs`: sources, cartesian and linked products, `-n`/`-X` grouping.

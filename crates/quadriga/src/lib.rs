@@ -41,6 +41,9 @@
 //! * [`wait`] and [`as_completed`]: wait on many handles, as
 //!   `concurrent.futures` does.
 //! * [`cancel_token`] / [`is_cancelled`]: cooperative cancellation inside a task.
+//! * [`adapt`]: [`ConcurrencyController`](adapt::ConcurrencyController), the
+//!   concurrency chosen by measurement behind `quadriga run -j auto` and
+//!   `aio::Limit::auto`.
 //! * [`ipc`]: `Queue`, `Pipe`, `Value`, `Array` and `SharedMap` in shared
 //!   memory, and [`sync`]: `Lock`, `Semaphore`, `Event`, `Barrier`. Each works
 //!   between threads and between processes (pass it in a task's input); a
@@ -56,7 +59,7 @@
 // Lets `#[quadriga::task]` expand to `::quadriga::...` inside this crate too.
 extern crate self as quadriga;
 
-mod adapt;
+pub mod adapt;
 #[cfg(feature = "async")]
 pub mod aio;
 pub mod child;
@@ -105,7 +108,6 @@ macro_rules! fault_errno {
 }
 pub(crate) use fault_errno;
 
-pub use adapt::{ConcurrencyController, JobTicket, LimitBound, LimitDecision, LimitReason};
 pub use context::{CancelToken, cancel_token, is_cancelled};
 pub use error::{BuildError, PanicLocation, TaskError, TaskErrorKind};
 pub use executor::{Executor, Shutdown};

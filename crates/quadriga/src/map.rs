@@ -413,6 +413,7 @@ impl<T: Task, I: Iterator<Item = T::Input>> Drop for Engine<'_, T, I> {
 /// assert_eq!(results[2].as_ref().unwrap(), &25);
 /// # Ok::<(), quadriga::BuildError>(())
 /// ```
+#[must_use = "a map is lazy: it dispatches nothing until iterated, and dropping it cancels what it has not yielded"]
 pub struct Map<'p, T: Task, I: Iterator<Item = T::Input>> {
     engine: Engine<'p, T, I>,
     /// Dispatched chunks not yet yielded, in order; `None` until it arrives.
@@ -509,6 +510,7 @@ impl<T: Task, I: Iterator<Item = T::Input>> fmt::Debug for Map<'_, T, I> {
 /// assert!(out.iter().enumerate().all(|(i, &v)| v == 2 * i as u32));
 /// # Ok::<(), quadriga::BuildError>(())
 /// ```
+#[must_use = "a map is lazy: it dispatches nothing until iterated, and dropping it cancels what it has not yielded"]
 pub struct MapUnordered<'p, T: Task, I: Iterator<Item = T::Input>> {
     engine: Engine<'p, T, I>,
     /// Input index of the next item `current` yields.

@@ -215,6 +215,7 @@ where
 /// assert_eq!(seen, [(0, 0), (1, 10), (2, 20)]);
 /// # Ok::<(), quadriga::BuildError>(())
 /// ```
+#[must_use = "iterate it to receive the results; dropping it detaches the tasks, which run on unobserved"]
 pub struct AsCompleted<T> {
     key: u64,
     handles: Vec<Option<TaskHandle<T>>>,

@@ -15,8 +15,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::time::{Duration, Instant};
 
+use quadriga::adapt::LimitReason;
 use quadriga::aio::{Limit, TaskGroup, bounded, gather, timeout, try_gather};
-use quadriga::{LimitReason, ProcessPool, TaskError, TaskErrorKind, ThreadPool};
+use quadriga::{ProcessPool, TaskError, TaskErrorKind, ThreadPool};
 
 const HOUR: Duration = Duration::from_secs(3600);
 

@@ -12,6 +12,7 @@ use anyhow::Context as _;
 use serde::Serialize;
 
 use super::machine::Machine;
+use super::timing::format_seconds;
 
 /// What a row's values measure. Higher is better, except for latency.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -23,6 +24,10 @@ pub(crate) enum Unit {
     Efficiency,
     /// A latency in microseconds: lower is better.
     Latency,
+    /// A wall-clock time in seconds: lower is better.
+    Seconds,
+    /// CPU time per job in milliseconds: lower is better.
+    CpuMsPerJob,
 }
 
 impl Unit {
@@ -32,7 +37,14 @@ impl Unit {
             Unit::ItemsPerSec => format_rate(value),
             Unit::Efficiency => format!("{:.1}% eff", value * 100.0),
             Unit::Latency => format!("{value:.1} µs"),
+            Unit::Seconds => format_seconds(value),
+            Unit::CpuMsPerJob => format!("{value:.3} ms/job"),
         }
+    }
+
+    /// Whether a lower value is better (the ratio is then peer ÷ Quadriga).
+    fn lower_is_better(self) -> bool {
+        matches!(self, Unit::Latency | Unit::Seconds | Unit::CpuMsPerJob)
     }
 }
 
@@ -65,6 +77,11 @@ pub(crate) enum Goal {
         /// The smallest acceptable value.
         min: f64,
     },
+    /// Quadriga's own value `<= max` (in the row's unit), whatever the peer does.
+    ValueAtMost {
+        /// The largest acceptable value.
+        max: f64,
+    },
 }
 
 impl Goal {
@@ -72,14 +89,25 @@ impl Goal {
     fn text(self, unit: Unit) -> String {
         match self {
             Goal::None => "—".to_owned(),
-            Goal::RatioAtLeast { min } => format!("≥ {min}×"),
+            Goal::RatioAtLeast { min } => format!("≥ {}×", short(min)),
             Goal::ValueAtLeast { min } => match unit {
                 Unit::Efficiency => format!("≥ {}%", min * 100.0),
                 Unit::ItemsPerSec => format!("≥ {}", format_rate(min)),
                 Unit::Latency => format!("≤ {min} µs"),
+                Unit::Seconds | Unit::CpuMsPerJob => format!("≥ {}", unit.format(min)),
+            },
+            Goal::ValueAtMost { max } => match unit {
+                Unit::CpuMsPerJob => format!("≤ {} ms/job", short(max)),
+                _ => format!("≤ {}", unit.format(max)),
             },
         }
     }
+}
+
+/// A number with at most two decimals and no trailing zeros: `0.87`, `5`.
+fn short(x: f64) -> String {
+    let s = format!("{x:.2}");
+    s.trim_end_matches('0').trim_end_matches('.').to_owned()
 }
 
 /// One comparison: Quadriga against one peer.
@@ -132,14 +160,18 @@ impl Row {
             Ok(v) => (Some(v), None),
             Err(why) => (None, Some(why)),
         };
-        let ratio = peer_value.map(|p| match unit {
-            Unit::Latency => p / quadriga,
-            _ => quadriga / p,
+        let ratio = peer_value.map(|p| {
+            if unit.lower_is_better() {
+                p / quadriga
+            } else {
+                quadriga / p
+            }
         });
         let met = match goal {
             Goal::None => None,
             Goal::RatioAtLeast { min } => ratio.map(|r| r >= min),
             Goal::ValueAtLeast { min } => Some(quadriga >= min),
+            Goal::ValueAtMost { max } => Some(quadriga <= max),
         };
         Self {
             suite,
@@ -157,6 +189,30 @@ impl Row {
             note: String::new(),
             details: serde_json::Value::Null,
         }
+    }
+
+    /// A row with no peer: a value of Quadriga's own held to an absolute
+    /// goal (`ValueAtLeast`, `ValueAtMost`) or to none.
+    pub(crate) fn alone(
+        suite: &'static str,
+        id: &'static str,
+        benchmark: impl Into<String>,
+        unit: Unit,
+        quadriga: f64,
+        goal: Goal,
+    ) -> Self {
+        let mut row = Self::new(
+            suite,
+            id,
+            benchmark,
+            unit,
+            quadriga,
+            "—",
+            Err(String::new()),
+            goal,
+        );
+        row.skipped = None;
+        row
     }
 
     /// Adds the human-readable timing line.
@@ -211,8 +267,11 @@ pub(crate) fn table(rows: &[Row]) -> String {
                 r.benchmark.clone(),
                 r.unit.format(r.quadriga),
                 r.peer.clone(),
-                r.peer_value
-                    .map_or_else(|| "skipped".to_owned(), |v| r.unit.format(v)),
+                match (r.peer_value, &r.skipped) {
+                    (Some(v), _) => r.unit.format(v),
+                    (None, Some(_)) => "skipped".to_owned(),
+                    (None, None) => "—".to_owned(),
+                },
                 r.ratio
                     .map_or_else(|| "—".to_owned(), |x| format!("{x:.2}×")),
                 r.goal_text.clone(),
@@ -321,5 +380,34 @@ mod tests {
         let t = table(&[r]);
         assert!(t.contains("skipped"), "{t}");
         assert!(t.contains("≥ 90%"), "{t}");
+    }
+
+    #[test]
+    fn lower_is_better_and_rows_alone() {
+        let r = Row::new(
+            "s",
+            "a",
+            "b",
+            Unit::Seconds,
+            1.0,
+            "p",
+            Ok(1.1),
+            Goal::RatioAtLeast { min: 1.0 / 1.15 },
+        );
+        assert_eq!(r.ratio, Some(1.1));
+        assert_eq!(r.met, Some(true));
+        assert_eq!(r.goal_text, "≥ 0.87×");
+        let r = Row::alone(
+            "s",
+            "c",
+            "d",
+            Unit::CpuMsPerJob,
+            0.25,
+            Goal::ValueAtMost { max: 0.1 },
+        );
+        assert_eq!((r.ratio, r.met), (None, Some(false)));
+        assert_eq!(r.goal_text, "≤ 0.1 ms/job");
+        let t = table(&[r]);
+        assert!(!t.contains("skipped"), "{t}");
     }
 }

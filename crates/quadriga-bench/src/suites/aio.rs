@@ -756,7 +756,7 @@ fn fetch_pages(ctx: &Ctx, sizes: &Sizes) -> anyhow::Result<Vec<Row>> {
 
 /// `100k`, `10k`, or the plain number.
 fn count(n: u64) -> String {
-    if n >= 1_000 && n % 1_000 == 0 {
+    if n >= 1_000 && n.is_multiple_of(1_000) {
         format!("{}k", n / 1_000)
     } else {
         n.to_string()

@@ -160,9 +160,9 @@ fn rayon_pool(threads: usize) -> anyhow::Result<rayon::ThreadPool> {
 
 /// `1M`, `100k`, or the plain number.
 fn count(n: u64) -> String {
-    if n >= 1_000_000 && n % 1_000_000 == 0 {
+    if n >= 1_000_000 && n.is_multiple_of(1_000_000) {
         format!("{}M", n / 1_000_000)
-    } else if n >= 1_000 && n % 1_000 == 0 {
+    } else if n >= 1_000 && n.is_multiple_of(1_000) {
         format!("{}k", n / 1_000)
     } else {
         n.to_string()

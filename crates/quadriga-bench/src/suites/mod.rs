@@ -2,6 +2,8 @@
 //! with a `run(&Ctx) -> anyhow::Result<Vec<Row>>`, add a [`Suite`] variant and
 //! its two match arms below.
 
+use std::path::PathBuf;
+
 use clap::ValueEnum;
 
 use crate::harness::report::Row;
@@ -11,6 +13,7 @@ pub(crate) mod foundation;
 pub(crate) mod ipc;
 pub(crate) mod ipc_map;
 pub(crate) mod process;
+mod run;
 
 /// A suite that can be named on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -25,6 +28,9 @@ pub(crate) enum Suite {
     /// `ipc::Queue` and `ipc::Pipe` against Python's `multiprocessing.Queue`
     /// and `Pipe`, with crossbeam-channel as the ceiling.
     Ipc,
+    /// The `quadriga run` binary against `xargs -P` and GNU parallel, and its
+    /// `-j auto` against a sweep of fixed `-j`.
+    Run,
 }
 
 impl Suite {
@@ -35,6 +41,7 @@ impl Suite {
             Suite::Aio => "aio",
             Suite::Process => "process",
             Suite::Ipc => "ipc",
+            Suite::Run => "run",
         }
     }
 
@@ -45,6 +52,7 @@ impl Suite {
             Suite::Aio => aio::run(ctx),
             Suite::Process => process::run(ctx),
             Suite::Ipc => ipc::run(ctx),
+            Suite::Run => run::run(ctx),
         }
     }
 }
@@ -58,6 +66,9 @@ pub(crate) struct Ctx {
     pub(crate) threads: usize,
     /// The Python interpreter for Python peers.
     pub(crate) python: String,
+    /// The `quadriga` binary the `run` suite measures, if not the one built
+    /// beside this binary.
+    pub(crate) quadriga: Option<PathBuf>,
 }
 
 /// Prints a progress line on stderr (stdout carries only the results).

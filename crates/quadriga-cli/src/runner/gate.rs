@@ -8,7 +8,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::time::{Duration, Instant};
 
-use quadriga::{ConcurrencyController, LimitBound, LimitDecision};
+use quadriga::adapt::{ConcurrencyController, LimitBound, LimitDecision};
 
 /// How often a closed `--memfree`/`--load` gate is checked again.
 pub(crate) const GATE_RECHECK: Duration = Duration::from_millis(100);

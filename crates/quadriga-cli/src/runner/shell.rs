@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{Context, Result};
 use indicatif::ProgressBar;
 use quadriga::child::{self, Event, Exit, Interest, Poller, SignalPipe, Token};
-use quadriga::{ConcurrencyController, LimitBound};
+use quadriga::adapt::{ConcurrencyController, LimitBound};
 use rustix::io::Errno;
 
 use super::Outcome;

@@ -16,7 +16,7 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use quadriga::JobTicket;
+use quadriga::adapt::JobTicket;
 use quadriga::child::{Escalation, Exit, Signal};
 
 use super::gate::{Gate, Readings};

@@ -50,7 +50,7 @@ enum Phase {
 ///
 /// ```
 /// use std::time::{Duration, Instant};
-/// use quadriga::ConcurrencyController;
+/// use quadriga::adapt::ConcurrencyController;
 ///
 /// let mut auto = ConcurrencyController::new(2);
 /// let t0 = Instant::now();
@@ -78,7 +78,7 @@ pub struct JobTicket {
 ///
 /// ```
 /// use std::time::{Duration, Instant};
-/// use quadriga::ConcurrencyController;
+/// use quadriga::adapt::ConcurrencyController;
 ///
 /// let ms = Duration::from_millis;
 /// let mut auto = ConcurrencyController::new(2).with_max(256);
@@ -124,7 +124,7 @@ impl ConcurrencyController {
     /// at one job per core, between 1 and 256 jobs.
     ///
     /// ```
-    /// let auto = quadriga::ConcurrencyController::new(4);
+    /// let auto = quadriga::adapt::ConcurrencyController::new(4);
     /// assert_eq!(auto.limit(), 4);
     /// ```
     pub fn new(cores: usize) -> Self {
@@ -160,7 +160,7 @@ impl ConcurrencyController {
     /// Sets the most jobs it may ever choose (default 256; at least 1).
     ///
     /// ```
-    /// let auto = quadriga::ConcurrencyController::new(8).with_max(4);
+    /// let auto = quadriga::adapt::ConcurrencyController::new(8).with_max(4);
     /// assert_eq!(auto.limit(), 4);
     /// ```
     pub fn with_max(mut self, max: usize) -> Self {
@@ -173,7 +173,7 @@ impl ConcurrencyController {
     /// Sets the fewest jobs it may choose (default 1).
     ///
     /// ```
-    /// let auto = quadriga::ConcurrencyController::new(2).with_min(3);
+    /// let auto = quadriga::adapt::ConcurrencyController::new(2).with_min(3);
     /// assert_eq!(auto.limit(), 3);
     /// ```
     pub fn with_min(mut self, min: usize) -> Self {
@@ -193,7 +193,7 @@ impl ConcurrencyController {
     /// The number of jobs to keep running now.
     ///
     /// ```
-    /// assert_eq!(quadriga::ConcurrencyController::new(3).limit(), 3);
+    /// assert_eq!(quadriga::adapt::ConcurrencyController::new(3).limit(), 3);
     /// ```
     pub fn limit(&self) -> usize {
         self.limit
@@ -202,7 +202,7 @@ impl ConcurrencyController {
     /// The core count it was made for.
     ///
     /// ```
-    /// assert_eq!(quadriga::ConcurrencyController::new(0).cores(), 1);
+    /// assert_eq!(quadriga::adapt::ConcurrencyController::new(0).cores(), 1);
     /// ```
     pub fn cores(&self) -> usize {
         self.cores
@@ -211,7 +211,7 @@ impl ConcurrencyController {
     /// Jobs started and not yet finished or cancelled.
     ///
     /// ```
-    /// let mut auto = quadriga::ConcurrencyController::new(2);
+    /// let mut auto = quadriga::adapt::ConcurrencyController::new(2);
     /// auto.job_started(std::time::Instant::now());
     /// assert_eq!(auto.running(), 1);
     /// ```
@@ -222,7 +222,7 @@ impl ConcurrencyController {
     /// The latest decision (at first, the start at one job per core).
     ///
     /// ```
-    /// let auto = quadriga::ConcurrencyController::new(2);
+    /// let auto = quadriga::adapt::ConcurrencyController::new(2);
     /// assert_eq!(auto.last_decision().to, 2);
     /// ```
     pub fn last_decision(&self) -> &LimitDecision {
@@ -233,7 +233,7 @@ impl ConcurrencyController {
     /// or free memory, in jobs. Returns a decision if it lowers the limit.
     ///
     /// ```
-    /// use quadriga::{ConcurrencyController, LimitBound};
+    /// use quadriga::adapt::{ConcurrencyController, LimitBound};
     ///
     /// let mut auto = ConcurrencyController::new(8);
     /// let d = auto.set_bound(LimitBound::Memory, Some(5)).unwrap();
@@ -260,7 +260,7 @@ impl ConcurrencyController {
     /// Records that a job started at `now`; keep the ticket for when it ends.
     ///
     /// ```
-    /// let mut auto = quadriga::ConcurrencyController::new(2);
+    /// let mut auto = quadriga::adapt::ConcurrencyController::new(2);
     /// let _ticket = auto.job_started(std::time::Instant::now());
     /// ```
     pub fn job_started(&mut self, now: Instant) -> JobTicket {
@@ -280,7 +280,7 @@ impl ConcurrencyController {
     /// ```
     /// use std::time::{Duration, Instant};
     ///
-    /// let mut auto = quadriga::ConcurrencyController::new(1);
+    /// let mut auto = quadriga::adapt::ConcurrencyController::new(1);
     /// let t0 = Instant::now();
     /// let t = auto.job_started(t0);
     /// // One sample is not a measurement yet.
@@ -316,7 +316,7 @@ impl ConcurrencyController {
     /// timeout, or cancelled): it no longer counts as running.
     ///
     /// ```
-    /// let mut auto = quadriga::ConcurrencyController::new(2);
+    /// let mut auto = quadriga::adapt::ConcurrencyController::new(2);
     /// let now = std::time::Instant::now();
     /// let t = auto.job_started(now);
     /// auto.job_cancelled(t, now);

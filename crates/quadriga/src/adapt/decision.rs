@@ -5,7 +5,7 @@ use std::fmt;
 /// What caps the concurrency limit from above.
 ///
 /// ```
-/// use quadriga::{ConcurrencyController, LimitBound};
+/// use quadriga::adapt::{ConcurrencyController, LimitBound};
 ///
 /// let mut auto = ConcurrencyController::new(4).with_max(64);
 /// auto.set_bound(LimitBound::OpenFiles, Some(3));
@@ -17,7 +17,7 @@ use std::fmt;
 pub enum LimitBound {
     /// The configured maximum ([`ConcurrencyController::with_max`]; `--max-jobs`).
     ///
-    /// [`ConcurrencyController::with_max`]: crate::ConcurrencyController::with_max
+    /// [`ConcurrencyController::with_max`]: crate::adapt::ConcurrencyController::with_max
     MaxJobs,
     /// The open-file limit: each job holds a few descriptors.
     OpenFiles,
@@ -43,7 +43,7 @@ impl fmt::Display for LimitBound {
 /// that times the mean concurrency, and `throughput` is completions per second.
 ///
 /// ```
-/// use quadriga::{ConcurrencyController, LimitReason};
+/// use quadriga::adapt::{ConcurrencyController, LimitReason};
 ///
 /// let auto = ConcurrencyController::new(8);
 /// assert!(matches!(auto.last_decision().reason, LimitReason::Start { cores: 8 }));
@@ -183,7 +183,7 @@ impl fmt::Display for LimitReason {
 /// Its `Display` is one line for a log (`quadriga run -v` prints them):
 ///
 /// ```
-/// use quadriga::ConcurrencyController;
+/// use quadriga::adapt::ConcurrencyController;
 ///
 /// let auto = ConcurrencyController::new(2);
 /// let start = auto.last_decision();

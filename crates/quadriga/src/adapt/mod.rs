@@ -8,7 +8,7 @@
 //!
 //! ```
 //! use std::time::{Duration, Instant};
-//! use quadriga::ConcurrencyController;
+//! use quadriga::adapt::ConcurrencyController;
 //!
 //! let mut auto = ConcurrencyController::new(4);
 //! let t0 = Instant::now();

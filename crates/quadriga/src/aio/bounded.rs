@@ -259,6 +259,7 @@ const KEEP_DECISIONS: usize = 256;
 /// assert_eq!(order, [(1, 10), (2, 20), (0, 30)]);
 /// # }
 /// ```
+#[must_use = "a stream does nothing unless polled, and dropping it cancels the futures still running"]
 pub struct Bounded<S, T> {
     /// `None` once exhausted.
     source: Option<S>,
@@ -433,12 +434,12 @@ where
 
     /// Starts futures from the source while slots are free.
     fn fill(&mut self, cx: &mut Context<'_>) {
-        if let Limiter::Auto(auto) = &mut self.limiter {
-            if auto.controller.is_none() {
-                let threads =
-                    tokio::runtime::Handle::try_current().map_or(1, |h| h.metrics().num_workers());
-                auto.controller = Some(ConcurrencyController::new(threads).with_max(auto.max));
-            }
+        if let Limiter::Auto(auto) = &mut self.limiter
+            && auto.controller.is_none()
+        {
+            let threads =
+                tokio::runtime::Handle::try_current().map_or(1, |h| h.metrics().num_workers());
+            auto.controller = Some(ConcurrencyController::new(threads).with_max(auto.max));
         }
         while self.group.len() < self.limit() {
             let Some(source) = self.source.as_mut() else {
@@ -451,10 +452,10 @@ where
                         future,
                         busy: Duration::ZERO,
                     });
-                    if let Limiter::Auto(auto) = &mut self.limiter {
-                        if let Some(c) = auto.controller.as_mut() {
-                            auto.tickets.insert(index, c.job_started(now));
-                        }
+                    if let Limiter::Auto(auto) = &mut self.limiter
+                        && let Some(c) = auto.controller.as_mut()
+                    {
+                        auto.tickets.insert(index, c.job_started(now));
                     }
                 }
                 Poll::Ready(None) => self.source = None,

@@ -301,12 +301,11 @@ impl<T: Send + 'static> TaskGroup<T> {
     /// ```
     pub async fn try_join(mut self) -> Result<Vec<T>, TaskError> {
         let mut slots = self.collect().await;
-        if let Some(slot) = self.shared.first_failure().and_then(|i| slots.get_mut(i)) {
-            if let Some(Err(_)) = slot {
-                if let Some(Err(e)) = slot.take() {
-                    return Err(e);
-                }
-            }
+        if let Some(slot) = self.shared.first_failure().and_then(|i| slots.get_mut(i))
+            && let Some(Err(_)) = slot
+            && let Some(Err(e)) = slot.take()
+        {
+            return Err(e);
         }
         slots.into_iter().flatten().collect()
     }

@@ -169,10 +169,10 @@ where
                 Err(panicked)
             }
         };
-        if result.is_err() {
-            if let Some(group) = this.group.upgrade() {
-                group.failed(index);
-            }
+        if result.is_err()
+            && let Some(group) = this.group.upgrade()
+        {
+            group.failed(index);
         }
         Poll::Ready((index, tag(result, index)))
     }

@@ -122,6 +122,7 @@ pub struct ProcessPool {
 /// assert_eq!(pool.workers(), 2);
 /// # Ok::<(), quadriga::BuildError>(())
 /// ```
+#[must_use = "a builder does nothing until `build` is called"]
 #[derive(Debug, Clone)]
 pub struct ProcessPoolBuilder {
     workers: Option<usize>,

@@ -77,6 +77,7 @@ pub struct ThreadPool {
 /// assert!(name.unwrap().starts_with("resize-"));
 /// # Ok::<(), quadriga::BuildError>(())
 /// ```
+#[must_use = "a builder does nothing until `build` is called"]
 #[derive(Debug, Clone)]
 pub struct ThreadPoolBuilder {
     threads: Option<usize>,
