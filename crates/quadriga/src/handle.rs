@@ -502,10 +502,10 @@ impl<T> Future for AbortOnDrop<T> {
 
 impl<T> Drop for AbortOnDrop<T> {
     fn drop(&mut self) {
-        if let Some(handle) = &self.handle {
-            if !handle.is_finished() {
-                handle.cancel();
-            }
+        if let Some(handle) = &self.handle
+            && !handle.is_finished()
+        {
+            handle.cancel();
         }
     }
 }

@@ -422,10 +422,10 @@ fn consume(q: Queue<(u32, u64)>) -> Result<(u64, u64), String> {
     let mut last: BTreeMap<u32, u64> = BTreeMap::new();
     let (mut count, mut sum) = (0, 0);
     while let Ok((id, seq)) = q.get() {
-        if let Some(&before) = last.get(&id) {
-            if seq <= before {
-                return Err(format!("producer {id}: {seq} after {before}"));
-            }
+        if let Some(&before) = last.get(&id)
+            && seq <= before
+        {
+            return Err(format!("producer {id}: {seq} after {before}"));
         }
         last.insert(id, seq);
         count += 1;

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result};
 use indicatif::ProgressBar;
-use quadriga::child::{self, Event, Exit, Interest, Poller, SignalPipe, Token};
 use quadriga::adapt::{ConcurrencyController, LimitBound};
+use quadriga::child::{self, Event, Exit, Interest, Poller, SignalPipe, Token};
 use rustix::io::Errno;
 
 use super::Outcome;

@@ -944,10 +944,10 @@ where
         for shard in 0..self.layout.shards {
             let held = self.lock_shard(shard);
             for i in 0..self.layout.per_shard {
-                if is_full(held.state(i).load(Ordering::Relaxed)) {
-                    if let Some((k, v)) = held.parts(i) {
-                        raw.push((k.to_vec(), v.to_vec()));
-                    }
+                if is_full(held.state(i).load(Ordering::Relaxed))
+                    && let Some((k, v)) = held.parts(i)
+                {
+                    raw.push((k.to_vec(), v.to_vec()));
                 }
             }
         }

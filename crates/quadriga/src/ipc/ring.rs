@@ -131,7 +131,7 @@ const CONTROL_BYTES: usize = std::mem::size_of::<Control>();
 #[cfg(quadriga_loom)]
 const CONTROL_BYTES: usize = 5 * 128;
 
-const _: () = assert!(CONTROL_BYTES % 128 == 0);
+const _: () = assert!(CONTROL_BYTES.is_multiple_of(128));
 
 impl Control {
     /// Initialises a control block in place. (Under loom the block lives on

@@ -328,10 +328,10 @@ impl ProcessPool {
     // once per submit, and boxing it would cost an allocation instead.
     #[allow(clippy::result_large_err)]
     fn send(&self, cmd: Command) -> Result<(), Command> {
-        if self.closed.load(Ordering::Acquire) {
-            if let Command::Submit(_) = cmd {
-                return Err(cmd);
-            }
+        if self.closed.load(Ordering::Acquire)
+            && let Command::Submit(_) = cmd
+        {
+            return Err(cmd);
         }
         self.tx.send(cmd).map_err(|e| e.0)?;
         self.waker.wake();
@@ -513,10 +513,10 @@ impl ProcessPool {
                 Err(crossbeam_channel::RecvTimeoutError::Timeout) => false,
             },
         };
-        if stopped {
-            if let Some(thread) = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
-                let _ = thread.join();
-            }
+        if stopped
+            && let Some(thread) = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take()
+        {
+            let _ = thread.join();
         }
         stopped
     }

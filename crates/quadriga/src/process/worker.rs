@@ -144,16 +144,16 @@ fn set_up(parent: Option<u64>, memory_limit: Option<u64>) -> std::io::Result<Uni
 fn raise_open_files_limit() {
     use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
     let Rlimit { current, maximum } = getrlimit(Resource::Nofile);
-    if let (Some(current), Some(maximum)) = (current, maximum) {
-        if current < maximum {
-            let _ = setrlimit(
-                Resource::Nofile,
-                Rlimit {
-                    current: Some(maximum),
-                    maximum: Some(maximum),
-                },
-            );
-        }
+    if let (Some(current), Some(maximum)) = (current, maximum)
+        && current < maximum
+    {
+        let _ = setrlimit(
+            Resource::Nofile,
+            Rlimit {
+                current: Some(maximum),
+                maximum: Some(maximum),
+            },
+        );
     }
 }
 

@@ -138,7 +138,10 @@ impl ThreadPoolBuilder {
             Some(n) => n,
             None => std::thread::available_parallelism().map_or(1, usize::from),
         };
-        crate::init();
+        // The panic hook only: diverting a worker process is the process
+        // backend's job (its constructor in `.init_array`, which Linux's loaders
+        // run before `main`, and `ProcessPool::build`), not a thread pool's.
+        crate::panic::install_hook();
         let name = self.name;
         let mut builder = rayon_core::ThreadPoolBuilder::new()
             .num_threads(threads)

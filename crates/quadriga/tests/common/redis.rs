@@ -91,10 +91,11 @@ impl RedisServer {
                 if s.write_all(b"PING\r\n").is_ok() {
                     // +PONG, or -NOAUTH when a password is required; -LOADING
                     // while the append-only file is replayed.
-                    if let Ok(n) = s.read(&mut buf) {
-                        if n > 0 && !buf[..n].starts_with(b"-LOADING") {
-                            return;
-                        }
+                    if let Ok(n) = s.read(&mut buf)
+                        && n > 0
+                        && !buf[..n].starts_with(b"-LOADING")
+                    {
+                        return;
                     }
                 }
             }

@@ -9,6 +9,10 @@ use bytemuck::Pod;
 use super::shared::Shared;
 use crate::shm::{Error, Kind};
 
+#[allow(
+    unnameable_types,
+    reason = "sealed: AtomicPlain's supertraits are not to be named outside the crate"
+)]
 pub(super) mod private {
     pub trait Sealed {}
 

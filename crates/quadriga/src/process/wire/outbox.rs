@@ -84,10 +84,10 @@ impl Outbox {
     ) -> rustix::io::Result<bool> {
         let flags = flags | rustix::net::SendFlags::NOSIGNAL;
         self.flush_with(|bytes, fds| {
-            if !fds.is_empty() {
-                if let Some(err) = crate::fault_errno!("wire.send_fds") {
-                    return Err(err);
-                }
+            if !fds.is_empty()
+                && let Some(err) = crate::fault_errno!("wire.send_fds")
+            {
+                return Err(err);
             }
             passing::send(sock, bytes, fds, flags)
         })
