@@ -951,3 +951,42 @@ fn a_fatal_shell_error_ends_every_job_and_the_pool() {
     sim.tick();
     assert!(sim.core.is_finished());
 }
+
+#[test]
+fn a_stopped_worker_is_sent_sigkill_once() {
+    // Timed out: SIGTERM and the grace period. It then breaks the protocol:
+    // SIGKILL at once, and never again (not when the grace period would have
+    // ended, not on a second offence).
+    let mut sim = Sim::new(rules(1));
+    sim.ready_all();
+    let a = sim.submit_with(1, Some(100 * MS), 0);
+    sim.tick();
+    let mark = sim.seen.len();
+    sim.advance(100 * MS);
+    sim.tick();
+    assert!(sim.error(a).is_timed_out());
+    let garbage = || Event::ProtocolError {
+        worker: 0,
+        why: "garbage".to_owned(),
+    };
+    sim.step(garbage());
+    sim.advance(1000 * MS);
+    sim.tick();
+    sim.step(garbage());
+    sim.tick();
+    let signals: Vec<&Seen> = sim
+        .since(mark)
+        .iter()
+        .filter(|s| matches!(s, Seen::Signal(0, _)))
+        .collect();
+    assert_eq!(
+        signals,
+        [
+            &Seen::Signal(0, Signal::Term),
+            &Seen::Signal(0, Signal::Kill)
+        ]
+    );
+    // Its death settles nothing more (the sim checks every job's place).
+    sim.die(0, KILLED);
+    sim.tick();
+}
