@@ -5,7 +5,8 @@ use std::time::{Duration, Instant};
 use super::Signal;
 
 /// The kill escalation of one child: SIGTERM now, SIGKILL once the grace
-/// period is over, unless hurried.
+/// period is over, unless hurried (or SIGKILL at once, with no grace at all:
+/// [`without_grace`](Self::without_grace)).
 ///
 /// It does no I/O and reads no clock: the caller sends the signals it
 /// returns, and passes the time in. So every event loop shares these rules,
@@ -26,8 +27,8 @@ use super::Signal;
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Escalation {
-    kill_at: Instant,
-    escalated: bool,
+    /// When SIGKILL is due; `None` once it has been sent.
+    kill_at: Option<Instant>,
 }
 
 impl Escalation {
@@ -35,23 +36,41 @@ impl Escalation {
     /// to the group now.
     pub fn begin(now: Instant, grace: Duration) -> (Self, Signal) {
         let e = Escalation {
-            kill_at: now + grace,
-            escalated: false,
+            kill_at: Some(now + grace),
         };
         (e, Signal::Term)
+    }
+
+    /// Starts one that skips the grace period (a child killed outright: a
+    /// cancelled task, a broken protocol): the caller sends the returned
+    /// signal (SIGKILL) to the group now, and nothing is left to send.
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use quadriga::child::{Escalation, Signal};
+    ///
+    /// let (mut kill, first) = Escalation::without_grace();
+    /// assert_eq!(first, Signal::Kill);
+    /// assert!(kill.is_escalated());
+    /// assert_eq!(kill.deadline(), None);
+    /// assert_eq!(kill.hurry(), None);
+    /// assert_eq!(kill.poll(Instant::now()), None);
+    /// ```
+    pub fn without_grace() -> (Self, Signal) {
+        (Escalation { kill_at: None }, Signal::Kill)
     }
 
     /// When [`poll`](Self::poll) will next return a signal; `None` once
     /// SIGKILL has been sent.
     pub fn deadline(&self) -> Option<Instant> {
-        (!self.escalated).then_some(self.kill_at)
+        self.kill_at
     }
 
     /// At `now`: SIGKILL to send, the first time the grace period is seen to
     /// be over.
     pub fn poll(&mut self, now: Instant) -> Option<Signal> {
-        if !self.escalated && now >= self.kill_at {
-            self.escalated = true;
+        if self.kill_at.is_some_and(|at| now >= at) {
+            self.kill_at = None;
             return Some(Signal::Kill);
         }
         None
@@ -60,16 +79,12 @@ impl Escalation {
     /// No more grace (a second interrupt, or the child exited while its
     /// group may live on): SIGKILL to send now, unless it was sent already.
     pub fn hurry(&mut self) -> Option<Signal> {
-        if self.escalated {
-            return None;
-        }
-        self.escalated = true;
-        Some(Signal::Kill)
+        self.kill_at.take().map(|_| Signal::Kill)
     }
 
     /// Whether SIGKILL has been sent.
     pub fn is_escalated(&self) -> bool {
-        self.escalated
+        self.kill_at.is_none()
     }
 }
 
@@ -101,5 +116,21 @@ mod tests {
         assert_eq!(e.deadline(), None);
         assert_eq!(e.hurry(), None);
         assert_eq!(e.poll(t0 + GRACE), None);
+    }
+
+    #[test]
+    fn without_grace_kills_at_once_and_has_nothing_left() {
+        let t0 = Instant::now();
+        let (mut e, first) = Escalation::without_grace();
+        assert_eq!(first, Signal::Kill);
+        assert!(e.is_escalated());
+        assert_eq!(e.deadline(), None);
+        assert_eq!(e.poll(t0), None);
+        assert_eq!(e.poll(t0 + GRACE * 10), None);
+        assert_eq!(e.hurry(), None, "SIGKILL goes once");
+        // Hurrying a graceful one ends in the same state.
+        let (mut graceful, _) = Escalation::begin(t0, GRACE);
+        graceful.hurry();
+        assert_eq!(graceful, e);
     }
 }

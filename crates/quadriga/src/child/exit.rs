@@ -29,7 +29,7 @@ impl Exit {
     /// let e = quadriga::child::Exit::status(Some(127), None);
     /// assert_eq!((e.code, e.signal, e.max_rss), (Some(127), None, 0));
     /// ```
-    pub fn status(code: Option<i32>, signal: Option<i32>) -> Self {
+    pub const fn status(code: Option<i32>, signal: Option<i32>) -> Self {
         Exit {
             code,
             signal,

@@ -37,13 +37,8 @@ impl Signal {
 ///
 /// [`Child`]: super::Child
 pub fn signal_group(pid: u32, signal: Signal) {
-    signal_group_raw(pid, signal.to_rustix());
-}
-
-/// [`signal_group`] with any signal (the crate's own callers).
-pub(crate) fn signal_group_raw(pid: u32, signal: rustix::process::Signal) {
     if let Some(pid) = Pid::from_raw(pid as i32) {
-        let _ = kill_process_group(pid, signal);
+        let _ = kill_process_group(pid, signal.to_rustix());
     }
 }
 

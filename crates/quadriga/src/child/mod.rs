@@ -10,9 +10,9 @@
 //! - [`reap`]: the exit status and resource usage of a child, by its pidfd, as
 //!   an [`Exit`] (exit code or signal, CPU time, peak RSS).
 //! - [`signal_group`], [`group_alive`]: the child's whole process group.
-//! - [`Escalation`]: SIGTERM now, SIGKILL after a grace period, as a value
-//!   that is told the time (no clock, no I/O inside, so event loops share it and
-//!   tests drive it with a synthetic clock).
+//! - [`Escalation`]: SIGTERM now, SIGKILL after a grace period (or SIGKILL
+//!   at once), as a value that is told the time (no clock, no I/O inside, so
+//!   event loops share it and tests drive it with a synthetic clock).
 //! - [`Poller`]: `epoll` with typed tokens ([`Token`]) and deadlines.
 //! - [`SignalPipe`]: SIGINT, SIGTERM and SIGHUP turned into bytes on a pipe that
 //!   an event loop can wait on.
@@ -49,7 +49,6 @@ mod sys;
 
 pub use escalation::Escalation;
 pub use exit::{Exit, reap};
-pub(crate) use group::signal_group_raw;
 pub use group::{Signal, group_alive, signal_group};
 pub use poller::{Event, Interest, Poller, Token};
 pub use signals::SignalPipe;

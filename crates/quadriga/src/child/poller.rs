@@ -2,6 +2,7 @@
 
 use std::io;
 use std::marker::PhantomData;
+use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::Instant;
 
@@ -37,6 +38,10 @@ pub trait Token: Copy {
     /// for parts it never gives (such events are skipped).
     fn from_parts(kind: u8, index: u64) -> Option<Self>;
 }
+
+/// The most events one [`Poller::wait`] reports (the rest wait for the next
+/// call: the set is level-triggered).
+const MAX_EVENTS: usize = 256;
 
 const INDEX_BITS: u32 = 56;
 const INDEX_MASK: u64 = (1 << INDEX_BITS) - 1;
@@ -121,7 +126,8 @@ impl<T> Event<T> {
 /// An epoll set whose registrations carry tokens of type `T`.
 ///
 /// Level-triggered. A descriptor closed while registered leaves the set by
-/// itself (when its last duplicate closes).
+/// itself (when its last duplicate closes). It may move to another thread
+/// (an event loop built on one thread and run on its own).
 ///
 /// ```
 /// use std::time::{Duration, Instant};
@@ -149,7 +155,6 @@ impl<T> Event<T> {
 /// ```
 pub struct Poller<T> {
     epoll: OwnedFd,
-    events: Vec<epoll::Event>,
     _token: PhantomData<fn(T) -> T>,
 }
 
@@ -166,7 +171,6 @@ impl<T: Token> Poller<T> {
     pub fn new() -> io::Result<Self> {
         Ok(Poller {
             epoll: epoll::create(epoll::CreateFlags::CLOEXEC)?,
-            events: Vec::with_capacity(256),
             _token: PhantomData,
         })
     }
@@ -212,17 +216,14 @@ impl<T: Token> Poller<T> {
                 tv_nsec: i64::from(left.subsec_nanos()),
             }
         });
-        self.events.clear();
-        match epoll::wait(
-            &self.epoll,
-            rustix::buffer::spare_capacity(&mut self.events),
-            timeout.as_ref(),
-        ) {
-            Ok(_) => {}
+        // On the stack, not in the poller: rustix's events are not `Send`.
+        let mut buf = [MaybeUninit::<epoll::Event>::uninit(); MAX_EVENTS];
+        let events = match epoll::wait(&self.epoll, &mut buf[..], timeout.as_ref()) {
+            Ok((events, _)) => events,
             Err(rustix::io::Errno::INTR) => return Ok(()),
             Err(e) => return Err(e.into()),
-        }
-        out.extend(self.events.iter().filter_map(|ev| {
+        };
+        out.extend(events.iter().filter_map(|ev| {
             Some(Event {
                 token: unpack(ev.data.u64())?,
                 flags: ev.flags,
@@ -325,6 +326,26 @@ mod tests {
             .unwrap();
         assert!(ev.is_empty());
         assert!(start.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn a_poller_can_move_to_another_thread() {
+        fn send<S: Send>(s: S) -> S {
+            s
+        }
+        let p = send(Poller::<Tok>::new().unwrap());
+        let (r, mut w) = std::io::pipe().unwrap();
+        p.add(&r, Tok::Out(3), Interest::READ).unwrap();
+        w.write_all(b"x").unwrap();
+        let tokens = std::thread::spawn(move || {
+            let mut p = p;
+            let mut ev = Vec::new();
+            p.wait(None, &mut ev).unwrap();
+            ev.iter().map(|e| e.token).collect::<Vec<_>>()
+        })
+        .join()
+        .unwrap();
+        assert_eq!(tokens, [Tok::Out(3)]);
     }
 
     #[test]

@@ -12,6 +12,11 @@
 //! Workers find tasks by name in the task core's registry and exchange its
 //! batches (`crate::task`), which know nothing of processes; descriptors
 //! cross the socket through `crate::shm::passing`.
+//!
+//! Every system call on a worker as a process (spawning, waiting with epoll,
+//! reaping, signalling its group, the SIGTERM-grace-SIGKILL escalation) goes
+//! through `crate::child`, the one child-process layer, shared with the
+//! `quadriga run` command.
 
 pub(crate) mod worker;
 

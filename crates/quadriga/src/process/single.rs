@@ -7,11 +7,10 @@ use std::os::unix::net::UnixStream;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rustix::process::Signal;
-
+use crate::child::{self, Exit, Signal};
 use crate::error::{BuildError, TaskError};
 use crate::handle::{self, TaskHandle};
-use crate::process::spawn::{self, Exit, SpawnConfig};
+use crate::process::spawn::{self, SpawnConfig};
 use crate::process::wire::{self, Decoder, Down, Up};
 use crate::process::worker;
 use crate::task::Task;
@@ -78,16 +77,13 @@ impl Process {
                 let outcome = converse(worker.sock, T::NAME, batch);
                 if outcome.is_err() {
                     // It may wait for the rest of a frame: do not wait for it.
-                    spawn::signal_group(worker.pid, Signal::KILL);
+                    child::signal_group(worker.pid, Signal::Kill);
                 }
-                let status = spawn::reap(&worker.pidfd, true)
+                let status = child::reap(&worker.pidfd, true)
                     .ok()
                     .flatten()
-                    .unwrap_or(Exit {
-                        signal: None,
-                        code: None,
-                    });
-                spawn::signal_group(worker.pid, Signal::KILL);
+                    .unwrap_or(Exit::status(None, None));
+                child::signal_group(worker.pid, Signal::Kill);
                 *exit2.lock().unwrap_or_else(|p| p.into_inner()) = Some(status);
                 let result = match outcome {
                     Ok(Some(raw)) => super::decode(raw.as_deref().map_err(Some)),
@@ -251,7 +247,7 @@ impl<T> ProcessHandle<T> {
     /// task then ends as *crashed* by signal 9, unless it had already finished.
     pub fn kill(&self) {
         if !self.handle.is_finished() {
-            spawn::signal_group(self.pid, Signal::KILL);
+            child::signal_group(self.pid, Signal::Kill);
         }
     }
 

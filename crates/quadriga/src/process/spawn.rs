@@ -8,15 +8,16 @@
 //! never forked. What a `pre_exec` hook would have done, the worker does to
 //! itself first thing (`worker.rs`): it moves the socket off standard input,
 //! sets its parent-death signal and then checks that its parent is still the
-//! one that started it, and applies its memory limit.
+//! one that started it, and applies its memory limit. Reaping and signalling
+//! a worker need nothing of the kind: callers use [`child::reap`] and
+//! [`child::signal_group`] directly.
 
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 
 use rustix::net::{AddressFamily, SocketFlags, SocketType, socketpair};
-use rustix::process::Signal;
 
 use crate::child;
 use crate::process::worker::{MAX_FRAME_ENV, MEMORY_LIMIT_ENV, PARENT_ENV, WORKER_ENV};
@@ -36,22 +37,6 @@ pub(crate) struct Spawned {
     pub(crate) pidfd: OwnedFd,
     /// The supervisor's end of the socket pair.
     pub(crate) sock: OwnedFd,
-}
-
-/// How a worker ended: the part of a [`child::Exit`] the pool reports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Exit {
-    pub(crate) signal: Option<i32>,
-    pub(crate) code: Option<i32>,
-}
-
-impl From<child::Exit> for Exit {
-    fn from(e: child::Exit) -> Self {
-        Exit {
-            signal: e.signal,
-            code: e.code,
-        }
-    }
 }
 
 /// Starts one worker. Its stdout and stderr are the parent's; its stdin is the
@@ -87,15 +72,4 @@ pub(crate) fn spawn(cfg: &SpawnConfig) -> io::Result<Spawned> {
         pidfd: c.pidfd,
         sock: parent,
     })
-}
-
-/// Reaps the worker if it has exited (`block`: wait until it has).
-pub(crate) fn reap(pidfd: impl AsFd, block: bool) -> io::Result<Option<Exit>> {
-    Ok(child::reap(pidfd, block)?.map(Exit::from))
-}
-
-/// Sends `signal` to the worker's whole process group (its pid). A group that
-/// is already gone is not an error.
-pub(crate) fn signal_group(pid: u32, signal: Signal) {
-    child::signal_group_raw(pid, signal);
 }

@@ -8,12 +8,15 @@
 //!   write's result, a tick) with the time they happened, and returns actions
 //!   (spawn, send, signal, deliver outcomes). Its tests (`tests.rs`) drive it
 //!   with a synthetic clock and synthetic workers, no process involved.
-//! * `shell.rs`, the I/O: epoll (`poll.rs`), the sockets, spawning and
-//!   reaping, turning what happens into events and actions into system calls.
+//! * `shell.rs`, the I/O: the sockets, and the child-process layer
+//!   ([`crate::child`]: its `Poller`, `reap`, `signal_group`) for epoll,
+//!   reaping and signalling, turning what happens into events and actions into
+//!   system calls.
 //!
 //! Beside them: `job.rs` (jobs, sinks, commands), `split.rs` (a crashed chunk
-//! rerun item by item), `kill.rs` (SIGTERM, grace, SIGKILL as a value),
-//! `waker.rs` (how callers wake the thread).
+//! rerun item by item), `waker.rs` (how callers wake the thread). Stopping a
+//! worker (SIGTERM, grace, SIGKILL) is a [`crate::child::Escalation`] that the
+//! core keeps per worker and tells the time.
 //!
 //! # Invariants
 //!
@@ -38,8 +41,6 @@
 
 mod core;
 mod job;
-mod kill;
-mod poll;
 mod shell;
 mod split;
 mod waker;

@@ -15,8 +15,9 @@ use std::os::fd::{AsFd, FromRawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::Once;
 
-use crate::process::wire::{self, Decoder, Down, Outcomes, Up};
+use crate::process::wire::{self, Decoder, Down, Up};
 use crate::task::batch::Batch;
+use crate::task::outcomes::Outcomes;
 use crate::task::registry;
 
 /// The variable that marks a worker, holding its socket's descriptor number.

@@ -16,13 +16,14 @@ use std::time::{Duration, Instant};
 
 use rustix::io::Errno;
 
+use crate::child::{Escalation, Exit, Signal};
 use crate::error::TaskError;
 use crate::executor::Shutdown;
-use crate::process::spawn::Exit;
-use crate::process::wire::{Batch, Outcomes, Stall};
+use crate::process::wire::Stall;
+use crate::task::batch::Batch;
+use crate::task::outcomes::Outcomes;
 
 use super::job::{Command, Delivery, Job};
-use super::kill::{Kill, Sig};
 use super::split::split;
 
 /// A worker's slot: stable for its life, reused after it is reaped.
@@ -123,7 +124,7 @@ pub(crate) enum Action {
     /// Tell the worker to finish and exit.
     Exit { worker: WorkerId },
     /// Signal the worker's process group.
-    Signal { worker: WorkerId, sig: Sig },
+    Signal { worker: WorkerId, sig: Signal },
     /// Drop whatever is pending for the worker, never to be sent.
     Abandon { worker: WorkerId },
     /// A job ended: hand its outcomes to its sink.
@@ -151,7 +152,10 @@ struct Worker {
     retiring: bool,
     /// Its socket reached end of file (it is dying or dead).
     hung_up: bool,
-    kill: Kill,
+    /// `None` while we let it be; once we stop it (timed out: SIGTERM, then
+    /// SIGKILL after the grace period; cancelled, broken: SIGKILL at once),
+    /// where that stands.
+    stopping: Option<Escalation>,
     /// Why the head would fail if it dies now, beyond its exit status.
     detail: String,
     /// In the order sent; the head is the one running.
@@ -173,7 +177,7 @@ impl Worker {
             ready: false,
             retiring: false,
             hung_up: false,
-            kill: Kill::Alive,
+            stopping: None,
             detail: String::new(),
             outstanding: VecDeque::new(),
             head_started: now,
@@ -186,7 +190,24 @@ impl Worker {
 
     /// Not on its way out.
     fn is_live(&self) -> bool {
-        !self.retiring && self.kill.is_alive() && !self.hung_up
+        !self.retiring && self.stopping.is_none() && !self.hung_up
+    }
+
+    /// Sent SIGKILL by us (at once, or after its grace period).
+    fn is_killed(&self) -> bool {
+        self.stopping.is_some_and(|e| e.is_escalated())
+    }
+
+    /// SIGKILL to send now (none if it was sent already).
+    fn kill(&mut self) -> Option<Signal> {
+        match &mut self.stopping {
+            Some(e) => e.hurry(),
+            None => {
+                let (e, sig) = Escalation::without_grace();
+                self.stopping = Some(e);
+                Some(sig)
+            }
+        }
     }
 
     fn accepts_jobs(&self) -> bool {
@@ -194,7 +215,7 @@ impl Worker {
     }
 
     fn head_deadline(&self) -> Option<Instant> {
-        if !self.kill.is_alive() {
+        if self.stopping.is_some() {
             return None;
         }
         let head = self.outstanding.front()?;
@@ -251,7 +272,7 @@ impl Core {
         let mut next: Option<Instant> = None;
         let mut consider = |t: Instant| next = Some(next.map_or(t, |n| n.min(t)));
         for w in self.workers.iter().flatten() {
-            if let Some(at) = w.kill.deadline() {
+            if let Some(at) = w.stopping.and_then(|e| e.deadline()) {
                 consider(at);
             }
             if let Some(at) = w.retry_at {
@@ -351,8 +372,10 @@ impl Core {
             .push_back(Action::Finish(Delivery::failed(job, err)));
     }
 
-    fn signal(&mut self, worker: WorkerId, sig: Sig) {
-        self.actions.push_back(Action::Signal { worker, sig });
+    fn signal(&mut self, worker: WorkerId, sig: Option<Signal>) {
+        if let Some(sig) = sig {
+            self.actions.push_back(Action::Signal { worker, sig });
+        }
     }
 
     fn command(&mut self, cmd: Command) {
@@ -428,7 +451,7 @@ impl Core {
         let head = w.outstanding.pop_front().filter(|h| !h.cancelled);
         let pid = w.pid;
         let rest: Vec<InFlight> = w.outstanding.drain(..).collect();
-        let sig = w.kill.kill();
+        let sig = w.kill();
         w.detail = why.to_owned();
         if let Some(head) = head {
             // Only a cancelled head is killed on purpose; anything else that
@@ -484,7 +507,7 @@ impl Core {
                 let Some(w) = self.workers[slot].as_mut() else {
                     continue;
                 };
-                if w.outstanding.is_empty() && !w.retiring && w.kill != Kill::Killed {
+                if w.outstanding.is_empty() && !w.retiring && !w.is_killed() {
                     w.retiring = true;
                     self.actions.push_back(Action::Exit { worker: slot });
                 }
@@ -716,7 +739,7 @@ impl Core {
             return;
         };
         w.detail = why.to_owned();
-        let sig = w.kill.kill();
+        let sig = w.kill();
         self.signal(slot, sig);
     }
 
@@ -725,7 +748,7 @@ impl Core {
         let Some(w) = self.workers.get_mut(slot).and_then(Option::take) else {
             return;
         };
-        let expected = (w.retiring || !w.kill.is_alive()) && w.outstanding.is_empty();
+        let expected = (w.retiring || w.stopping.is_some()) && w.outstanding.is_empty();
         if !expected {
             if !w.ready && !w.retiring {
                 self.init_failures_in_row += 1;
@@ -773,8 +796,8 @@ impl Core {
             let Some(w) = self.workers[slot].as_mut() else {
                 continue;
             };
-            if let Some(sig) = w.kill.escalate(now) {
-                self.signal(slot, sig);
+            if let Some(sig) = w.stopping.as_mut().and_then(|e| e.poll(now)) {
+                self.signal(slot, Some(sig));
                 continue;
             }
             if w.head_deadline().is_some_and(|d| now >= d) {
@@ -782,9 +805,10 @@ impl Core {
                 let limit = head.job.timeout.unwrap_or_default();
                 let pid = w.pid;
                 let rest: Vec<InFlight> = w.outstanding.drain(..).collect();
-                let sig = w.kill.term(now, self.rules.grace);
+                let (escalation, sig) = Escalation::begin(now, self.rules.grace);
+                w.stopping = Some(escalation);
                 w.detail = "it ran past its time limit".to_owned();
-                self.signal(slot, sig);
+                self.signal(slot, Some(sig));
                 if !head.cancelled {
                     self.fail(head.job, &TaskError::timed_out(Some(pid), limit));
                 }

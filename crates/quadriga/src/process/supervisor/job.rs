@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use crate::error::TaskError;
 use crate::executor::Shutdown;
-use crate::process::wire::{Batch, Outcomes};
+use crate::task::batch::Batch;
+use crate::task::outcomes::Outcomes;
 
 /// Where a job's outcomes go. Called on the supervisor thread.
 pub(crate) trait Sink: Send {

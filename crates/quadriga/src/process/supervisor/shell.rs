@@ -9,16 +9,47 @@ use std::time::Instant;
 
 use crossbeam_channel::Receiver;
 use rustix::net::{RecvFlags, SendFlags, recv};
-use rustix::process::Signal;
 
-use crate::process::spawn::{self, Exit, SpawnConfig, Spawned};
-use crate::process::wire::{self, Batch, Decoder, Down, Up};
+use crate::child::{self, Exit, Interest, Poller, Signal};
+use crate::process::spawn::{self, SpawnConfig, Spawned};
+use crate::process::wire::{self, Decoder, Down, Up};
+use crate::task::batch::Batch;
 
 use super::core::{Action, Core, Event, Flush, Rules, WorkerId};
 use super::job::Command;
-use super::kill::Sig;
-use super::poll::{Poller, Token};
 use super::waker::Waker;
+
+/// What a descriptor in the poller is: the waker's eventfd, and per worker
+/// its socket and its pidfd.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Token {
+    /// The waker: commands are waiting.
+    Wake,
+    /// A worker's socket.
+    Socket(WorkerId),
+    /// A worker's pidfd: it has exited.
+    Exit(WorkerId),
+}
+
+impl child::Token for Token {
+    fn to_parts(self) -> (u8, u64) {
+        match self {
+            Token::Wake => (0, 0),
+            Token::Socket(worker) => (1, worker as u64),
+            Token::Exit(worker) => (2, worker as u64),
+        }
+    }
+
+    fn from_parts(kind: u8, index: u64) -> Option<Self> {
+        let worker = WorkerId::try_from(index).ok()?;
+        match kind {
+            0 => Some(Token::Wake),
+            1 => Some(Token::Socket(worker)),
+            2 => Some(Token::Exit(worker)),
+            _ => None,
+        }
+    }
+}
 
 /// The pool's configuration, as the supervisor needs it.
 #[derive(Debug, Clone)]
@@ -49,7 +80,7 @@ pub(crate) struct Supervisor {
     spawn: SpawnConfig,
     initializer: (String, Batch),
     core: Core,
-    poll: Poller,
+    poll: Poller<Token>,
     waker: Arc<Waker>,
     rx: Receiver<Command>,
     pids: Arc<Mutex<Vec<u32>>>,
@@ -67,7 +98,8 @@ impl Supervisor {
         rx: Receiver<Command>,
         pids: Arc<Mutex<Vec<u32>>>,
     ) -> std::io::Result<Self> {
-        let poll = Poller::new(&*waker)?;
+        let poll = Poller::new()?;
+        poll.add(&*waker, Token::Wake, Interest::READ)?;
         let rules = Rules {
             workers: cfg.workers,
             grace: cfg.grace,
@@ -104,18 +136,15 @@ impl Supervisor {
                 let why = format!("the supervisor could not wait for events: {err}");
                 self.feed(Event::Fatal { why });
             }
-            for &token in &ready {
-                match token {
+            for &event in &ready {
+                match event.token {
                     Token::Wake => self.waker.clear(),
-                    Token::Socket {
-                        worker,
-                        readable,
-                        writable,
-                    } => {
-                        if writable {
+                    Token::Socket(worker) => {
+                        if event.is_writable() {
                             self.flush(worker);
                         }
-                        if readable {
+                        // End of file and errors are found by reading.
+                        if event.is_readable() || event.is_hangup() || event.is_error() {
                             self.read(worker);
                         }
                     }
@@ -182,7 +211,7 @@ impl Supervisor {
             }
             Action::Signal { worker, sig } => {
                 if let Some(c) = self.conns.get(worker).and_then(Option::as_ref) {
-                    signal(c.pid, sig);
+                    child::signal_group(c.pid, sig);
                 }
                 None
             }
@@ -212,7 +241,9 @@ impl Supervisor {
         if self.conns.len() <= worker {
             self.conns.resize_with(worker + 1, || None);
         }
-        self.poll.add_worker(worker, &sock, &pidfd)?;
+        self.poll
+            .add(&sock, Token::Socket(worker), Interest::READ)?;
+        self.poll.add(&pidfd, Token::Exit(worker), Interest::READ)?;
         let mut out = wire::Outbox::default();
         let (task, input) = &self.initializer;
         out.push(
@@ -276,7 +307,12 @@ impl Supervisor {
         let want_write = !c.out.is_empty() && !on_timer;
         if want_write != c.want_write && !c.hung_up {
             c.want_write = want_write;
-            self.poll.watch_writable(worker, &c.sock, want_write);
+            let interest = if want_write {
+                Interest::READ_WRITE
+            } else {
+                Interest::READ
+            };
+            let _ = self.poll.modify(&c.sock, Token::Socket(worker), interest);
         }
     }
 
@@ -312,7 +348,7 @@ impl Supervisor {
     fn hung_up(&mut self, worker: WorkerId) {
         if let Some(c) = self.conns.get_mut(worker).and_then(Option::as_mut) {
             c.hung_up = true;
-            self.poll.remove(&c.sock);
+            let _ = self.poll.delete(&c.sock);
         }
         self.feed(Event::HungUp { worker });
     }
@@ -363,13 +399,10 @@ impl Supervisor {
         let Some(c) = self.conns.get_mut(worker).and_then(Option::as_mut) else {
             return;
         };
-        let exit = match spawn::reap(&c.pidfd, false) {
+        let exit = match child::reap(&c.pidfd, false) {
             Ok(Some(exit)) => exit,
             Ok(None) => return,
-            Err(_) => Exit {
-                signal: None,
-                code: None,
-            },
+            Err(_) => Exit::status(None, None),
         };
         // Read what it sent before dying: completed jobs must not be lost.
         self.read(worker);
@@ -377,12 +410,12 @@ impl Supervisor {
         let Some(c) = self.conns[worker].take() else {
             return;
         };
-        self.poll.remove(&c.pidfd);
+        let _ = self.poll.delete(&c.pidfd);
         if !c.hung_up {
-            self.poll.remove(&c.sock);
+            let _ = self.poll.delete(&c.sock);
         }
         // No grandchild outlives its worker.
-        signal(c.pid, Sig::Kill);
+        child::signal_group(c.pid, Signal::Kill);
         self.pids
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -397,20 +430,11 @@ impl Drop for Supervisor {
     /// kill each group and reap each process, then end every job still held.
     fn drop(&mut self) {
         for c in self.conns.iter_mut().filter_map(Option::take) {
-            signal(c.pid, Sig::Kill);
-            let _ = spawn::reap(&c.pidfd, true);
+            child::signal_group(c.pid, Signal::Kill);
+            let _ = child::reap(&c.pidfd, true);
         }
         self.replies.clear();
         self.feed(Event::Stop);
         self.pids.lock().unwrap_or_else(|p| p.into_inner()).clear();
     }
-}
-
-/// Sends `sig` to a worker's whole process group.
-fn signal(pid: u32, sig: Sig) {
-    let signal = match sig {
-        Sig::Term => Signal::TERM,
-        Sig::Kill => Signal::KILL,
-    };
-    spawn::signal_group(pid, signal);
 }

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::error::TaskError;
-use crate::process::wire::Outcomes;
+use crate::task::outcomes::Outcomes;
 
 use super::job::{Job, Sink};
 

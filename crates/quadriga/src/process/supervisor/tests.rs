@@ -7,24 +7,18 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::child::{Exit, Signal};
 use crate::error::TaskError;
 use crate::executor::Shutdown;
-use crate::process::spawn::Exit;
-use crate::process::wire::{Batch, Outcomes};
+use crate::task::batch::Batch;
+use crate::task::outcomes::Outcomes;
 
 use super::core::{Action, Core, Event, Flush, Rules, WorkerId, backoff};
 use super::job::{Command, Job, Sink};
-use super::kill::Sig;
 
 const MS: Duration = Duration::from_millis(1);
-const KILLED: Exit = Exit {
-    signal: Some(9),
-    code: None,
-};
-const EXITED: Exit = Exit {
-    signal: None,
-    code: Some(0),
-};
+const KILLED: Exit = Exit::status(None, Some(9));
+const EXITED: Exit = Exit::status(Some(0), None);
 
 /// What the test sinks saw.
 #[derive(Default)]
@@ -77,7 +71,7 @@ enum Seen {
     Spawn(WorkerId),
     Run(WorkerId, u64),
     Exit(WorkerId),
-    Signal(WorkerId, Sig),
+    Signal(WorkerId, Signal),
     Abandon(WorkerId),
     Finish(u64),
 }
@@ -421,13 +415,7 @@ fn a_crashed_job_is_retried_as_many_times_as_allowed() {
     assert_eq!(sim.core.queued(), [a], "retried");
     sim.ready_all();
     assert_eq!(sim.head(0), Some(a));
-    sim.die(
-        0,
-        Exit {
-            signal: None,
-            code: Some(3),
-        },
-    );
+    sim.die(0, Exit::status(Some(3), None));
     let err = sim.error(a);
     assert!(err.is_crashed());
     assert_eq!(err.exit_code(), Some(3));
@@ -486,17 +474,17 @@ fn a_timeout_counts_from_becoming_head_then_term_then_kill_after_grace() {
     let err = sim.error(b);
     assert!(err.is_timed_out());
     assert_eq!(err.timeout(), Some(100 * MS));
-    assert!(sim.since(mark).contains(&Seen::Signal(0, Sig::Term)));
+    assert!(sim.since(mark).contains(&Seen::Signal(0, Signal::Term)));
     assert!(sim.core.queued().contains(&c) || sim.core.outstanding(1) == [c]);
     // SIGKILL exactly when the grace period ends.
     assert_eq!(sim.core.next_deadline(), Some(sim.now + 500 * MS));
     let mark = sim.seen.len();
     sim.advance(499 * MS);
     sim.tick();
-    assert!(!sim.since(mark).contains(&Seen::Signal(0, Sig::Kill)));
+    assert!(!sim.since(mark).contains(&Seen::Signal(0, Signal::Kill)));
     sim.advance(MS);
     sim.tick();
-    assert!(sim.since(mark).contains(&Seen::Signal(0, Sig::Kill)));
+    assert!(sim.since(mark).contains(&Seen::Signal(0, Signal::Kill)));
     // A death we caused: no back-off, C runs on its replacement.
     sim.die(0, KILLED);
     sim.ready_all();
@@ -523,13 +511,7 @@ fn three_failed_initializers_in_a_row_break_the_pool() {
             worker: 0,
             error: error.clone(),
         });
-        sim.die(
-            0,
-            Exit {
-                signal: None,
-                code: Some(1),
-            },
-        );
+        sim.die(0, Exit::status(Some(1), None));
         assert!(!sim.core.is_broken(), "round {round}");
     }
     sim.tick();
@@ -670,7 +652,7 @@ fn a_cancelled_running_job_kills_its_worker_and_is_not_failed() {
     sim.tick();
     let mark = sim.seen.len();
     sim.cancel(a);
-    assert_eq!(sim.since(mark), [Seen::Signal(0, Sig::Kill)]);
+    assert_eq!(sim.since(mark), [Seen::Signal(0, Signal::Kill)]);
     assert!(sim.dropped(a) && sim.result(a).is_none());
     sim.die(0, KILLED);
     let spawns = sim.spawns();
@@ -690,7 +672,7 @@ fn a_cancelled_pipelined_job_is_discarded_when_it_would_start() {
     let mark = sim.seen.len();
     sim.finish_head(0, 1_000);
     assert!(sim.result(a).is_some());
-    assert!(sim.since(mark).contains(&Seen::Signal(0, Sig::Kill)));
+    assert!(sim.since(mark).contains(&Seen::Signal(0, Signal::Kill)));
     assert!(sim.dropped(b));
     assert_eq!(sim.core.queued(), [c], "the rest never started");
 }
@@ -734,7 +716,7 @@ fn shutdown_cancel_ends_pending_and_running_jobs_and_kills() {
     assert!(sim.error(a).is_cancelled());
     assert!(sim.error(b).is_cancelled());
     assert_eq!(sim.starts(b), 0);
-    assert!(sim.since(mark).contains(&Seen::Signal(0, Sig::Kill)));
+    assert!(sim.since(mark).contains(&Seen::Signal(0, Signal::Kill)));
     sim.die(0, KILLED);
     sim.tick();
     assert!(sim.core.is_finished());
@@ -792,7 +774,7 @@ fn a_stalled_send_gives_up_only_while_the_worker_waits_for_it() {
     }
     assert_eq!(delays[..7], [5, 10, 20, 40, 80, 160, 250]);
     assert!(sim.now - start >= crate::process::wire::Stall::LIMIT);
-    assert!(sim.seen.contains(&Seen::Signal(0, Sig::Kill)));
+    assert!(sim.seen.contains(&Seen::Signal(0, Signal::Kill)));
     sim.die(0, KILLED);
     let e = sim.error(b);
     assert!(e.is_crashed() && e.message().contains("descriptors"), "{e}");
@@ -841,7 +823,7 @@ fn a_worker_that_breaks_the_protocol_is_killed_and_its_head_crashes() {
         nanos: 1,
         outcomes: Outcomes::default(),
     });
-    assert!(sim.seen.contains(&Seen::Signal(0, Sig::Kill)));
+    assert!(sim.seen.contains(&Seen::Signal(0, Signal::Kill)));
     sim.die(0, KILLED);
     let err = sim.error(a);
     assert!(
@@ -944,13 +926,7 @@ fn a_signal_death_under_a_memory_limit_names_the_limit() {
     sim.ready_all();
     let a = sim.submit();
     sim.tick();
-    sim.die(
-        0,
-        Exit {
-            signal: Some(6),
-            code: None,
-        },
-    );
+    sim.die(0, Exit::status(None, Some(6)));
     let err = sim.error(a);
     assert_eq!(err.signal(), Some(6));
     assert!(err.message().contains("1048576 bytes of memory"), "{err}");
@@ -968,10 +944,49 @@ fn a_fatal_shell_error_ends_every_job_and_the_pool() {
     for id in [a, b] {
         assert!(sim.error(id).message().contains("EBADF"));
     }
-    assert!(sim.seen.contains(&Seen::Signal(0, Sig::Kill)));
+    assert!(sim.seen.contains(&Seen::Signal(0, Signal::Kill)));
     let c = sim.submit();
     assert!(sim.error(c).is_crashed());
     sim.die(0, KILLED);
     sim.tick();
     assert!(sim.core.is_finished());
+}
+
+#[test]
+fn a_stopped_worker_is_sent_sigkill_once() {
+    // Timed out: SIGTERM and the grace period. It then breaks the protocol:
+    // SIGKILL at once, and never again (not when the grace period would have
+    // ended, not on a second offence).
+    let mut sim = Sim::new(rules(1));
+    sim.ready_all();
+    let a = sim.submit_with(1, Some(100 * MS), 0);
+    sim.tick();
+    let mark = sim.seen.len();
+    sim.advance(100 * MS);
+    sim.tick();
+    assert!(sim.error(a).is_timed_out());
+    let garbage = || Event::ProtocolError {
+        worker: 0,
+        why: "garbage".to_owned(),
+    };
+    sim.step(garbage());
+    sim.advance(1000 * MS);
+    sim.tick();
+    sim.step(garbage());
+    sim.tick();
+    let signals: Vec<&Seen> = sim
+        .since(mark)
+        .iter()
+        .filter(|s| matches!(s, Seen::Signal(0, _)))
+        .collect();
+    assert_eq!(
+        signals,
+        [
+            &Seen::Signal(0, Signal::Term),
+            &Seen::Signal(0, Signal::Kill)
+        ]
+    );
+    // Its death settles nothing more (the sim checks every job's place).
+    sim.die(0, KILLED);
+    sim.tick();
 }

@@ -15,7 +15,8 @@
 //! * `fuzz.rs`: the decoder's fuzz entry point (tests and fuzzing only).
 //!
 //! Task inputs and outputs travel as the task core's batches
-//! ([`Batch`], [`Outcomes`]; `crate::task`): each item encoded on its own, so
+//! ([`Batch`](crate::task::batch::Batch),
+//! [`Outcomes`](crate::task::outcomes::Outcomes)): each item encoded on its own, so
 //! the supervisor can split a batch after a crash without knowing the task's
 //! types. Descriptors go as `SCM_RIGHTS` through `crate::shm::passing`.
 
@@ -30,8 +31,6 @@ mod stall;
 mod tests;
 
 pub(crate) use crate::shm::passing::is_shortage;
-pub(crate) use crate::task::batch::Batch;
-pub(crate) use crate::task::outcomes::Outcomes;
 pub(crate) use frame::{DEFAULT_MAX_FRAME, Decoder, FrameError, encode};
 #[cfg(any(test, feature = "fuzzing"))]
 pub use fuzz::fuzz_decode;
