@@ -757,10 +757,10 @@ impl Core {
             self.next_spawn_at = now + backoff(self.crashes_in_row);
         }
         let mut outstanding = w.outstanding;
-        if let Some(head) = outstanding.pop_front() {
-            if !head.cancelled {
-                self.crashed(head.job, w.pid, exit, &w.detail);
-            }
+        if let Some(head) = outstanding.pop_front()
+            && !head.cancelled
+        {
+            self.crashed(head.job, w.pid, exit, &w.detail);
         }
         self.requeue_front(outstanding.into_iter().collect());
     }
@@ -780,10 +780,11 @@ impl Core {
             return;
         }
         let mut detail = detail.to_owned();
-        if let Some(limit) = self.rules.memory_limit {
-            if exit.signal.is_some() && detail.is_empty() {
-                detail = format!("the pool limits workers to {limit} bytes of memory");
-            }
+        if let Some(limit) = self.rules.memory_limit
+            && exit.signal.is_some()
+            && detail.is_empty()
+        {
+            detail = format!("the pool limits workers to {limit} bytes of memory");
         }
         self.fail(
             job,
