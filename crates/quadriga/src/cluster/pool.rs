@@ -11,7 +11,7 @@ use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -332,7 +332,12 @@ impl ClusterPool {
         }
         let task_err = err.to_task_error();
         for w in taken {
-            receiver::deliver(&w.dest, w.index, Outcome::Error(task_err.clone()));
+            receiver::deliver(
+                &w.dest,
+                w.index,
+                Outcome::Error(task_err.clone()),
+                Duration::ZERO,
+            );
         }
     }
 
@@ -422,7 +427,7 @@ struct HandleSink<O> {
 }
 
 impl<O: DeserializeOwned + Send + 'static> Collect for HandleSink<O> {
-    fn put(&mut self, _index: usize, outcome: Outcome) {
+    fn put(&mut self, _index: usize, outcome: Outcome, _ran: Duration) {
         if let Some(completer) = self.completer.take() {
             if completer.start() {
                 completer.complete(decode(outcome));
@@ -438,7 +443,8 @@ struct ChunkSink<I, O> {
     base: u64,
     results: Vec<Option<Result<O, TaskError>>>,
     left: usize,
-    started: Instant,
+    /// The longest run time of the chunk's entries, on their workers.
+    ran: Duration,
     spare: Vec<I>,
     out: Vec<Result<O, TaskError>>,
 }
@@ -462,14 +468,18 @@ impl<I: Send, O: DeserializeOwned + Send> ChunkSink<I, O> {
                 out.extend(self.results.drain(..).rev().map(|r| {
                     r.unwrap_or_else(|| Err(TaskError::codec("no outcome for this item")))
                 }));
-                reply.send(self.started.elapsed(), out, std::mem::take(&mut self.spare));
+                // The map sizes chunks by their work as the worker measured
+                // it: the wall time here would count the queue and the round
+                // trip too, and shrink chunks as the queue grows.
+                reply.send(self.ran, out, std::mem::take(&mut self.spare));
             }
         }
     }
 }
 
 impl<I: Send, O: DeserializeOwned + Send> Collect for ChunkSink<I, O> {
-    fn put(&mut self, index: usize, outcome: Outcome) {
+    fn put(&mut self, index: usize, outcome: Outcome, ran: Duration) {
+        self.ran = self.ran.max(ran);
         self.set(index, decode(outcome));
     }
 }
@@ -494,7 +504,7 @@ impl<T: Task> Dispatch<T> for ClusterPool {
             base,
             results: (0..n).map(|_| None).collect(),
             left: n,
-            started: Instant::now(),
+            ran: Duration::ZERO,
             spare: Vec::new(),
             out,
         };

@@ -27,18 +27,19 @@ const BLOCK: Duration = Duration::from_millis(100);
 
 /// Where an outcome goes: a handle, or a map chunk's item `index`.
 pub(crate) trait Collect: Send {
-    /// Takes the outcome of item `index`.
-    fn put(&mut self, index: usize, outcome: Outcome);
+    /// Takes the outcome of item `index`, whose entry ran for `ran` on its
+    /// worker (zero when not known).
+    fn put(&mut self, index: usize, outcome: Outcome, ran: Duration);
 }
 
 /// A shared destination.
 pub(crate) type Dest = Arc<Mutex<dyn Collect>>;
 
 /// Hands `outcome` to `dest`'s item `index`.
-pub(crate) fn deliver(dest: &Dest, index: usize, outcome: Outcome) {
+pub(crate) fn deliver(dest: &Dest, index: usize, outcome: Outcome, ran: Duration) {
     dest.lock()
         .unwrap_or_else(|p| p.into_inner())
-        .put(index, outcome);
+        .put(index, outcome, ran);
 }
 
 /// What it takes to run a task again after a task error.
@@ -125,7 +126,8 @@ pub(crate) fn run(mut broker: Broker, table: &Table) {
     let mut failures = 0u32;
     while !table.stop.load(Ordering::Acquire) {
         let step = if recheck {
-            let ids: Vec<TaskId> = table.lock().keys().copied().collect();
+            let ids: Vec<(TaskId, Duration)> =
+                table.lock().keys().map(|&id| (id, Duration::ZERO)).collect();
             settle(&mut broker, table, &ids).map(|()| recheck = false)
         } else {
             broker
@@ -151,16 +153,20 @@ pub(crate) fn run(mut broker: Broker, table: &Table) {
 }
 
 /// Fetches the outcomes of those of `ids` still waiting and delivers them.
-fn settle(broker: &mut Broker, table: &Table, ids: &[TaskId]) -> Result<(), Error> {
-    let waiting: Vec<TaskId> = {
+fn settle(broker: &mut Broker, table: &Table, ids: &[(TaskId, Duration)]) -> Result<(), Error> {
+    let waiting: Vec<(TaskId, Duration)> = {
         let map = table.lock();
-        ids.iter().copied().filter(|id| map.contains_key(id)).collect()
+        ids.iter()
+            .copied()
+            .filter(|(id, _)| map.contains_key(id))
+            .collect()
     };
     if waiting.is_empty() {
         return Ok(());
     }
-    let outcomes = broker.fetch_many(&waiting)?;
-    for (id, outcome) in waiting.into_iter().zip(outcomes) {
+    let just_ids: Vec<TaskId> = waiting.iter().map(|&(id, _)| id).collect();
+    let outcomes = broker.fetch_many(&just_ids)?;
+    for ((id, ran), outcome) in waiting.into_iter().zip(outcomes) {
         let Some(outcome) = outcome else { continue };
         let Some(mut w) = table.lock().remove(&id) else {
             continue; // cancelled meanwhile
@@ -172,7 +178,7 @@ fn settle(broker: &mut Broker, table: &Table, ids: &[TaskId]) -> Result<(), Erro
             table.add(new_id, w);
             if let Err(e) = broker.enqueue(&entry) {
                 if let Some(w) = table.remove(new_id) {
-                    deliver(&w.dest, w.index, Outcome::Error(e.to_task_error()));
+                    deliver(&w.dest, w.index, Outcome::Error(e.to_task_error()), ran);
                 }
             }
             continue;
@@ -180,7 +186,7 @@ fn settle(broker: &mut Broker, table: &Table, ids: &[TaskId]) -> Result<(), Erro
         if table.lock().is_empty() {
             table.empty.notify_all();
         }
-        deliver(&w.dest, w.index, outcome);
+        deliver(&w.dest, w.index, outcome, ran);
     }
     Ok(())
 }

@@ -17,13 +17,14 @@ impl Broker {
     /// Reads this client's notifications on every shard after the ids in
     /// `after` (one per shard, `0-0` at first; moved past what was read),
     /// waiting up to `block` when there are none. Returns the finished task
-    /// ids. A plain `XREAD`: reading again from the same ids repeats it.
+    /// ids, each with how long its entry ran on the worker (zero when not
+    /// told). A plain `XREAD`: reading again from the same ids repeats it.
     pub(crate) fn read_replies(
         &mut self,
         after: &mut [String],
         block: Duration,
         count: usize,
-    ) -> Result<Vec<TaskId>, Error> {
+    ) -> Result<Vec<(TaskId, Duration)>, Error> {
         let keys = self.keys().clone();
         let client = self.client_id();
         let shards = keys.shards();
@@ -53,16 +54,22 @@ impl Broker {
                     return Err(Error::protocol("XREAD", "an entry is not id, fields"));
                 };
                 after[usize::from(shard)] = reply::text(id, "a notification id")?;
+                let mut seqs = String::new();
+                let mut ran = Duration::ZERO;
                 for (field, value) in reply::pairs(fields, "a notification's fields")? {
-                    if reply::bytes(field, "a field")? != b"seqs" {
-                        continue;
+                    match reply::bytes(field, "a field")? {
+                        b"seqs" => seqs = reply::text(value, "seqs")?,
+                        b"ns" => {
+                            ran = Duration::from_nanos(reply::int(value, "ns")?.max(0) as u64);
+                        }
+                        _ => {}
                     }
-                    for seq in reply::text(value, "seqs")?.split_ascii_whitespace() {
-                        let seq = seq
-                            .parse()
-                            .map_err(|_| Error::protocol("XREAD", "a sequence number"))?;
-                        done.push(TaskId { shard, client, seq });
-                    }
+                }
+                for seq in seqs.split_ascii_whitespace() {
+                    let seq = seq
+                        .parse()
+                        .map_err(|_| Error::protocol("XREAD", "a sequence number"))?;
+                    done.push((TaskId { shard, client, seq }, ran));
                 }
             }
         }

@@ -357,8 +357,10 @@ fn runner(
 ) {
     for d in jobs {
         if let Ok(entry) = &d.entry {
+            let started = Instant::now();
             let outcomes = run_entry(entry, name);
-            complete(&mut broker, &d, &outcomes, state, name);
+            let ran = started.elapsed();
+            complete(&mut broker, &d, &outcomes, ran, state, name);
         }
         state.held().remove(&(d.shard, d.id.clone()));
         state.busy.fetch_sub(1, Ordering::AcqRel);
@@ -369,11 +371,18 @@ fn runner(
 /// Completes, repeating while the outcome is unknown (each repeat is safe),
 /// for at most about a minute; after that the entry is left to lapse and be
 /// reclaimed.
-fn complete(broker: &mut Broker, d: &Delivery, outcomes: &[Outcome], state: &State, name: &str) {
+fn complete(
+    broker: &mut Broker,
+    d: &Delivery,
+    outcomes: &[Outcome],
+    ran: Duration,
+    state: &State,
+    name: &str,
+) {
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut backoff = Backoff::default();
     loop {
-        match broker.complete(d, outcomes) {
+        match broker.complete_timed(d, outcomes, ran) {
             Ok(Completion::Done { .. } | Completion::Again) => {
                 state.completed.fetch_add(1, Ordering::Relaxed);
                 return;
