@@ -175,7 +175,10 @@ impl Drop for InProcess {
 }
 
 fn pool(server: &RedisServer) -> ClusterPool {
-    ClusterPool::builder(server.url()).queue("q").build().unwrap()
+    ClusterPool::builder(server.url())
+        .queue("q")
+        .build()
+        .unwrap()
 }
 
 #[test]
@@ -304,7 +307,8 @@ fn a_worker_killed_mid_task_hands_it_to_another() {
             .lease(Duration::from_secs(1))
             .build()
             .unwrap();
-        let dir = std::env::temp_dir().join(format!("quadriga-cluster-kill-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("quadriga-cluster-kill-{}", std::process::id()));
         let _ = std::fs::remove_file(&dir);
         let path = dir.to_string_lossy().into_owned();
         let h = pool.submit(note_and_sleep, (path.clone(), 3000));
@@ -313,7 +317,11 @@ fn a_worker_killed_mid_task_hands_it_to_another() {
                 .is_ok_and(|s| s.ends_with('\n'))),
             "no worker started the task"
         );
-        let first: u32 = std::fs::read_to_string(&dir).unwrap().trim().parse().unwrap();
+        let first: u32 = std::fs::read_to_string(&dir)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
         assert!(workers.pids().contains(&first));
         rustix::process::kill_process(
             rustix::process::Pid::from_raw(first as i32).unwrap(),
@@ -325,7 +333,11 @@ fn a_worker_killed_mid_task_hands_it_to_another() {
         assert_ne!(second, first, "ran again on another worker");
         assert!(workers.pids().contains(&second));
         // Rerun within about one lease (plus the sweep interval and the task).
-        assert!(started.elapsed() < Duration::from_secs(15), "{:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "{:?}",
+            started.elapsed()
+        );
         let runs = std::fs::read_to_string(&dir).unwrap();
         assert_eq!(runs.lines().count(), 2, "{runs}");
         assert_eq!(pool.pending(), 0);

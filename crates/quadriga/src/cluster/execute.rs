@@ -33,7 +33,9 @@ pub(crate) fn run_entry(entry: &Entry, worker: &str) -> Vec<Outcome> {
         batch.push_raw(&item.input, &[]);
     }
     let (mut outcomes, _elapsed) = registry::run(task, &batch);
-    outcomes.fit(n, || TaskError::codec("the task gave no outcome for this item"));
+    outcomes.fit(n, || {
+        TaskError::codec("the task gave no outcome for this item")
+    });
     outcomes
         .into_items()
         .map(|r| match r {

@@ -457,7 +457,10 @@ impl<I: Send, O: DeserializeOwned + Send> ChunkSink<I, O> {
         if slot.is_some() {
             return;
         }
-        let result = result.map_err(|e| e.with_task(self.name, None).with_item(self.base + index as u64));
+        let result = result.map_err(|e| {
+            e.with_task(self.name, None)
+                .with_item(self.base + index as u64)
+        });
         *slot = Some(result);
         self.left -= 1;
         if self.left == 0 {

@@ -126,8 +126,11 @@ pub(crate) fn run(mut broker: Broker, table: &Table) {
     let mut failures = 0u32;
     while !table.stop.load(Ordering::Acquire) {
         let step = if recheck {
-            let ids: Vec<(TaskId, Duration)> =
-                table.lock().keys().map(|&id| (id, Duration::ZERO)).collect();
+            let ids: Vec<(TaskId, Duration)> = table
+                .lock()
+                .keys()
+                .map(|&id| (id, Duration::ZERO))
+                .collect();
             settle(&mut broker, table, &ids).map(|()| recheck = false)
         } else {
             broker
@@ -171,7 +174,11 @@ fn settle(broker: &mut Broker, table: &Table, ids: &[(TaskId, Duration)]) -> Res
         let Some(mut w) = table.lock().remove(&id) else {
             continue; // cancelled meanwhile
         };
-        if let Some(retry) = w.retry.as_mut().filter(|r| r.left > 0 && retryable(&outcome)) {
+        if let Some(retry) = w
+            .retry
+            .as_mut()
+            .filter(|r| r.left > 0 && retryable(&outcome))
+        {
             retry.left -= 1;
             let entry = broker.entry(&retry.task, vec![retry.input.clone()], None);
             let new_id = entry.ids().next().expect("one item");

@@ -46,7 +46,8 @@ impl Broker {
         let mut done = Vec::new();
         for (stream, list) in stream_entries(&v)? {
             let name = reply::bytes(stream, "a reply stream's name")?;
-            let Some(shard) = (0..shards).find(|&s| keys.reply(s, client).as_bytes() == name) else {
+            let Some(shard) = (0..shards).find(|&s| keys.reply(s, client).as_bytes() == name)
+            else {
                 return Err(Error::protocol("XREAD", "a stream that was not asked for"));
             };
             for e in reply::array(list, "notifications")? {

@@ -240,8 +240,9 @@ impl Worker {
         let name = self.name().to_owned();
         let (jobs_tx, jobs_rx) = crossbeam_channel::bounded::<Delivery>(self.concurrency);
         let (freed_tx, freed_rx) = crossbeam_channel::unbounded::<()>();
-        let spawn_error =
-            |e: std::io::Error| Error::new(ErrorKind::Config, format!("could not start a thread: {e}"));
+        let spawn_error = |e: std::io::Error| {
+            Error::new(ErrorKind::Config, format!("could not start a thread: {e}"))
+        };
 
         let mut runners = Vec::new();
         for i in 0..self.concurrency {
