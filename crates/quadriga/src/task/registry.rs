@@ -81,6 +81,7 @@ fn registry() -> &'static HashMap<&'static str, Result<&'static TaskEntry, ()>> 
 }
 
 /// The names of every registered task (a cluster worker's record lists them).
+#[cfg(feature = "cluster")]
 pub(crate) fn names() -> Vec<&'static str> {
     registry().keys().copied().collect()
 }
