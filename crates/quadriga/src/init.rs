@@ -14,6 +14,10 @@ use crate::process::worker::{self, WORKER_ENV};
 /// a process `init` will turn it into a worker and never return. Calling it in
 /// every `main` keeps a binary ready for the process pool.
 ///
+/// With the `cluster` feature, a process started with
+/// `QUADRIGA_CLUSTER_WORKER=redis://...` in its environment becomes a
+/// cluster worker here (see `quadriga::cluster`) and never returns.
+///
 /// ```
 /// quadriga::init();
 /// quadriga::init(); // idempotent
@@ -21,6 +25,9 @@ use crate::process::worker::{self, WORKER_ENV};
 /// ```
 pub fn init() {
     worker::bootstrap();
+    // With `QUADRIGA_CLUSTER_WORKER=<url>`, serve that broker's queue instead.
+    #[cfg(feature = "cluster")]
+    crate::cluster::divert_if_worker();
 }
 
 /// Whether this process was started as a Quadriga worker (and `init` has not

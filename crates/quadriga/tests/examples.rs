@@ -2,6 +2,9 @@
 //! integration tests, next to this test's own binary.
 
 mod common;
+#[cfg(feature = "cluster")]
+#[path = "common/redis.rs"]
+mod redis_server;
 
 use std::process::Command;
 use std::time::Instant;
@@ -94,6 +97,23 @@ fn process_prints_numbers_from_another_process() {
     }
     assert!(
         lines[5].ends_with("exited with code 0; it printed 5 numbers"),
+        "{stdout}"
+    );
+}
+
+#[cfg(feature = "cluster")]
+#[test]
+fn cluster_squares_prints_the_sum_through_a_broker() {
+    let server = redis_server::RedisServer::start();
+    let out = Command::new(common::example("cluster_squares"))
+        .arg(server.url())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        stdout.lines().last(),
+        Some("sum of squares of 1..=10000 = 333383335000"),
         "{stdout}"
     );
 }

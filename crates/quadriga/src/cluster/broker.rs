@@ -423,6 +423,17 @@ impl Broker {
         delivery: &Delivery,
         outcomes: &[Outcome],
     ) -> Result<Completion, Error> {
+        self.complete_timed(delivery, outcomes, Duration::ZERO)
+    }
+
+    /// [`complete`](Self::complete), telling the client how long the entry
+    /// ran (a `map` sizes its chunks by it).
+    pub fn complete_timed(
+        &mut self,
+        delivery: &Delivery,
+        outcomes: &[Outcome],
+        ran: Duration,
+    ) -> Result<Completion, Error> {
         let entry = delivery.entry.as_ref().map_err(Clone::clone)?;
         if outcomes.len() != entry.items.len() {
             return Err(Error::new(
@@ -445,7 +456,8 @@ impl Broker {
             .arg(&delivery.id)
             .arg(secs(s.config.result_ttl))
             .arg(s.config.reply_maxlen)
-            .arg(seqs(entry));
+            .arg(seqs(entry))
+            .arg(u64::try_from(ran.as_nanos()).unwrap_or(u64::MAX));
         for o in outcomes {
             call.arg(o.encode());
         }

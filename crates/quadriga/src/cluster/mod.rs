@@ -1,12 +1,35 @@
-//! The cluster backend's broker layer (cargo feature `cluster`): tasks carried
-//! by Redis Streams with consumer groups, so that workers on many hosts share
-//! a queue and nothing the broker confirmed is lost when a worker, the
-//! network or the broker fails.
+//! The cluster backend (cargo feature `cluster`): tasks carried by Redis
+//! Streams with consumer groups, so that workers on many hosts share a queue
+//! and nothing the broker confirmed is lost when a worker, the network or the
+//! broker fails.
 //!
-//! This is the layer the cluster pool and worker stand on; it is not yet a
-//! stable API (hence hidden from the docs). Everything here is synchronous,
-//! on the `redis` crate's blocking connections with explicit timeouts: no
-//! async runtime.
+//! [`ClusterPool`] is the client: it answers the same calls as the local
+//! pools, so switching is one line. [`Worker`] serves a queue; workers are
+//! the user's own binary, because only it knows its tasks:
+//!
+//! ```no_run
+//! use quadriga::cluster::ClusterPool;
+//!
+//! #[quadriga::task]
+//! fn square(x: u64) -> u64 {
+//!     x * x
+//! }
+//!
+//! fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     // Started as `QUADRIGA_CLUSTER_WORKER=redis://broker:6379/ ./app`
+//!     // (on any host), this process serves the queue instead.
+//!     quadriga::init();
+//!     let pool = ClusterPool::connect("redis://broker:6379/")?; // was ProcessPool::new(4)?
+//!     let sum: u64 = pool.map(square, 1..=10_000).map(Result::unwrap).sum();
+//!     println!("sum of squares of 1..=10000 = {sum}");
+//!     Ok(())
+//! }
+//! ```
+//!
+//! Everything here is synchronous, on the `redis` crate's blocking
+//! connections with explicit timeouts: no async runtime. The broker layer
+//! below the pool and the worker ([`Broker`], [`Reader`], [`Entry`]…) is
+//! public for tools and tests, but less settled than the pool and worker.
 //!
 //! # The model
 //!
@@ -34,9 +57,16 @@
 //! * Durability is read on connect ([`Durability`]), not assumed.
 //!
 //! The scripts' exact contracts are in `scripts.rs`.
-
-// Not a stable API yet: the pool and worker built on it will be.
-#![doc(hidden)]
+//!
+//! # The pool and the worker
+//!
+//! * [`ClusterPool`] (`pool.rs`): the client; the same calls, handles and
+//!   errors as the local pools. Its receiver thread (`receiver.rs`) resolves
+//!   handles from the client's reply streams (`replies.rs`).
+//! * [`Worker`] (`worker.rs`): serves a queue from this binary, running
+//!   entries through the task registry (`execute.rs`) on threads;
+//!   `QUADRIGA_CLUSTER_WORKER=<url>` makes [`init`](crate::init) one
+//!   (`env.rs`).
 
 mod broker;
 mod config;
@@ -44,13 +74,21 @@ mod conn;
 mod delivery;
 mod durability;
 mod entry;
+mod env;
 mod error;
+mod execute;
 mod keys;
 mod outcome;
+mod pool;
 mod reader;
+mod receiver;
+mod replies;
 mod reply;
 mod scripts;
+mod worker;
 mod workers;
+
+pub(crate) use env::divert_if_worker;
 
 pub use broker::{Broker, Completion, DeadLetter, DeadLettered, Sweep};
 pub use config::BrokerConfig;
@@ -60,8 +98,11 @@ pub use durability::Durability;
 #[doc(hidden)]
 pub use entry::fuzz_decode_entry;
 pub use entry::{DEFAULT_MAX_ENTRY_BYTES, Entry, FIELD, Item, MAX_ITEMS, MAX_TASK_NAME};
+pub use env::WORKER_URL_ENV;
 pub use error::{Error, ErrorKind};
 pub use keys::{GROUP, Keys, MAX_SHARDS, TaskId};
 pub use outcome::Outcome;
+pub use pool::{ClusterPool, ClusterPoolBuilder};
 pub use reader::Reader;
+pub use worker::{Worker, WorkerBuilder, WorkerReport, WorkerStop};
 pub use workers::WorkerInfo;

@@ -96,8 +96,9 @@ return {r[1], out}
 /// result keys of the entry's tasks. `ARGV[1]` the group, `ARGV[2]` the
 /// caller, `ARGV[3]` the entry id, `ARGV[4]` the results' TTL (s), `ARGV[5]`
 /// the reply stream's length cap, `ARGV[6]` the finished sequence numbers
-/// (text, for the notification), `ARGV[7..]` one encoded outcome per result
-/// key. Returns `{status, written, kept}`:
+/// (text, for the notification), `ARGV[7]` how long the entry ran on the
+/// worker (ns, for the notification), `ARGV[8..]` one encoded outcome per
+/// result key. Returns `{status, written, kept}`:
 ///
 /// * `done`: the caller held the entry. Each outcome was `SET ... NX EX`
 ///   (`written` new, `kept` already there: first writer wins), the entry was
@@ -114,14 +115,14 @@ local n = #KEYS - 2
 local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1)
 if #p == 0 then
   for i = 1, n do
-    if redis.call('GET', KEYS[2 + i]) ~= ARGV[6 + i] then return {'stale', 0, 0} end
+    if redis.call('GET', KEYS[2 + i]) ~= ARGV[7 + i] then return {'stale', 0, 0} end
   end
   return {'again', 0, 0}
 end
 if p[1][2] ~= ARGV[2] then return {'stale', 0, 0} end
 local written, kept = 0, 0
 for i = 1, n do
-  if redis.call('SET', KEYS[2 + i], ARGV[6 + i], 'NX', 'EX', ARGV[4]) then
+  if redis.call('SET', KEYS[2 + i], ARGV[7 + i], 'NX', 'EX', ARGV[4]) then
     written = written + 1
   else
     kept = kept + 1
@@ -129,7 +130,7 @@ for i = 1, n do
 end
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[3])
 redis.call('XDEL', KEYS[1], ARGV[3])
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', 'entry', ARGV[3], 'seqs', ARGV[6])
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', 'entry', ARGV[3], 'seqs', ARGV[6], 'ns', ARGV[7])
 redis.call('EXPIRE', KEYS[2], ARGV[4])
 return {'done', written, kept}
 ",

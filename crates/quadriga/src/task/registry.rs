@@ -80,6 +80,12 @@ fn registry() -> &'static HashMap<&'static str, Result<&'static TaskEntry, ()>> 
     })
 }
 
+/// The names of every registered task (a cluster worker's record lists them).
+#[cfg(feature = "cluster")]
+pub(crate) fn names() -> Vec<&'static str> {
+    registry().keys().copied().collect()
+}
+
 /// Finds the task registered as `name`.
 pub(crate) fn lookup(name: &str) -> Result<&'static TaskEntry, TaskError> {
     match registry().get(name) {

@@ -1,0 +1,205 @@
+//! The client's table of tasks waiting for an outcome, and the one receiver
+//! thread per pool that resolves them.
+//!
+//! A task is put in the table *before* its entry is enqueued, so its
+//! notification can never arrive first and be missed. The receiver blocks on
+//! the client's reply streams (its own connection), fetches the outcomes
+//! named there and hands each to its destination: a handle, or one item of a
+//! map chunk. After any broker failure it asks again for every task still
+//! waiting, so a notification lost with a connection costs a round trip, not
+//! a task. A task that ended with a task error and has retries left is
+//! enqueued again, under a new id, for the same destination.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Duration;
+
+use super::broker::Broker;
+use super::error::Error;
+use super::keys::TaskId;
+use super::outcome::Outcome;
+use crate::TaskErrorKind;
+
+/// How long one blocking read of the reply streams waits (and so how long a
+/// shutdown may wait for the receiver).
+const BLOCK: Duration = Duration::from_millis(100);
+
+/// Where an outcome goes: a handle, or a map chunk's item `index`.
+pub(crate) trait Collect: Send {
+    /// Takes the outcome of item `index`, whose entry ran for `ran` on its
+    /// worker (zero when not known).
+    fn put(&mut self, index: usize, outcome: Outcome, ran: Duration);
+}
+
+/// A shared destination.
+pub(crate) type Dest = Arc<Mutex<dyn Collect>>;
+
+/// Hands `outcome` to `dest`'s item `index`.
+pub(crate) fn deliver(dest: &Dest, index: usize, outcome: Outcome, ran: Duration) {
+    dest.lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .put(index, outcome, ran);
+}
+
+/// What it takes to run a task again after a task error.
+#[derive(Debug)]
+pub(crate) struct Retry {
+    pub(crate) task: String,
+    pub(crate) input: Vec<u8>,
+    pub(crate) left: u32,
+}
+
+/// One task waiting for its outcome.
+pub(crate) struct Waiting {
+    pub(crate) dest: Dest,
+    pub(crate) index: usize,
+    pub(crate) retry: Option<Retry>,
+}
+
+/// The tasks waiting for an outcome, by id.
+#[derive(Default)]
+pub(crate) struct Table {
+    map: Mutex<HashMap<TaskId, Waiting>>,
+    empty: Condvar,
+    stop: AtomicBool,
+}
+
+impl std::fmt::Debug for Table {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Table")
+            .field("waiting", &self.lock().len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Table {
+    fn lock(&self) -> MutexGuard<'_, HashMap<TaskId, Waiting>> {
+        self.map.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn add(&self, id: TaskId, waiting: Waiting) {
+        self.lock().insert(id, waiting);
+    }
+
+    /// Takes a task out of the table (its outcome came, or it was cancelled).
+    pub(crate) fn remove(&self, id: TaskId) -> Option<Waiting> {
+        let mut map = self.lock();
+        let w = map.remove(&id);
+        if map.is_empty() {
+            self.empty.notify_all();
+        }
+        w
+    }
+
+    /// How many tasks wait.
+    pub(crate) fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Blocks until no task waits.
+    pub(crate) fn wait_empty(&self) {
+        let mut map = self.lock();
+        while !map.is_empty() {
+            map = self.empty.wait(map).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    /// Forgets every waiting task: their destinations, dropped, resolve them
+    /// as cancelled.
+    pub(crate) fn clear(&self) {
+        let all = std::mem::take(&mut *self.lock());
+        self.empty.notify_all();
+        drop(all);
+    }
+
+    pub(crate) fn stop(&self) {
+        self.stop.store(true, Ordering::Release);
+    }
+}
+
+/// The receiver thread's body: runs until [`Table::stop`].
+pub(crate) fn run(mut broker: Broker, table: &Table) {
+    let shards = usize::from(broker.keys().shards());
+    let mut after = vec!["0-0".to_owned(); shards];
+    let mut recheck = false;
+    let mut failures = 0u32;
+    while !table.stop.load(Ordering::Acquire) {
+        let step = if recheck {
+            let ids: Vec<(TaskId, Duration)> = table
+                .lock()
+                .keys()
+                .map(|&id| (id, Duration::ZERO))
+                .collect();
+            settle(&mut broker, table, &ids).map(|()| recheck = false)
+        } else {
+            broker
+                .read_replies(&mut after, BLOCK, 4096)
+                .and_then(|ids| settle(&mut broker, table, &ids))
+        };
+        match step {
+            Ok(()) => failures = 0,
+            Err(e) => {
+                if failures == 0 {
+                    eprintln!("quadriga cluster client: {e}; trying again");
+                }
+                recheck = true;
+                failures += 1;
+                let wait = Duration::from_millis((50u64 << failures.min(5)).min(2000));
+                let until = std::time::Instant::now() + wait;
+                while std::time::Instant::now() < until && !table.stop.load(Ordering::Acquire) {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }
+        }
+    }
+}
+
+/// Fetches the outcomes of those of `ids` still waiting and delivers them.
+fn settle(broker: &mut Broker, table: &Table, ids: &[(TaskId, Duration)]) -> Result<(), Error> {
+    let waiting: Vec<(TaskId, Duration)> = {
+        let map = table.lock();
+        ids.iter()
+            .copied()
+            .filter(|(id, _)| map.contains_key(id))
+            .collect()
+    };
+    if waiting.is_empty() {
+        return Ok(());
+    }
+    let just_ids: Vec<TaskId> = waiting.iter().map(|&(id, _)| id).collect();
+    let outcomes = broker.fetch_many(&just_ids)?;
+    for ((id, ran), outcome) in waiting.into_iter().zip(outcomes) {
+        let Some(outcome) = outcome else { continue };
+        let Some(mut w) = table.lock().remove(&id) else {
+            continue; // cancelled meanwhile
+        };
+        if let Some(retry) = w
+            .retry
+            .as_mut()
+            .filter(|r| r.left > 0 && retryable(&outcome))
+        {
+            retry.left -= 1;
+            let entry = broker.entry(&retry.task, vec![retry.input.clone()], None);
+            let new_id = entry.ids().next().expect("one item");
+            table.add(new_id, w);
+            if let Err(e) = broker.enqueue(&entry) {
+                if let Some(w) = table.remove(new_id) {
+                    deliver(&w.dest, w.index, Outcome::Error(e.to_task_error()), ran);
+                }
+            }
+            continue;
+        }
+        if table.lock().is_empty() {
+            table.empty.notify_all();
+        }
+        deliver(&w.dest, w.index, outcome, ran);
+    }
+    Ok(())
+}
+
+/// Task errors are retried; `lost`, codec and cancellation are not.
+fn retryable(outcome: &Outcome) -> bool {
+    matches!(outcome, Outcome::Error(e)
+        if matches!(e.kind(), TaskErrorKind::Failed | TaskErrorKind::Panicked))
+}
