@@ -428,10 +428,10 @@ struct HandleSink<O> {
 
 impl<O: DeserializeOwned + Send + 'static> Collect for HandleSink<O> {
     fn put(&mut self, _index: usize, outcome: Outcome, _ran: Duration) {
-        if let Some(completer) = self.completer.take() {
-            if completer.start() {
-                completer.complete(decode(outcome));
-            }
+        if let Some(completer) = self.completer.take()
+            && completer.start()
+        {
+            completer.complete(decode(outcome));
         }
     }
 }
@@ -463,19 +463,21 @@ impl<I: Send, O: DeserializeOwned + Send> ChunkSink<I, O> {
         });
         *slot = Some(result);
         self.left -= 1;
-        if self.left == 0 {
-            if let Some(reply) = self.reply.take() {
-                let mut out = std::mem::take(&mut self.out);
-                out.clear();
-                // The map wants results in reverse input order.
-                out.extend(self.results.drain(..).rev().map(|r| {
+        if self.left == 0
+            && let Some(reply) = self.reply.take()
+        {
+            let mut out = std::mem::take(&mut self.out);
+            out.clear();
+            // The map wants results in reverse input order.
+            out.extend(
+                self.results.drain(..).rev().map(|r| {
                     r.unwrap_or_else(|| Err(TaskError::codec("no outcome for this item")))
-                }));
-                // The map sizes chunks by their work as the worker measured
-                // it: the wall time here would count the queue and the round
-                // trip too, and shrink chunks as the queue grows.
-                reply.send(self.ran, out, std::mem::take(&mut self.spare));
-            }
+                }),
+            );
+            // The map sizes chunks by their work as the worker measured
+            // it: the wall time here would count the queue and the round
+            // trip too, and shrink chunks as the queue grows.
+            reply.send(self.ran, out, std::mem::take(&mut self.spare));
         }
     }
 }

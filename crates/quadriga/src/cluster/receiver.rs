@@ -183,10 +183,10 @@ fn settle(broker: &mut Broker, table: &Table, ids: &[(TaskId, Duration)]) -> Res
             let entry = broker.entry(&retry.task, vec![retry.input.clone()], None);
             let new_id = entry.ids().next().expect("one item");
             table.add(new_id, w);
-            if let Err(e) = broker.enqueue(&entry) {
-                if let Some(w) = table.remove(new_id) {
-                    deliver(&w.dest, w.index, Outcome::Error(e.to_task_error()), ran);
-                }
+            if let Err(e) = broker.enqueue(&entry)
+                && let Some(w) = table.remove(new_id)
+            {
+                deliver(&w.dest, w.index, Outcome::Error(e.to_task_error()), ran);
             }
             continue;
         }

@@ -422,10 +422,10 @@ fn heartbeat(
         if Instant::now() >= next {
             next = Instant::now() + every;
             let held: Vec<(u16, String)> = state.held().iter().cloned().collect();
-            if !held.is_empty() {
-                if let Err(e) = broker.heartbeat(&held) {
-                    eprintln!("quadriga cluster worker {}: heartbeat: {e}", info.name);
-                }
+            if !held.is_empty()
+                && let Err(e) = broker.heartbeat(&held)
+            {
+                eprintln!("quadriga cluster worker {}: heartbeat: {e}", info.name);
             }
             info.done = state.completed.load(Ordering::Relaxed);
             info.refused = state.refused.load(Ordering::Relaxed);
