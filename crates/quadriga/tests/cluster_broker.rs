@@ -92,7 +92,7 @@ fn enqueue_read_complete_round_trip() {
     // The read waits for nothing when there is work; it takes only what it asked for.
     let started = Instant::now();
     let got = worker.reader().read(8, Duration::from_secs(5)).unwrap();
-    assert!(started.elapsed() < Duration::from_secs(2));
+    assert!(started.elapsed() < Duration::from_secs(4));
     assert_eq!(got.len(), 1);
     let d = &got[0];
     assert_eq!(d.id, stream_id);
@@ -473,7 +473,7 @@ fn an_unreachable_broker_is_a_clear_error_in_bounded_time() {
         err.to_string().contains(&format!("127.0.0.1:{port}")),
         "{err}"
     );
-    assert!(started.elapsed() < Duration::from_secs(3));
+    assert!(started.elapsed() < Duration::from_secs(10));
 
     // Something listens but never answers: the handshake times out.
     let silent = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -490,7 +490,7 @@ fn an_unreachable_broker_is_a_clear_error_in_bounded_time() {
         "{err}"
     );
     assert!(
-        started.elapsed() < Duration::from_secs(3),
+        started.elapsed() < Duration::from_secs(10),
         "{:?}",
         started.elapsed()
     );
@@ -514,7 +514,7 @@ fn a_wrong_password_is_a_clear_error() {
             !err.to_string().contains("wrong@"),
             "no URL with a password in {err}"
         );
-        assert!(started.elapsed() < Duration::from_secs(3));
+        assert!(started.elapsed() < Duration::from_secs(10));
     }
     assert!(Broker::connect(BrokerConfig::new(server.url())).is_ok());
 }
