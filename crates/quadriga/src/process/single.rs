@@ -11,6 +11,8 @@ use crate::child::{self, Exit, Signal};
 use crate::error::{BuildError, TaskError};
 use crate::handle::{self, TaskHandle};
 use crate::process::spawn::{self, SpawnConfig};
+use std::borrow::Cow;
+
 use crate::process::wire::{self, Decoder, Down, Up};
 use crate::process::worker;
 use crate::task::Task;
@@ -130,16 +132,16 @@ fn converse(
     let mut out = wire::Outbox::default();
     let max = wire::DEFAULT_MAX_FRAME;
     let init = Down::Init {
-        task: String::new(),
-        input: Batch::default(),
+        task: "".into(),
+        input: Cow::Owned(Batch::default()),
     };
     if out.push(&init, max).is_err() {
         return Ok(None);
     }
     let job = Down::Run {
         job: 1,
-        task: task.to_owned(),
-        input,
+        task: task.into(),
+        input: Cow::Owned(input),
     };
     if let Err(err) = out.push(&job, max) {
         return Ok(Some(Err(TaskError::codec(format!(

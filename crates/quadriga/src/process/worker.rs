@@ -176,7 +176,7 @@ fn serve(sock: UnixStream, max_frame: usize) -> std::io::Result<()> {
             };
             match msg {
                 Down::Init { task, mut input } => {
-                    claim_fds(&mut input, &mut fds)?;
+                    claim_fds(input.to_mut(), &mut fds)?;
                     let reply = match init(&task, &input) {
                         Ok(()) => Up::Ready {
                             pid,
@@ -195,7 +195,7 @@ fn serve(sock: UnixStream, max_frame: usize) -> std::io::Result<()> {
                     task,
                     mut input,
                 } => {
-                    claim_fds(&mut input, &mut fds)?;
+                    claim_fds(input.to_mut(), &mut fds)?;
                     let (outcomes, nanos) = match registry::lookup(&task) {
                         Ok(entry) => registry::run(entry, &input),
                         Err(err) => {

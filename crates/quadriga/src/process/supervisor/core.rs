@@ -114,13 +114,9 @@ pub(crate) enum Flush {
 pub(crate) enum Action {
     /// Start a worker in this slot, send it the initializer, and answer.
     Spawn { worker: WorkerId },
-    /// Send the worker this job, and answer with [`Event::Pushed`].
-    Run {
-        worker: WorkerId,
-        job: u64,
-        task: &'static str,
-        input: Batch,
-    },
+    /// Send the worker this job (its task and input: [`Core::sent`]), and
+    /// answer with [`Event::Pushed`].
+    Run { worker: WorkerId, job: u64 },
     /// Tell the worker to finish and exit.
     Exit { worker: WorkerId },
     /// Signal the worker's process group.
@@ -297,6 +293,18 @@ impl Core {
             && self.queue.is_empty()
             && self.spawning.is_none()
             && self.workers.iter().all(Option::is_none)
+    }
+
+    /// The task and input of `job`, sent to `worker` and not yet answered:
+    /// what an [`Action::Run`] sends (the core keeps the input, for retries
+    /// and splitting, so the shell encodes it from here without a copy).
+    pub(crate) fn sent(&self, worker: WorkerId, job: u64) -> Option<(&'static str, &Batch)> {
+        self.worker(worker)?
+            .outstanding
+            .iter()
+            .rev()
+            .find(|f| f.job.id == job)
+            .map(|f| (f.job.task, &f.job.input))
     }
 
     /// Whether a write to `worker` waits for a retry at `now` (after a
@@ -607,8 +615,6 @@ impl Core {
             self.actions.push_back(Action::Run {
                 worker: slot,
                 job: job.id,
-                task: job.task,
-                input: job.input.clone(),
             });
             w.outstanding.push_back(InFlight {
                 job,

@@ -2,7 +2,7 @@
 //! workers' sockets, starts, signals and reaps workers, and feeds what happens
 //! to the [`Core`], carrying out the actions it returns.
 
-use std::collections::VecDeque;
+use std::borrow::Cow;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -85,8 +85,9 @@ pub(crate) struct Supervisor {
     rx: Receiver<Command>,
     pids: Arc<Mutex<Vec<u32>>>,
     conns: Vec<Option<Conn>>,
-    /// Answers to actions, waiting to be fed to the core.
-    replies: VecDeque<Event>,
+    /// The time of this turn of the loop: read once after each wait, not
+    /// per event (a turn lasts microseconds; the clock is not free).
+    now: Instant,
     /// Where socket reads land before they are fed to a worker's decoder.
     scratch: Box<[u8]>,
 }
@@ -107,16 +108,17 @@ impl Supervisor {
             memory_limit: cfg.spawn.memory_limit,
             own_pid: std::process::id(),
         };
+        let now = Instant::now();
         Ok(Self {
             spawn: cfg.spawn,
             initializer: cfg.initializer,
-            core: Core::new(rules, Instant::now()),
+            core: Core::new(rules, now),
             poll,
             waker,
             rx,
             pids,
             conns: Vec::new(),
-            replies: VecDeque::new(),
+            now,
             scratch: vec![0; 1 << 16].into_boxed_slice(),
         })
     }
@@ -125,6 +127,7 @@ impl Supervisor {
     pub(crate) fn run(mut self) {
         let mut ready = Vec::with_capacity(64);
         loop {
+            self.now = Instant::now();
             self.take_commands();
             self.feed(Event::Tick);
             self.flush_all();
@@ -136,6 +139,7 @@ impl Supervisor {
                 let why = format!("the supervisor could not wait for events: {err}");
                 self.feed(Event::Fatal { why });
             }
+            self.now = Instant::now();
             for &event in &ready {
                 match event.token {
                     Token::Wake => self.waker.clear(),
@@ -155,17 +159,13 @@ impl Supervisor {
     }
 
     /// Feeds `event` to the core and carries out what it asks, feeding back
-    /// the answers.
+    /// each answer as it comes (its own actions join the queue).
     fn feed(&mut self, event: Event) {
-        let mut next = Some(event);
-        while let Some(event) = next {
-            self.core.handle(Instant::now(), event);
-            while let Some(action) = self.core.poll_action() {
-                if let Some(reply) = self.perform(action) {
-                    self.replies.push_back(reply);
-                }
+        self.core.handle(self.now, event);
+        while let Some(action) = self.core.poll_action() {
+            if let Some(reply) = self.perform(action) {
+                self.core.handle(self.now, reply);
             }
-            next = self.replies.pop_front();
         }
     }
 
@@ -178,24 +178,21 @@ impl Supervisor {
                     why: err.to_string(),
                 },
             }),
-            Action::Run {
-                worker,
-                job,
-                task,
-                input,
-            } => {
+            Action::Run { worker, job } => {
                 let conn = self.conns.get_mut(worker).and_then(Option::as_mut);
-                let msg = Down::Run {
-                    job,
-                    task: task.to_owned(),
-                    input,
-                };
-                let frame_end = match conn {
-                    Some(c) => c
-                        .out
-                        .push(&msg, self.spawn.max_frame)
-                        .map_err(|e| e.to_string()),
-                    None => Err("the worker is gone".to_owned()),
+                let frame_end = match (conn, self.core.sent(worker, job)) {
+                    (Some(c), Some((task, input))) => {
+                        let msg = Down::Run {
+                            job,
+                            task: Cow::Borrowed(task),
+                            input: Cow::Borrowed(input),
+                        };
+                        c.out
+                            .push(&msg, self.spawn.max_frame)
+                            .map_err(|e| e.to_string())
+                    }
+                    (None, _) => Err("the worker is gone".to_owned()),
+                    (_, None) => Err("the job is no longer held".to_owned()),
                 };
                 Some(Event::Pushed {
                     worker,
@@ -248,8 +245,8 @@ impl Supervisor {
         let (task, input) = &self.initializer;
         out.push(
             &Down::Init {
-                task: task.clone(),
-                input: input.clone(),
+                task: Cow::Borrowed(task),
+                input: Cow::Borrowed(input),
             },
             self.spawn.max_frame,
         )
@@ -278,13 +275,16 @@ impl Supervisor {
 
     /// Writes what is pending to a worker, without blocking.
     fn flush(&mut self, worker: WorkerId) {
-        let now = Instant::now();
-        if self.core.send_held(worker, now) {
+        if self.core.send_held(worker, self.now) {
             return;
         }
         let Some(c) = self.conns.get_mut(worker).and_then(Option::as_mut) else {
             return;
         };
+        if c.out.is_empty() && !c.want_write && !self.core.send_on_timer(worker) {
+            // Nothing to write and nothing waiting on a write: no news.
+            return;
+        }
         let before = c.out.written();
         let result = match c.out.flush(c.sock.as_fd(), SendFlags::DONTWAIT) {
             Ok(_) => Flush::Sent,
@@ -433,7 +433,6 @@ impl Drop for Supervisor {
             child::signal_group(c.pid, Signal::Kill);
             let _ = child::reap(&c.pidfd, true);
         }
-        self.replies.clear();
         self.feed(Event::Stop);
         self.pids.lock().unwrap_or_else(|p| p.into_inner()).clear();
     }

@@ -281,11 +281,11 @@ impl Sim {
                             });
                         }
                     }
-                    Action::Run {
-                        worker, job, input, ..
-                    } => {
+                    Action::Run { worker, job } => {
+                        let (_, input) =
+                            self.core.sent(worker, job).expect("a run names a held job");
                         self.seen.push(Seen::Run(worker, job));
-                        self.jobs.entry(job).or_insert_with(|| tags(&input));
+                        self.jobs.entry(job).or_insert_with(|| tags(input));
                         let frame_end = match self.push_error.take() {
                             Some(why) => Err(why),
                             None => {

@@ -72,7 +72,7 @@ mod tests {
         let valid = frame(&Down::Run {
             job: 3,
             task: "t".into(),
-            input,
+            input: std::borrow::Cow::Owned(input),
         });
         for _ in 0..20_000 {
             let len = (next() % 64) as usize;

@@ -1,5 +1,7 @@
 //! The messages on a worker's socket: [`Down`] to it, [`Up`] from it.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 
 use crate::error::TaskError;
@@ -10,15 +12,22 @@ use crate::task::outcomes::Outcomes;
 pub(crate) const PROTOCOL: u32 = 3;
 
 /// Supervisor → worker.
+///
+/// The supervisor encodes borrowed names and inputs (the job keeps its own
+/// for retries and splitting: no copy per send); the worker decodes owned
+/// ones.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) enum Down {
+pub(crate) enum Down<'a> {
     /// Run the initializer task once, before any job.
-    Init { task: String, input: Batch },
+    Init {
+        task: Cow<'a, str>,
+        input: Cow<'a, Batch>,
+    },
     /// Run `task` on every item of `input`, in order.
     Run {
         job: u64,
-        task: String,
-        input: Batch,
+        task: Cow<'a, str>,
+        input: Cow<'a, Batch>,
     },
     /// Finish and exit.
     Exit,

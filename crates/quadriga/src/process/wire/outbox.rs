@@ -38,7 +38,7 @@ impl Outbox {
     /// Appends `msg` as one frame (see [`encode`]); on error nothing is added.
     /// Returns the frame's end as a count of bytes over the outbox's life:
     /// the frame is all written once [`written`](Self::written) reaches it.
-    pub(crate) fn push(&mut self, msg: &Down, max: usize) -> Result<u64, FrameError> {
+    pub(crate) fn push(&mut self, msg: &Down<'_>, max: usize) -> Result<u64, FrameError> {
         let fds: Vec<SharedFd> = match msg {
             Down::Run { input, .. } | Down::Init { input, .. } => input
                 .fds

@@ -26,7 +26,7 @@ fn round_trip_in_pieces() {
         Down::Run {
             job: 7,
             task: "t".into(),
-            input,
+            input: std::borrow::Cow::Owned(input),
         },
         Down::Exit,
     ];
@@ -64,7 +64,7 @@ fn encoding_refuses_oversized_messages_and_leaves_output_intact() {
     let msg = Down::Run {
         job: 1,
         task: "t".into(),
-        input,
+        input: std::borrow::Cow::Owned(input),
     };
     assert!(matches!(
         encode(&msg, &mut out, 1024),
@@ -86,11 +86,11 @@ fn some_fd() -> SharedFd {
     Arc::new(rustix::fs::memfd_create(c"t", rustix::fs::MemfdFlags::CLOEXEC).unwrap())
 }
 
-fn run(input: Batch) -> Down {
+fn run(input: Batch) -> Down<'static> {
     Down::Run {
         job: 1,
         task: "t".into(),
-        input,
+        input: std::borrow::Cow::Owned(input),
     }
 }
 
@@ -176,7 +176,7 @@ fn regression_a_refused_descriptor_group_kept_the_rest_of_the_frame() {
         // Descriptors are not in the bytes: compare the rest.
         let mut bare = msg;
         if let Down::Run { input, .. } = &mut bare {
-            input.fds = Fds::default();
+            input.to_mut().fds = Fds::default();
         }
         assert_eq!(dec.next::<Down>().unwrap().unwrap(), bare);
     }
@@ -216,8 +216,9 @@ fn descriptors_cross_a_socket_frame_by_frame() {
     let mut got = Vec::new();
     loop {
         while let Some(Down::Run { mut input, .. }) = dec.next::<Down>().unwrap() {
+            let input = input.to_mut();
             input.fds = Fds::received(inbox.claim(input.fd_count()).unwrap());
-            got.push(input);
+            got.push(std::mem::take(input));
         }
         let n = inbox.recv(rx.as_fd(), &mut buf).unwrap();
         if n == 0 {
