@@ -448,6 +448,7 @@ impl Broker {
         let s = &self.shared;
         let mut call = scripts::COMPLETE.key(s.keys.stream(delivery.shard));
         call.key(s.keys.reply(delivery.shard, entry.client));
+        call.key(s.keys.dups(delivery.shard, entry.client));
         for id in entry.ids() {
             call.key(s.keys.result(id));
         }
@@ -554,6 +555,28 @@ impl Broker {
             None if known => Ok(None),
             None => Err(unknown(id, &self.shared.keys)),
         }
+    }
+
+    /// How many of this client's tasks were run again because a worker was
+    /// lost (killed, paused or cut off past its lease): for each completed
+    /// entry delivered `d` times, its items × (`d` − 1). Execution is at
+    /// least once; this is how often "more than once" happened. Counted by
+    /// the broker at completion, kept as long as outcomes are.
+    pub fn duplicate_runs(&mut self) -> Result<u64, Error> {
+        let keys = self.shared.keys.clone();
+        let client = self.shared.client;
+        let io = self.link.io_timeout();
+        let mut total = 0u64;
+        for shard in 0..keys.shards() {
+            let key = keys.dups(shard, client);
+            let n: Option<u64> = self
+                .link
+                .call("reading the duplicate-run count", io, |con| {
+                    redis::cmd("GET").arg(&key).query(con)
+                })?;
+            total += n.unwrap_or(0);
+        }
+        Ok(total)
     }
 
     /// Up to `max` dead letters of `shard`, oldest first.

@@ -13,6 +13,7 @@
 //! | `p:{q.s}:queued:<client>-<seq>` | written at enqueue: the task exists (value: its stream id) |
 //! | `p:{q.s}:result:<client>-<seq>` | the task's outcome, first writer wins, with a TTL |
 //! | `p:{q.s}:reply:<client>` | the client's notifications: which of its tasks finished |
+//! | `p:{q.s}:dups:<client>` | how many of the client's tasks ran again after a lost worker |
 //! | `p:{q}:workers` | sorted set of worker names by last heartbeat (server time, ms) |
 //! | `p:{q}:worker:<name>` | one worker's record (a hash, with a TTL) |
 //!
@@ -156,6 +157,12 @@ impl Keys {
         format!("{}:reply:{client:016x}", self.tag(shard))
     }
 
+    /// How many of `client`'s tasks on `shard` were delivered again after
+    /// their worker was lost (duplicate runs), counted at completion.
+    pub fn dups(&self, shard: u16, client: u64) -> String {
+        format!("{}:dups:{client:016x}", self.tag(shard))
+    }
+
     /// The sorted set of the queue's workers by last heartbeat.
     pub fn workers(&self) -> String {
         format!("{}:{{{}}}:workers", self.prefix, self.queue)
@@ -191,6 +198,7 @@ mod tests {
             keys.queued(id),
             keys.result(id),
             keys.reply(3, 0xab),
+            keys.dups(3, 0xab),
         ] {
             // Redis hashes the text between the first `{` and the next `}`.
             let open = key.find('{').unwrap();

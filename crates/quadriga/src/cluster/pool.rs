@@ -11,7 +11,7 @@ use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -28,6 +28,10 @@ use crate::handle::{self, Completer, TaskHandle};
 use crate::map::{Chunk, Dispatch, Map, MapUnordered, Reply};
 use crate::task::Task;
 use crate::task::batch::Batch;
+
+/// How long a submission waits for a broker that does not answer (restarting,
+/// failing over) before its tasks end `lost`.
+const ENQUEUE_PATIENCE: Duration = Duration::from_secs(15);
 
 /// Configures and connects a [`ClusterPool`].
 ///
@@ -283,10 +287,23 @@ impl ClusterPool {
         handle
     }
 
+    /// How many of this pool's tasks were run again because their worker was
+    /// lost (killed, paused or cut off past its lease): execution is at least
+    /// once, and this counts the "more than once", as the broker recorded it
+    /// when the tasks completed (see [`Broker::duplicate_runs`]).
+    ///
+    /// # Errors
+    ///
+    /// The broker could not be asked.
+    pub fn duplicate_runs(&self) -> Result<u64, Error> {
+        self.control().duplicate_runs()
+    }
+
     /// Puts `entry`'s tasks in the table (item `i` of the entry answers
     /// `dest`'s item `indices[i]`), then enqueues it. An entry that is too
     /// large is split in halves; a single item that is, fails as a codec
-    /// error. A broker that does not answer is tried again a few times.
+    /// error. A broker that does not answer (restarting, say) is tried again
+    /// with back-off for up to [`ENQUEUE_PATIENCE`]; each repeat is safe.
     fn send(&self, broker: &mut Broker, entry: Entry, indices: &[usize], dest: &Dest) {
         let ids: Vec<_> = entry.ids().collect();
         for ((&id, &index), item) in ids.iter().zip(indices).zip(&entry.items) {
@@ -304,16 +321,17 @@ impl ClusterPool {
                 },
             );
         }
-        let mut tries = 0;
+        let give_up = Instant::now() + ENQUEUE_PATIENCE;
+        let mut tries = 0u32;
         let err = loop {
             match broker.enqueue(&entry) {
                 Ok(_) => return,
                 Err(e)
-                    if tries < 3
+                    if Instant::now() < give_up
                         && matches!(e.kind(), ErrorKind::Connection | ErrorKind::Unreachable) =>
                 {
                     tries += 1;
-                    std::thread::sleep(Duration::from_millis(100 << tries));
+                    std::thread::sleep(Duration::from_millis((25 << tries.min(5)).min(500)));
                 }
                 Err(e) => break e,
             }

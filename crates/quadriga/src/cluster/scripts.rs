@@ -92,8 +92,9 @@ return {r[1], out}
 
 /// Complete: record outcomes and acknowledge, fenced.
 ///
-/// `KEYS[1]` the stream, `KEYS[2]` the client's reply stream, `KEYS[3..]` the
-/// result keys of the entry's tasks. `ARGV[1]` the group, `ARGV[2]` the
+/// `KEYS[1]` the stream, `KEYS[2]` the client's reply stream, `KEYS[3]` the
+/// client's duplicate-run counter, `KEYS[4..]` the result keys of the entry's
+/// tasks. `ARGV[1]` the group, `ARGV[2]` the
 /// caller, `ARGV[3]` the entry id, `ARGV[4]` the results' TTL (s), `ARGV[5]`
 /// the reply stream's length cap, `ARGV[6]` the finished sequence numbers
 /// (text, for the notification), `ARGV[7]` how long the entry ran on the
@@ -102,7 +103,9 @@ return {r[1], out}
 ///
 /// * `done`: the caller held the entry. Each outcome was `SET ... NX EX`
 ///   (`written` new, `kept` already there: first writer wins), the entry was
-///   acknowledged and deleted, and the client was notified.
+///   acknowledged and deleted, and the client was notified. An entry
+///   delivered `d > 1` times adds `items × (d - 1)` to the duplicate-run
+///   counter (once: a repeat finds the entry settled).
 /// * `again`: the entry is no longer pending and every result key already
 ///   holds exactly these outcomes: a repeat (or an identical late result).
 ///   Nothing changed.
@@ -111,18 +114,23 @@ return {r[1], out}
 pub(crate) static COMPLETE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-local n = #KEYS - 2
+local n = #KEYS - 3
 local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1)
 if #p == 0 then
   for i = 1, n do
-    if redis.call('GET', KEYS[2 + i]) ~= ARGV[7 + i] then return {'stale', 0, 0} end
+    if redis.call('GET', KEYS[3 + i]) ~= ARGV[7 + i] then return {'stale', 0, 0} end
   end
   return {'again', 0, 0}
 end
 if p[1][2] ~= ARGV[2] then return {'stale', 0, 0} end
+local d = tonumber(p[1][4])
+if d > 1 then
+  redis.call('INCRBY', KEYS[3], n * (d - 1))
+  redis.call('EXPIRE', KEYS[3], ARGV[4])
+end
 local written, kept = 0, 0
 for i = 1, n do
-  if redis.call('SET', KEYS[2 + i], ARGV[7 + i], 'NX', 'EX', ARGV[4]) then
+  if redis.call('SET', KEYS[3 + i], ARGV[7 + i], 'NX', 'EX', ARGV[4]) then
     written = written + 1
   else
     kept = kept + 1
