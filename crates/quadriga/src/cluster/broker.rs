@@ -43,6 +43,22 @@ pub enum Completion {
     Refused,
 }
 
+/// What a [`cancel`](Broker::cancel) did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cancelled {
+    /// The task was waiting in the stream: removed, no worker will run it.
+    Removed,
+    /// A worker holds the task: its entry is gone from the pending list, so
+    /// the worker stops it at its next heartbeat (with process isolation,
+    /// killing its child) and its late completion is refused.
+    Stopping,
+    /// The task shares its entry with others (a map chunk), which run on;
+    /// its outcome is `cancelled` whatever its run gives.
+    Marked,
+    /// The task already had an outcome: nothing changed.
+    Settled,
+}
+
 /// What a dead-lettering did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DeadLettered {
@@ -577,6 +593,48 @@ impl Broker {
             total += n.unwrap_or(0);
         }
         Ok(total)
+    }
+
+    /// Cancels task `id`: its outcome becomes `cancelled` (unless it has one)
+    /// and, when it travels alone in its entry, the entry leaves the queue,
+    /// so a waiting task never runs and a running one is stopped by its
+    /// worker (see [`Cancelled`]). Safe to repeat.
+    pub fn cancel(&mut self, id: TaskId) -> Result<Cancelled, Error> {
+        let s = &self.shared;
+        if id.shard >= s.keys.shards() {
+            return Err(unknown(id, &s.keys));
+        }
+        let near = |seq: u64| s.keys.queued(TaskId { seq, ..id });
+        let next = near(id.seq.wrapping_add(1));
+        let prev = match id.seq.checked_sub(1) {
+            Some(seq) => near(seq),
+            None => next.clone(),
+        };
+        let outcome = Outcome::Error(TaskError::cancelled("cancelled by its client"));
+        let mut call = scripts::CANCEL.key(s.keys.stream(id.shard));
+        call.key(s.keys.queued(id))
+            .key(prev)
+            .key(next)
+            .key(s.keys.result(id))
+            .key(s.keys.reply(id.shard, id.client));
+        call.arg(GROUP)
+            .arg(secs(s.config.result_ttl))
+            .arg(outcome.encode())
+            .arg(s.config.reply_maxlen)
+            .arg(id.seq);
+        let io = self.link.io_timeout();
+        let v: Value = self.link.call("cancelling", io, |con| call.invoke(con))?;
+        match reply::bytes(&v, "cancel's status")? {
+            b"removed" => Ok(Cancelled::Removed),
+            b"stopping" => Ok(Cancelled::Stopping),
+            b"marked" => Ok(Cancelled::Marked),
+            b"settled" => Ok(Cancelled::Settled),
+            b"unknown" => Err(unknown(id, &s.keys)),
+            other => Err(Error::protocol(
+                "cancel",
+                String::from_utf8_lossy(other).into_owned(),
+            )),
+        }
     }
 
     /// Up to `max` dead letters of `shard`, oldest first.

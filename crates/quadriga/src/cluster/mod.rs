@@ -91,7 +91,7 @@ mod workers;
 
 pub(crate) use env::divert_if_worker;
 
-pub use broker::{Broker, Completion, DeadLetter, DeadLettered, Sweep};
+pub use broker::{Broker, Cancelled, Completion, DeadLetter, DeadLettered, Sweep};
 pub use config::BrokerConfig;
 pub use delivery::Delivery;
 pub use durability::Durability;

@@ -250,8 +250,12 @@ impl ClusterPool {
     ///
     /// The input is refused (the handle resolves as a codec error, nothing
     /// sent) if it holds IPC objects or is larger than the entry limit.
-    /// [`cancel`](TaskHandle::cancel) resolves the handle at once; a worker
-    /// may still run the task, and its outcome is then ignored.
+    /// [`cancel`](TaskHandle::cancel) resolves the handle at once, as
+    /// cancelled; then the pool cancels the task on the broker: a waiting
+    /// task leaves the queue and never runs, a running one is stopped by its
+    /// worker at its next heartbeat (with process isolation its child is
+    /// killed; a thread runs on, and its late result is refused). The task's
+    /// recorded outcome is `cancelled`.
     pub fn submit<T: Task>(&self, task: T, input: T::Input) -> TaskHandle<T::Output> {
         let _ = task;
         let id = handle::next_id();
@@ -271,7 +275,7 @@ impl ClusterPool {
             let table = Arc::downgrade(&self.table);
             Box::new(move || {
                 if let Some(table) = table.upgrade() {
-                    table.remove(tid);
+                    table.cancel(tid);
                 }
             })
         };

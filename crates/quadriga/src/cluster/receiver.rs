@@ -8,7 +8,9 @@
 //! map chunk. After any broker failure it asks again for every task still
 //! waiting, so a notification lost with a connection costs a round trip, not
 //! a task. A task that ended with a task error and has retries left is
-//! enqueued again, under a new id, for the same destination.
+//! enqueued again, under a new id, for the same destination. Cancelled
+//! handles leave their ids here, and the receiver cancels them on the broker
+//! (removing a waiting task, stopping a running one) before its next read.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,7 +18,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 use super::broker::Broker;
-use super::error::Error;
+use super::error::{Error, ErrorKind};
 use super::keys::TaskId;
 use super::outcome::Outcome;
 use crate::TaskErrorKind;
@@ -63,6 +65,8 @@ pub(crate) struct Table {
     map: Mutex<HashMap<TaskId, Waiting>>,
     empty: Condvar,
     stop: AtomicBool,
+    /// Tasks whose handles were cancelled, to cancel on the broker.
+    cancels: Mutex<Vec<TaskId>>,
 }
 
 impl std::fmt::Debug for Table {
@@ -113,6 +117,17 @@ impl Table {
         drop(all);
     }
 
+    /// Takes a cancelled task out of the table and asks the receiver to
+    /// cancel it on the broker.
+    pub(crate) fn cancel(&self, id: TaskId) {
+        if self.remove(id).is_some() {
+            self.cancels
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(id);
+        }
+    }
+
     pub(crate) fn stop(&self) {
         self.stop.store(true, Ordering::Release);
     }
@@ -125,7 +140,9 @@ pub(crate) fn run(mut broker: Broker, table: &Table) {
     let mut recheck = false;
     let mut failures = 0u32;
     while !table.stop.load(Ordering::Acquire) {
-        let step = if recheck {
+        let step = if let Err(e) = cancel(&mut broker, table) {
+            Err(e)
+        } else if recheck {
             let ids: Vec<(TaskId, Duration)> = table
                 .lock()
                 .keys()
@@ -153,6 +170,28 @@ pub(crate) fn run(mut broker: Broker, table: &Table) {
             }
         }
     }
+}
+
+/// Cancels on the broker the tasks whose handles were cancelled; those not
+/// done when the broker fails are kept for the next turn.
+fn cancel(broker: &mut Broker, table: &Table) -> Result<(), Error> {
+    let ids = std::mem::take(&mut *table.cancels.lock().unwrap_or_else(|p| p.into_inner()));
+    for (i, &id) in ids.iter().enumerate() {
+        match broker.cancel(id) {
+            Ok(_) => {}
+            // Never enqueued (its submission failed): nothing to cancel.
+            Err(e) if e.kind() == ErrorKind::UnknownTask => {}
+            Err(e) => {
+                table
+                    .cancels
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .extend_from_slice(&ids[i..]);
+                return Err(e);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Fetches the outcomes of those of `ids` still waiting and delivers them.

@@ -213,3 +213,45 @@ return now
 ",
     )
 });
+
+/// Cancel one task.
+///
+/// `KEYS[1]` the stream, `KEYS[2]` the task's queued marker, `KEYS[3]` and
+/// `KEYS[4]` the markers of the client's previous and next sequence numbers
+/// on the same shard, `KEYS[5]` the task's result key, `KEYS[6]` the client's
+/// reply stream. `ARGV[1]` the group, `ARGV[2]` the TTL (s), `ARGV[3]` the
+/// encoded `cancelled` outcome, `ARGV[4]` the reply stream's cap, `ARGV[5]`
+/// the task's sequence number (text). Returns:
+///
+/// * `unknown`: no such task was enqueued (or its records expired).
+/// * `settled`: it has an outcome already; nothing changed.
+/// * `removed`: it was waiting in the stream; the entry is deleted, so no
+///   worker will take it, and its outcome is `cancelled`.
+/// * `stopping`: a worker holds it; the entry is acknowledged and deleted,
+///   so that worker's next heartbeat reports it lost (the worker stops it)
+///   and its late completion is refused; its outcome is `cancelled`.
+/// * `marked`: it shares its entry with other tasks (a map chunk), which go
+///   on; its outcome is `cancelled`, which a later completion keeps.
+///
+/// The entry's other tasks are found through the markers: every task of an
+/// entry has consecutive sequence numbers and a marker holding the entry's
+/// stream id. A repeat finds the outcome recorded: `settled`.
+pub(crate) static CANCEL: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local id = redis.call('GET', KEYS[2])
+if not id then return 'unknown' end
+if not redis.call('SET', KEYS[5], ARGV[3], 'NX', 'EX', ARGV[2]) then return 'settled' end
+redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[4], '*', 'entry', id, 'seqs', ARGV[5])
+redis.call('EXPIRE', KEYS[6], ARGV[2])
+if redis.call('GET', KEYS[3]) == id or redis.call('GET', KEYS[4]) == id then
+  return 'marked'
+end
+local p = redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1)
+redis.call('XACK', KEYS[1], ARGV[1], id)
+redis.call('XDEL', KEYS[1], id)
+if #p == 1 then return 'stopping' end
+return 'removed'
+",
+    )
+});
