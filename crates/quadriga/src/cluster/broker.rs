@@ -616,12 +616,15 @@ impl Broker {
             .key(prev)
             .key(next)
             .key(s.keys.result(id))
-            .key(s.keys.reply(id.shard, id.client));
+            .key(s.keys.reply(id.shard, id.client))
+            .key(s.keys.delayed(id.shard))
+            .key(s.keys.delayed_entry(id));
         call.arg(GROUP)
             .arg(secs(s.config.result_ttl))
             .arg(outcome.encode())
             .arg(s.config.reply_maxlen)
-            .arg(id.seq);
+            .arg(id.seq)
+            .arg(super::keys::token(id));
         let io = self.link.io_timeout();
         let v: Value = self.link.call("cancelling", io, |con| call.invoke(con))?;
         match reply::bytes(&v, "cancel's status")? {
@@ -727,7 +730,7 @@ fn seqs(entry: &Entry) -> String {
 }
 
 /// Whole seconds, at least one (Redis refuses a TTL of 0).
-fn secs(d: Duration) -> u64 {
+pub(crate) fn secs(d: Duration) -> u64 {
     d.as_secs().max(1)
 }
 

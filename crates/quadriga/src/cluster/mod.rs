@@ -71,6 +71,7 @@
 mod broker;
 mod config;
 mod conn;
+mod delayed;
 mod delivery;
 mod durability;
 mod entry;
@@ -93,6 +94,7 @@ pub(crate) use env::divert_if_worker;
 
 pub use broker::{Broker, Cancelled, Completion, DeadLetter, DeadLettered, Sweep};
 pub use config::BrokerConfig;
+pub use delayed::Promoted;
 pub use delivery::Delivery;
 pub use durability::Durability;
 #[cfg(any(test, feature = "fuzzing"))]

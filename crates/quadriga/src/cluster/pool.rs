@@ -47,6 +47,7 @@ const ENQUEUE_PATIENCE: Duration = Duration::from_secs(15);
 ///     .result_ttl(Duration::from_secs(3600))
 ///     .retries_on_worker_loss(3)
 ///     .retries_on_task_error(1)
+///     .retry_backoff(Duration::from_millis(500))
 ///     .build()?;
 /// # }
 /// # Ok::<(), quadriga::cluster::Error>(())
@@ -56,6 +57,7 @@ pub struct ClusterPoolBuilder {
     config: BrokerConfig,
     max_in_flight: usize,
     retries_on_task_error: u32,
+    retry_backoff: Duration,
 }
 
 impl ClusterPoolBuilder {
@@ -110,6 +112,14 @@ impl ClusterPoolBuilder {
     /// new id, before its error is returned (default 0).
     pub fn retries_on_task_error(mut self, n: u32) -> Self {
         self.retries_on_task_error = n;
+        self
+    }
+
+    /// How long the first retry after a task error waits, doubling for each
+    /// later one up to a minute (default 500 ms). The waiting task is held
+    /// by the broker as a delayed task, not by this client or a worker.
+    pub fn retry_backoff(mut self, first: Duration) -> Self {
+        self.retry_backoff = first;
         self
     }
 
@@ -172,6 +182,7 @@ impl ClusterPoolBuilder {
             closed: AtomicBool::new(false),
             max_in_flight: self.max_in_flight,
             retries_on_task_error: self.retries_on_task_error,
+            retry_backoff: self.retry_backoff,
         })
     }
 }
@@ -215,6 +226,7 @@ pub struct ClusterPool {
     closed: AtomicBool,
     max_in_flight: usize,
     retries_on_task_error: u32,
+    retry_backoff: Duration,
 }
 
 impl ClusterPool {
@@ -234,6 +246,7 @@ impl ClusterPool {
             config: BrokerConfig::new(url),
             max_in_flight: 16,
             retries_on_task_error: 0,
+            retry_backoff: Duration::from_millis(500),
         }
     }
 
@@ -257,6 +270,45 @@ impl ClusterPool {
     /// killed; a thread runs on, and its late result is refused). The task's
     /// recorded outcome is `cancelled`.
     pub fn submit<T: Task>(&self, task: T, input: T::Input) -> TaskHandle<T::Output> {
+        self.submit_with(task, input, None)
+    }
+
+    /// Runs `task(input)` on a cluster worker once `delay` has passed (a
+    /// countdown). Until then the task is held by the broker, not by this
+    /// client or a worker: it survives a restart of either, and
+    /// [`cancel`](TaskHandle::cancel) removes it. Workers move due tasks into
+    /// the queue within about their poll interval (at most half a second).
+    pub fn submit_after<T: Task>(
+        &self,
+        task: T,
+        input: T::Input,
+        delay: Duration,
+    ) -> TaskHandle<T::Output> {
+        self.submit_with(task, input, Some(delay))
+    }
+
+    /// Runs `task(input)` on a cluster worker at `when` (as this host's
+    /// clock reads it; the broker then counts down on its own clock), as
+    /// [`submit_after`](Self::submit_after) does. A time already past runs
+    /// at once.
+    pub fn submit_at<T: Task>(
+        &self,
+        task: T,
+        input: T::Input,
+        when: std::time::SystemTime,
+    ) -> TaskHandle<T::Output> {
+        let delay = when
+            .duration_since(std::time::SystemTime::now())
+            .unwrap_or(Duration::ZERO);
+        self.submit_with(task, input, Some(delay))
+    }
+
+    fn submit_with<T: Task>(
+        &self,
+        task: T,
+        input: T::Input,
+        delay: Option<Duration>,
+    ) -> TaskHandle<T::Output> {
         let _ = task;
         let id = handle::next_id();
         let encoded = encode(&input);
@@ -287,7 +339,7 @@ impl ClusterPool {
         let dest: Dest = Arc::new(Mutex::new(HandleSink {
             completer: Some(completer),
         }));
-        self.send(&mut broker, entry, &[0], &dest);
+        self.send(&mut broker, entry, &[0], &dest, delay);
         handle
     }
 
@@ -308,13 +360,22 @@ impl ClusterPool {
     /// large is split in halves; a single item that is, fails as a codec
     /// error. A broker that does not answer (restarting, say) is tried again
     /// with back-off for up to [`ENQUEUE_PATIENCE`]; each repeat is safe.
-    fn send(&self, broker: &mut Broker, entry: Entry, indices: &[usize], dest: &Dest) {
+    fn send(
+        &self,
+        broker: &mut Broker,
+        entry: Entry,
+        indices: &[usize],
+        dest: &Dest,
+        delay: Option<Duration>,
+    ) {
         let ids: Vec<_> = entry.ids().collect();
         for ((&id, &index), item) in ids.iter().zip(indices).zip(&entry.items) {
             let retry = (self.retries_on_task_error > 0).then(|| Retry {
                 task: entry.task.clone(),
                 input: item.input.clone(),
                 left: self.retries_on_task_error,
+                backoff: self.retry_backoff,
+                attempt: 0,
             });
             self.table.add(
                 id,
@@ -328,7 +389,11 @@ impl ClusterPool {
         let give_up = Instant::now() + ENQUEUE_PATIENCE;
         let mut tries = 0u32;
         let err = loop {
-            match broker.enqueue(&entry) {
+            let sent = match delay {
+                Some(delay) if !delay.is_zero() => broker.enqueue_after(&entry, delay),
+                _ => broker.enqueue(&entry),
+            };
+            match sent {
                 Ok(_) => return,
                 Err(e)
                     if Instant::now() < give_up
@@ -348,7 +413,7 @@ impl ClusterPool {
             let (front_at, back_at) = indices.split_at(items.len());
             for (part, at) in [(items, front_at), (back, back_at)] {
                 let e = broker.entry(&task, part.into_iter().map(|i| i.input).collect(), None);
-                self.send(broker, e, at, dest);
+                self.send(broker, e, at, dest, delay);
             }
             return;
         }
@@ -554,7 +619,7 @@ impl<T: Task> Dispatch<T> for ClusterPool {
         let dest: Dest = Arc::new(Mutex::new(sink));
         let mut broker = self.control();
         let entry = broker.entry(T::NAME, inputs, None);
-        self.send(&mut broker, entry, &indices, &dest);
+        self.send(&mut broker, entry, &indices, &dest, None);
     }
 
     fn parallelism(&self) -> usize {

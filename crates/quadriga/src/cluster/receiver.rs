@@ -8,7 +8,8 @@
 //! map chunk. After any broker failure it asks again for every task still
 //! waiting, so a notification lost with a connection costs a round trip, not
 //! a task. A task that ended with a task error and has retries left is
-//! enqueued again, under a new id, for the same destination. Cancelled
+//! enqueued again, under a new id, for the same destination, after a
+//! back-off held by the broker (a delayed entry). Cancelled
 //! handles leave their ids here, and the receiver cancels them on the broker
 //! (removing a waiting task, stopping a running one) before its next read.
 
@@ -50,6 +51,10 @@ pub(crate) struct Retry {
     pub(crate) task: String,
     pub(crate) input: Vec<u8>,
     pub(crate) left: u32,
+    /// How long the next retry waits (doubling, at most a minute).
+    pub(crate) backoff: Duration,
+    /// Retries made so far.
+    pub(crate) attempt: u32,
 }
 
 /// One task waiting for its outcome.
@@ -219,10 +224,19 @@ fn settle(broker: &mut Broker, table: &Table, ids: &[(TaskId, Duration)]) -> Res
             .filter(|r| r.left > 0 && retryable(&outcome))
         {
             retry.left -= 1;
-            let entry = broker.entry(&retry.task, vec![retry.input.clone()], None);
+            let mut entry = broker.entry(&retry.task, vec![retry.input.clone()], None);
+            retry.attempt += 1;
+            entry.attempt = retry.attempt;
+            let delay = retry.backoff;
+            retry.backoff = (retry.backoff * 2).min(Duration::from_secs(60));
             let new_id = entry.ids().next().expect("one item");
             table.add(new_id, w);
-            if let Err(e) = broker.enqueue(&entry)
+            let sent = if delay.is_zero() {
+                broker.enqueue(&entry)
+            } else {
+                broker.enqueue_after(&entry, delay)
+            };
+            if let Err(e) = sent
                 && let Some(w) = table.remove(new_id)
             {
                 deliver(&w.dest, w.index, Outcome::Error(e.to_task_error()), ran);

@@ -1,7 +1,8 @@
 //! [`Worker`]: serves a queue from this binary (only it knows its tasks).
 //!
 //! One loop reads at most as many entries as there are free slots (no
-//! hoarding) and sweeps lapsed entries of any worker; `concurrency` runner
+//! hoarding), sweeps lapsed entries of any worker and moves due delayed
+//! entries into the stream (`delayed.rs`); `concurrency` runner
 //! threads each run one entry at a time through the task registry and
 //! complete it with the fenced script; a heartbeat thread extends the leases
 //! of the entries held and renews the worker's record. A broker that goes
@@ -381,8 +382,21 @@ impl Worker {
 
         let mut reader = self.broker.reader();
         let mut next_sweep = Instant::now();
+        let mut next_promote = Instant::now();
         let mut backoff = Backoff::default();
         while !self.stop.load(Ordering::Acquire) {
+            if Instant::now() >= next_promote {
+                // Delayed entries that are due move into the stream; look
+                // again when the next is due, and at least every poll.
+                let wait = match self.broker.promote_due(64) {
+                    Ok(p) => p.next_due.map_or(poll, |d| d.min(poll)),
+                    Err(e) => {
+                        eprintln!("quadriga cluster worker {name}: delayed entries: {e}");
+                        poll
+                    }
+                };
+                next_promote = Instant::now() + wait;
+            }
             let free = self.concurrency - state.busy.load(Ordering::Acquire);
             if free == 0 {
                 let _ = freed_rx.recv_timeout(poll);
@@ -395,7 +409,8 @@ impl Worker {
                     s.reclaimed
                 })
             } else {
-                reader.read(free, poll)
+                let block = next_promote.saturating_duration_since(Instant::now());
+                reader.read(free, block.clamp(Duration::from_millis(1), poll))
             };
             match got {
                 Ok(deliveries) => {
