@@ -229,3 +229,38 @@ fn promotion_moves_each_due_entry_once_and_a_cancel_finds_it_after() {
         assert_eq!(queued(&url), (0, 1));
     });
 }
+
+#[test]
+fn cancelling_a_task_between_retries_removes_the_waiting_retry() {
+    common::within(60, || {
+        let server = RedisServer::start();
+        let url = server.url();
+        let _worker = InProcess::start(&url);
+        let pool = ClusterPool::builder(&url)
+            .queue("q")
+            .retries_on_task_error(3)
+            .retry_backoff(Duration::from_secs(30))
+            .build()
+            .unwrap();
+        let path: PathBuf =
+            std::env::temp_dir().join(format!("quadriga-retry-cancel-{}", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let h = pool.submit(flaky, (path.to_string_lossy().into_owned(), 10));
+        // The first run fails; its retry waits 30 s in the broker.
+        assert!(
+            common::eventually(Duration::from_secs(20), || queued(&url) == (0, 1)),
+            "{:?}",
+            queued(&url)
+        );
+        assert!(h.cancel());
+        assert!(
+            common::eventually(Duration::from_secs(10), || queued(&url) == (0, 0)),
+            "the retry was not removed: {:?}",
+            queued(&url)
+        );
+        assert_eq!(pool.pending(), 0);
+        let runs = std::fs::read_to_string(&path).unwrap().lines().count();
+        assert_eq!(runs, 1);
+        let _ = std::fs::remove_file(&path);
+    });
+}

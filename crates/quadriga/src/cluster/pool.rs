@@ -376,6 +376,7 @@ impl ClusterPool {
                 left: self.retries_on_task_error,
                 backoff: self.retry_backoff,
                 attempt: 0,
+                first: id,
             });
             self.table.add(
                 id,

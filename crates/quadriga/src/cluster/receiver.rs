@@ -55,6 +55,8 @@ pub(crate) struct Retry {
     pub(crate) backoff: Duration,
     /// Retries made so far.
     pub(crate) attempt: u32,
+    /// The id the task was submitted under (its handle's cancel names it).
+    pub(crate) first: TaskId,
 }
 
 /// One task waiting for its outcome.
@@ -72,6 +74,8 @@ pub(crate) struct Table {
     stop: AtomicBool,
     /// Tasks whose handles were cancelled, to cancel on the broker.
     cancels: Mutex<Vec<TaskId>>,
+    /// Retried tasks: the id submitted → the id of the current attempt.
+    retried: Mutex<HashMap<TaskId, TaskId>>,
 }
 
 impl std::fmt::Debug for Table {
@@ -125,6 +129,12 @@ impl Table {
     /// Takes a cancelled task out of the table and asks the receiver to
     /// cancel it on the broker.
     pub(crate) fn cancel(&self, id: TaskId) {
+        let id = self
+            .retried
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id)
+            .unwrap_or(id);
         if self.remove(id).is_some() {
             self.cancels
                 .lock()
@@ -230,7 +240,13 @@ fn settle(broker: &mut Broker, table: &Table, ids: &[(TaskId, Duration)]) -> Res
             let delay = retry.backoff;
             retry.backoff = (retry.backoff * 2).min(Duration::from_secs(60));
             let new_id = entry.ids().next().expect("one item");
+            let first = retry.first;
             table.add(new_id, w);
+            table
+                .retried
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(first, new_id);
             let sent = if delay.is_zero() {
                 broker.enqueue(&entry)
             } else {
@@ -239,9 +255,23 @@ fn settle(broker: &mut Broker, table: &Table, ids: &[(TaskId, Duration)]) -> Res
             if let Err(e) = sent
                 && let Some(w) = table.remove(new_id)
             {
+                table
+                    .retried
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&first);
                 deliver(&w.dest, w.index, Outcome::Error(e.to_task_error()), ran);
             }
             continue;
+        }
+        if let Some(retry) = &w.retry
+            && retry.attempt > 0
+        {
+            table
+                .retried
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&retry.first);
         }
         if table.lock().is_empty() {
             table.empty.notify_all();
