@@ -390,6 +390,7 @@ fn a_randomized_run_with_kills_and_a_broker_restart_ends_every_task_once() {
         }
         let mut ok = 0u64;
         let mut lost = 0u64;
+        let mut why = Vec::new();
         for (x, h) in handles.into_iter().enumerate() {
             let x = x as u64;
             match h.join() {
@@ -397,7 +398,10 @@ fn a_randomized_run_with_kills_and_a_broker_restart_ends_every_task_once() {
                     assert_eq!(v, x * x, "task {x}");
                     ok += 1;
                 }
-                Err(e) if e.kind() == TaskErrorKind::Lost => lost += 1,
+                Err(e) if e.kind() == TaskErrorKind::Lost => {
+                    lost += 1;
+                    why.push(e.to_string());
+                }
                 Err(e) => panic!("task {x}: {e}"),
             }
         }
@@ -409,7 +413,7 @@ fn a_randomized_run_with_kills_and_a_broker_restart_ends_every_task_once() {
         // Every lost task is a dead letter; every other has its result.
         let mut broker = Broker::connect(BrokerConfig::new(&url).queue("q")).unwrap();
         let dead = broker.dead_letters(0, 10_000).unwrap();
-        assert_eq!(dead.len() as u64, lost, "{dead:?}");
+        assert_eq!(dead.len() as u64, lost, "{dead:?} {why:?}");
         assert_eq!(results(&url).len() as u64, TASKS);
         // Nothing is left in the stream or pending in the group.
         let mut con = raw(&url);
