@@ -51,6 +51,16 @@
 //!   partitioned) cannot ack or overwrite what a newer holder does.
 //! * [`fetch`](Broker::fetch) by task id: the outcome, pending, or an error
 //!   for an id never enqueued (never "pending" for ever).
+//! * **Cancel** ([`Broker::cancel`]): the task's outcome becomes `cancelled`;
+//!   a task alone in its entry leaves the queue (waiting: deleted; running:
+//!   dropped from the pending list, so its holder's heartbeat reports it
+//!   lost and the worker stops it).
+//! * **Delayed entries** (`delayed.rs`): a countdown or a back-off waits in a
+//!   per-shard sorted set on the server's clock, not in any process; workers
+//!   move due entries into the stream ([`Broker::promote_due`]).
+//! * **Duplicate runs** are counted by the broker as entries complete
+//!   ([`Broker::duplicate_runs`]): an entry delivered `d` times adds its
+//!   items × (`d` − 1).
 //! * Every write is a script or command that is **safe to repeat**, because a
 //!   reply lost with a dropped connection leaves the caller unsure whether it
 //!   ran ([`Error::is_outcome_unknown`]).
@@ -64,7 +74,9 @@
 //!   errors as the local pools. Its receiver thread (`receiver.rs`) resolves
 //!   handles from the client's reply streams (`replies.rs`).
 //! * [`Worker`] (`worker.rs`): serves a queue from this binary, running
-//!   entries through the task registry (`execute.rs`) on threads;
+//!   entries through the task registry (`execute.rs`) on threads or, with
+//!   [`Isolation::Processes`], in the local process pool's supervised
+//!   children (a crash, OOM or time limit fails one task);
 //!   `QUADRIGA_CLUSTER_WORKER=<url>` makes [`init`](crate::init) one
 //!   (`env.rs`).
 
