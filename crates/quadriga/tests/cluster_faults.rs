@@ -529,3 +529,35 @@ fn foreign_entries_in_the_stream_are_dead_lettered_with_a_reason() {
         );
     });
 }
+
+#[test]
+fn an_acl_user_with_its_password_works_and_a_wrong_one_is_refused() {
+    common::within(60, || {
+        let server = RedisServer::with_password("admin-pw");
+        let port = server.port();
+        let mut admin = raw(&server.url());
+        let _: () = redis::cmd("ACL")
+            .arg("SETUSER")
+            .arg("tasks")
+            .arg("on")
+            .arg(">tasks-pw")
+            .arg("~*")
+            .arg("&*")
+            .arg("+@all")
+            .query(&mut admin)
+            .unwrap();
+        let wrong = format!("redis://tasks:nope@127.0.0.1:{port}/");
+        let err = ClusterPool::builder(&wrong).build().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Auth, "{err}");
+        assert!(
+            !err.to_string().contains("nope"),
+            "no password echoed: {err}"
+        );
+        let url = format!("redis://tasks:tasks-pw@127.0.0.1:{port}/");
+        let worker = InProcess::start(&url);
+        let pool = ClusterPool::builder(&url).queue("q").build().unwrap();
+        assert_eq!(pool.submit(square, 8).join().unwrap(), 64);
+        drop(pool);
+        assert!(worker.stop().completed >= 1);
+    });
+}
