@@ -117,3 +117,29 @@ fn cluster_squares_prints_the_sum_through_a_broker() {
         "{stdout}"
     );
 }
+
+#[cfg(feature = "cluster")]
+#[test]
+fn cluster_chaos_reconciles_every_task_through_kills_and_a_pause() {
+    let server = redis_server::RedisServer::start();
+    let started = Instant::now();
+    let out = Command::new(common::example("cluster_chaos"))
+        .arg(server.url())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let last = stdout.lines().last().unwrap_or_default();
+    let dups = last
+        .strip_prefix("5000 tasks: 5000 outcomes, 0 lost, ")
+        .and_then(|rest| rest.strip_suffix(" duplicate runs"))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    // Workers were killed mid-task and one was paused past its lease: some
+    // task ran twice, and the broker counted it.
+    assert!(dups.parse::<u64>().unwrap() >= 1, "{stdout}");
+    let chaos = stdout.lines().next().unwrap_or_default();
+    assert!(chaos.contains("1 SIGSTOPped past its lease"), "{stdout}");
+    assert!(!chaos.starts_with("0 workers"), "{stdout}");
+    // A guard against a hang only; timings belong in quadriga-bench.
+    assert!(started.elapsed().as_secs() < 120, "{:?}", started.elapsed());
+}

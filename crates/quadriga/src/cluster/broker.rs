@@ -43,6 +43,22 @@ pub enum Completion {
     Refused,
 }
 
+/// What a [`cancel`](Broker::cancel) did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cancelled {
+    /// The task was waiting in the stream: removed, no worker will run it.
+    Removed,
+    /// A worker holds the task: its entry is gone from the pending list, so
+    /// the worker stops it at its next heartbeat (with process isolation,
+    /// killing its child) and its late completion is refused.
+    Stopping,
+    /// The task shares its entry with others (a map chunk), which run on;
+    /// its outcome is `cancelled` whatever its run gives.
+    Marked,
+    /// The task already had an outcome: nothing changed.
+    Settled,
+}
+
 /// What a dead-lettering did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DeadLettered {
@@ -448,6 +464,7 @@ impl Broker {
         let s = &self.shared;
         let mut call = scripts::COMPLETE.key(s.keys.stream(delivery.shard));
         call.key(s.keys.reply(delivery.shard, entry.client));
+        call.key(s.keys.dups(delivery.shard, entry.client));
         for id in entry.ids() {
             call.key(s.keys.result(id));
         }
@@ -556,6 +573,73 @@ impl Broker {
         }
     }
 
+    /// How many of this client's tasks were run again because a worker was
+    /// lost (killed, paused or cut off past its lease): for each completed
+    /// entry delivered `d` times, its items × (`d` − 1). Execution is at
+    /// least once; this is how often "more than once" happened. Counted by
+    /// the broker at completion, kept as long as outcomes are.
+    pub fn duplicate_runs(&mut self) -> Result<u64, Error> {
+        let keys = self.shared.keys.clone();
+        let client = self.shared.client;
+        let io = self.link.io_timeout();
+        let mut total = 0u64;
+        for shard in 0..keys.shards() {
+            let key = keys.dups(shard, client);
+            let n: Option<u64> = self
+                .link
+                .call("reading the duplicate-run count", io, |con| {
+                    redis::cmd("GET").arg(&key).query(con)
+                })?;
+            total += n.unwrap_or(0);
+        }
+        Ok(total)
+    }
+
+    /// Cancels task `id`: its outcome becomes `cancelled` (unless it has one)
+    /// and, when it travels alone in its entry, the entry leaves the queue,
+    /// so a waiting task never runs and a running one is stopped by its
+    /// worker (see [`Cancelled`]). Safe to repeat.
+    pub fn cancel(&mut self, id: TaskId) -> Result<Cancelled, Error> {
+        let s = &self.shared;
+        if id.shard >= s.keys.shards() {
+            return Err(unknown(id, &s.keys));
+        }
+        let near = |seq: u64| s.keys.queued(TaskId { seq, ..id });
+        let next = near(id.seq.wrapping_add(1));
+        let prev = match id.seq.checked_sub(1) {
+            Some(seq) => near(seq),
+            None => next.clone(),
+        };
+        let outcome = Outcome::Error(TaskError::cancelled("cancelled by its client"));
+        let mut call = scripts::CANCEL.key(s.keys.stream(id.shard));
+        call.key(s.keys.queued(id))
+            .key(prev)
+            .key(next)
+            .key(s.keys.result(id))
+            .key(s.keys.reply(id.shard, id.client))
+            .key(s.keys.delayed(id.shard))
+            .key(s.keys.delayed_entry(id));
+        call.arg(GROUP)
+            .arg(secs(s.config.result_ttl))
+            .arg(outcome.encode())
+            .arg(s.config.reply_maxlen)
+            .arg(id.seq)
+            .arg(super::keys::token(id));
+        let io = self.link.io_timeout();
+        let v: Value = self.link.call("cancelling", io, |con| call.invoke(con))?;
+        match reply::bytes(&v, "cancel's status")? {
+            b"removed" => Ok(Cancelled::Removed),
+            b"stopping" => Ok(Cancelled::Stopping),
+            b"marked" => Ok(Cancelled::Marked),
+            b"settled" => Ok(Cancelled::Settled),
+            b"unknown" => Err(unknown(id, &s.keys)),
+            other => Err(Error::protocol(
+                "cancel",
+                String::from_utf8_lossy(other).into_owned(),
+            )),
+        }
+    }
+
     /// Up to `max` dead letters of `shard`, oldest first.
     pub fn dead_letters(&mut self, shard: u16, max: usize) -> Result<Vec<DeadLetter>, Error> {
         let dead = self.shared.keys.dead(shard);
@@ -646,7 +730,7 @@ fn seqs(entry: &Entry) -> String {
 }
 
 /// Whole seconds, at least one (Redis refuses a TTL of 0).
-fn secs(d: Duration) -> u64 {
+pub(crate) fn secs(d: Duration) -> u64 {
     d.as_secs().max(1)
 }
 

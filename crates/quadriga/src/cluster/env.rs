@@ -10,9 +10,12 @@
 //! | `QUADRIGA_CLUSTER_CONCURRENCY` | entries run at once | one per core |
 //! | `QUADRIGA_CLUSTER_LEASE_MS` | the lease, in ms | 10,000 |
 //! | `QUADRIGA_CLUSTER_RETRIES` | retries on worker loss | 3 |
+//! | `QUADRIGA_CLUSTER_ISOLATION` | `threads` or `processes` | `threads` |
+//! | `QUADRIGA_CLUSTER_TIMEOUT_MS` | a time limit per entry, in ms (processes only) | none |
 
 use std::time::Duration;
 
+use super::isolation::Isolation;
 use super::worker::Worker;
 
 /// The variable that makes a process a cluster worker.
@@ -42,6 +45,19 @@ pub(crate) fn divert_if_worker() {
     }
     if let Some(n) = number("QUADRIGA_CLUSTER_RETRIES") {
         builder = builder.retries_on_worker_loss(n.min(u64::from(u32::MAX)) as u32);
+    }
+    match var("QUADRIGA_CLUSTER_ISOLATION").as_deref() {
+        Some("processes") => builder = builder.isolation(Isolation::Processes),
+        Some("threads") | None => {}
+        Some(other) => {
+            eprintln!(
+                "quadriga cluster worker: QUADRIGA_CLUSTER_ISOLATION is `threads` or `processes`, not `{other}`"
+            );
+            std::process::exit(1);
+        }
+    }
+    if let Some(ms) = number("QUADRIGA_CLUSTER_TIMEOUT_MS") {
+        builder = builder.timeout(Duration::from_millis(ms.max(1)));
     }
     let code = match builder.build().and_then(Worker::run) {
         Ok(_) => 0,

@@ -10,7 +10,8 @@ use crate::{TaskError, TaskErrorKind};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ErrorKind {
     /// No connection could be made (refused, no route, or no answer within the
-    /// connect timeout). Nothing was sent.
+    /// connect timeout), or the server is not serving yet (loading its data
+    /// after a restart, failing over). Nothing was done: try again later.
     Unreachable,
     /// The server refused the credentials (wrong password or ACL user), or
     /// demanded some that were not given.
@@ -110,6 +111,18 @@ impl Error {
                 format!("{what}: {text} (check the password or ACL user in the URL)"),
             );
         }
+        // The server refused to run the command for now (replaying its
+        // append-only file after a restart, failing over, a script running):
+        // nothing was done, and asking again later is the cure.
+        if matches!(
+            code,
+            "LOADING" | "TRYAGAIN" | "CLUSTERDOWN" | "MASTERDOWN" | "BUSY"
+        ) {
+            return Self::new(
+                ErrorKind::Unreachable,
+                format!("{what}: the broker is not serving yet: {text}"),
+            );
+        }
         let broken = err.is_io_error()
             || err.is_timeout()
             || err.is_connection_dropped()
@@ -155,5 +168,22 @@ mod tests {
         assert!(gone.to_task_error().message().contains("127.0.0.1:1"));
         assert!(Error::new(ErrorKind::Connection, "x").is_outcome_unknown());
         assert!(!gone.is_outcome_unknown());
+    }
+
+    #[test]
+    fn a_server_still_loading_is_unreachable_for_now_not_a_protocol_error() {
+        let reply = redis::parse_redis_value(b"-LOADING Redis is loading the dataset\r\n")
+            .and_then(redis::Value::extract_error)
+            .unwrap_err();
+        let err = Error::from_redis(&reply, true, "enqueueing");
+        assert_eq!(err.kind(), ErrorKind::Unreachable, "{err}");
+        assert!(err.message().contains("not serving yet"), "{err}");
+        let other = redis::parse_redis_value(b"-ERR unknown command\r\n")
+            .and_then(redis::Value::extract_error)
+            .unwrap_err();
+        assert_eq!(
+            Error::from_redis(&other, true, "x").kind(),
+            ErrorKind::Protocol
+        );
     }
 }

@@ -1,38 +1,64 @@
 //! Running one delivered entry: its items through the task registry, on the
-//! calling thread, one outcome per item.
+//! calling thread or in a supervised child process, one outcome per item.
+
+use std::time::Duration;
 
 use super::entry::Entry;
 use super::outcome::Outcome;
+use crate::process::ProcessPool;
 use crate::task::batch::Batch;
+use crate::task::outcomes::Outcomes;
 use crate::task::registry;
 use crate::{TaskError, TaskErrorKind};
 
-/// Runs every item of `entry` and returns one outcome per item, in order. A
-/// task this binary does not know ends each item with a codec error that
-/// says so (never a retry: another delivery would meet the same binary).
+/// Runs every item of `entry` on this thread and returns one outcome per
+/// item, in order. A task this binary does not know ends each item with a
+/// codec error that says so (never a retry: another delivery would meet the
+/// same binary).
 pub(crate) fn run_entry(entry: &Entry, worker: &str) -> Vec<Outcome> {
     let n = entry.items.len();
     let task = match registry::lookup(&entry.task) {
         Ok(task) => task,
-        Err(err) => {
-            let err = TaskError::new(
-                TaskErrorKind::Codec,
-                format!(
-                    "worker {worker} does not know the task `{}` ({}); run workers built \
-                     from the program that defines it",
-                    entry.task,
-                    err.message()
-                ),
-            )
-            .with_task(&entry.task, None);
-            return (0..n).map(|_| Outcome::Error(err.clone())).collect();
-        }
+        Err(err) => return unknown(entry, worker, &err),
     };
+    let (outcomes, _elapsed) = registry::run(task, &batch(entry));
+    to_outcomes(outcomes, n)
+}
+
+/// Runs every item of `entry` in one of `pool`'s worker processes, killed
+/// after `timeout` if one is given. `started` is told the job's id first (to
+/// cancel it with [`ProcessPool::cancel_raw`]). `None` when the job was
+/// cancelled before it finished: it has no outcomes.
+pub(crate) fn run_entry_isolated(
+    pool: &ProcessPool,
+    entry: &Entry,
+    worker: &str,
+    timeout: Option<Duration>,
+    started: impl FnOnce(u64),
+) -> Option<Vec<Outcome>> {
+    let n = entry.items.len();
+    // The supervisor wants the registry's own `'static` name.
+    let Some(name) = registry::names().into_iter().find(|&t| t == entry.task) else {
+        let err = registry::lookup(&entry.task)
+            .err()
+            .unwrap_or_else(|| TaskError::codec("not registered"));
+        return Some(unknown(entry, worker, &err));
+    };
+    let job = pool.submit_raw(name, batch(entry), timeout);
+    started(job.id);
+    let (outcomes, _elapsed) = job.outcomes.recv().ok()?;
+    Some(to_outcomes(outcomes, n))
+}
+
+fn batch(entry: &Entry) -> Batch {
     let mut batch = Batch::default();
     for item in &entry.items {
         batch.push_raw(&item.input, &[]);
     }
-    let (mut outcomes, _elapsed) = registry::run(task, &batch);
+    batch
+}
+
+fn to_outcomes(mut outcomes: Outcomes, n: usize) -> Vec<Outcome> {
     outcomes.fit(n, || {
         TaskError::codec("the task gave no outcome for this item")
     });
@@ -42,5 +68,22 @@ pub(crate) fn run_entry(entry: &Entry, worker: &str) -> Vec<Outcome> {
             Ok(bytes) => Outcome::Output(bytes),
             Err(err) => Outcome::Error(err),
         })
+        .collect()
+}
+
+/// Every item ends with a codec error naming the task and this worker.
+fn unknown(entry: &Entry, worker: &str, err: &TaskError) -> Vec<Outcome> {
+    let err = TaskError::new(
+        TaskErrorKind::Codec,
+        format!(
+            "worker {worker} does not know the task `{}` ({}); run workers built \
+             from the program that defines it",
+            entry.task,
+            err.message()
+        ),
+    )
+    .with_task(&entry.task, None);
+    (0..entry.items.len())
+        .map(|_| Outcome::Error(err.clone()))
         .collect()
 }

@@ -13,6 +13,9 @@
 //! | `p:{q.s}:queued:<client>-<seq>` | written at enqueue: the task exists (value: its stream id) |
 //! | `p:{q.s}:result:<client>-<seq>` | the task's outcome, first writer wins, with a TTL |
 //! | `p:{q.s}:reply:<client>` | the client's notifications: which of its tasks finished |
+//! | `p:{q.s}:delayed` | sorted set of delayed entries (token) by due time (server clock, ms) |
+//! | `p:{q.s}:delayed:<client>-<seq>` | a delayed entry's bytes, under its first task's token |
+//! | `p:{q.s}:dups:<client>` | how many of the client's tasks ran again after a lost worker |
 //! | `p:{q}:workers` | sorted set of worker names by last heartbeat (server time, ms) |
 //! | `p:{q}:worker:<name>` | one worker's record (a hash, with a TTL) |
 //!
@@ -64,6 +67,12 @@ impl FromStr for TaskId {
             seq: seq.parse().map_err(|_| bad())?,
         })
     }
+}
+
+/// A delayed entry's name in its shard's sorted set: its first task's
+/// `<client hex>-<seq>`.
+pub(crate) fn token(id: TaskId) -> String {
+    format!("{:016x}-{}", id.client, id.seq)
 }
 
 /// The names of one queue's keys (see the module docs for the layout).
@@ -156,6 +165,23 @@ impl Keys {
         format!("{}:reply:{client:016x}", self.tag(shard))
     }
 
+    /// The sorted set of `shard`'s delayed entries, by due time.
+    pub fn delayed(&self, shard: u16) -> String {
+        format!("{}:delayed", self.tag(shard))
+    }
+
+    /// Where a delayed entry whose first task is `id` keeps its bytes until
+    /// it is due.
+    pub fn delayed_entry(&self, id: TaskId) -> String {
+        format!("{}:delayed:{}", self.tag(id.shard), token(id))
+    }
+
+    /// How many of `client`'s tasks on `shard` were delivered again after
+    /// their worker was lost (duplicate runs), counted at completion.
+    pub fn dups(&self, shard: u16, client: u64) -> String {
+        format!("{}:dups:{client:016x}", self.tag(shard))
+    }
+
     /// The sorted set of the queue's workers by last heartbeat.
     pub fn workers(&self) -> String {
         format!("{}:{{{}}}:workers", self.prefix, self.queue)
@@ -191,6 +217,9 @@ mod tests {
             keys.queued(id),
             keys.result(id),
             keys.reply(3, 0xab),
+            keys.dups(3, 0xab),
+            keys.delayed(3),
+            keys.delayed_entry(id),
         ] {
             // Redis hashes the text between the first `{` and the next `}`.
             let open = key.find('{').unwrap();

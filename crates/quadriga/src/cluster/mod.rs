@@ -51,6 +51,16 @@
 //!   partitioned) cannot ack or overwrite what a newer holder does.
 //! * [`fetch`](Broker::fetch) by task id: the outcome, pending, or an error
 //!   for an id never enqueued (never "pending" for ever).
+//! * **Cancel** ([`Broker::cancel`]): the task's outcome becomes `cancelled`;
+//!   a task alone in its entry leaves the queue (waiting: deleted; running:
+//!   dropped from the pending list, so its holder's heartbeat reports it
+//!   lost and the worker stops it).
+//! * **Delayed entries** (`delayed.rs`): a countdown or a back-off waits in a
+//!   per-shard sorted set on the server's clock, not in any process; workers
+//!   move due entries into the stream ([`Broker::promote_due`]).
+//! * **Duplicate runs** are counted by the broker as entries complete
+//!   ([`Broker::duplicate_runs`]): an entry delivered `d` times adds its
+//!   items × (`d` − 1).
 //! * Every write is a script or command that is **safe to repeat**, because a
 //!   reply lost with a dropped connection leaves the caller unsure whether it
 //!   ran ([`Error::is_outcome_unknown`]).
@@ -64,19 +74,23 @@
 //!   errors as the local pools. Its receiver thread (`receiver.rs`) resolves
 //!   handles from the client's reply streams (`replies.rs`).
 //! * [`Worker`] (`worker.rs`): serves a queue from this binary, running
-//!   entries through the task registry (`execute.rs`) on threads;
+//!   entries through the task registry (`execute.rs`) on threads or, with
+//!   [`Isolation::Processes`], in the local process pool's supervised
+//!   children (a crash, OOM or time limit fails one task);
 //!   `QUADRIGA_CLUSTER_WORKER=<url>` makes [`init`](crate::init) one
 //!   (`env.rs`).
 
 mod broker;
 mod config;
 mod conn;
+mod delayed;
 mod delivery;
 mod durability;
 mod entry;
 mod env;
 mod error;
 mod execute;
+mod isolation;
 mod keys;
 mod outcome;
 mod pool;
@@ -90,8 +104,9 @@ mod workers;
 
 pub(crate) use env::divert_if_worker;
 
-pub use broker::{Broker, Completion, DeadLetter, DeadLettered, Sweep};
+pub use broker::{Broker, Cancelled, Completion, DeadLetter, DeadLettered, Sweep};
 pub use config::BrokerConfig;
+pub use delayed::Promoted;
 pub use delivery::Delivery;
 pub use durability::Durability;
 #[cfg(any(test, feature = "fuzzing"))]
@@ -100,6 +115,7 @@ pub use entry::fuzz_decode_entry;
 pub use entry::{DEFAULT_MAX_ENTRY_BYTES, Entry, FIELD, Item, MAX_ITEMS, MAX_TASK_NAME};
 pub use env::WORKER_URL_ENV;
 pub use error::{Error, ErrorKind};
+pub use isolation::Isolation;
 pub use keys::{GROUP, Keys, MAX_SHARDS, TaskId};
 pub use outcome::Outcome;
 pub use pool::{ClusterPool, ClusterPoolBuilder};

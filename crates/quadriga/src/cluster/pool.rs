@@ -11,7 +11,7 @@ use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -29,6 +29,10 @@ use crate::map::{Chunk, Dispatch, Map, MapUnordered, Reply};
 use crate::task::Task;
 use crate::task::batch::Batch;
 
+/// How long a submission waits for a broker that does not answer (restarting,
+/// failing over) before its tasks end `lost`.
+const ENQUEUE_PATIENCE: Duration = Duration::from_secs(15);
+
 /// Configures and connects a [`ClusterPool`].
 ///
 /// ```no_run
@@ -43,6 +47,7 @@ use crate::task::batch::Batch;
 ///     .result_ttl(Duration::from_secs(3600))
 ///     .retries_on_worker_loss(3)
 ///     .retries_on_task_error(1)
+///     .retry_backoff(Duration::from_millis(500))
 ///     .build()?;
 /// # }
 /// # Ok::<(), quadriga::cluster::Error>(())
@@ -52,6 +57,7 @@ pub struct ClusterPoolBuilder {
     config: BrokerConfig,
     max_in_flight: usize,
     retries_on_task_error: u32,
+    retry_backoff: Duration,
 }
 
 impl ClusterPoolBuilder {
@@ -106,6 +112,14 @@ impl ClusterPoolBuilder {
     /// new id, before its error is returned (default 0).
     pub fn retries_on_task_error(mut self, n: u32) -> Self {
         self.retries_on_task_error = n;
+        self
+    }
+
+    /// How long the first retry after a task error waits, doubling for each
+    /// later one up to a minute (default 500 ms). The waiting task is held
+    /// by the broker as a delayed task, not by this client or a worker.
+    pub fn retry_backoff(mut self, first: Duration) -> Self {
+        self.retry_backoff = first;
         self
     }
 
@@ -168,6 +182,7 @@ impl ClusterPoolBuilder {
             closed: AtomicBool::new(false),
             max_in_flight: self.max_in_flight,
             retries_on_task_error: self.retries_on_task_error,
+            retry_backoff: self.retry_backoff,
         })
     }
 }
@@ -211,6 +226,7 @@ pub struct ClusterPool {
     closed: AtomicBool,
     max_in_flight: usize,
     retries_on_task_error: u32,
+    retry_backoff: Duration,
 }
 
 impl ClusterPool {
@@ -230,6 +246,7 @@ impl ClusterPool {
             config: BrokerConfig::new(url),
             max_in_flight: 16,
             retries_on_task_error: 0,
+            retry_backoff: Duration::from_millis(500),
         }
     }
 
@@ -246,9 +263,52 @@ impl ClusterPool {
     ///
     /// The input is refused (the handle resolves as a codec error, nothing
     /// sent) if it holds IPC objects or is larger than the entry limit.
-    /// [`cancel`](TaskHandle::cancel) resolves the handle at once; a worker
-    /// may still run the task, and its outcome is then ignored.
+    /// [`cancel`](TaskHandle::cancel) resolves the handle at once, as
+    /// cancelled; then the pool cancels the task on the broker: a waiting
+    /// task leaves the queue and never runs, a running one is stopped by its
+    /// worker at its next heartbeat (with process isolation its child is
+    /// killed; a thread runs on, and its late result is refused). The task's
+    /// recorded outcome is `cancelled`.
     pub fn submit<T: Task>(&self, task: T, input: T::Input) -> TaskHandle<T::Output> {
+        self.submit_with(task, input, None)
+    }
+
+    /// Runs `task(input)` on a cluster worker once `delay` has passed (a
+    /// countdown). Until then the task is held by the broker, not by this
+    /// client or a worker: it survives a restart of either, and
+    /// [`cancel`](TaskHandle::cancel) removes it. Workers move due tasks into
+    /// the queue within about their poll interval (at most half a second).
+    pub fn submit_after<T: Task>(
+        &self,
+        task: T,
+        input: T::Input,
+        delay: Duration,
+    ) -> TaskHandle<T::Output> {
+        self.submit_with(task, input, Some(delay))
+    }
+
+    /// Runs `task(input)` on a cluster worker at `when` (as this host's
+    /// clock reads it; the broker then counts down on its own clock), as
+    /// [`submit_after`](Self::submit_after) does. A time already past runs
+    /// at once.
+    pub fn submit_at<T: Task>(
+        &self,
+        task: T,
+        input: T::Input,
+        when: std::time::SystemTime,
+    ) -> TaskHandle<T::Output> {
+        let delay = when
+            .duration_since(std::time::SystemTime::now())
+            .unwrap_or(Duration::ZERO);
+        self.submit_with(task, input, Some(delay))
+    }
+
+    fn submit_with<T: Task>(
+        &self,
+        task: T,
+        input: T::Input,
+        delay: Option<Duration>,
+    ) -> TaskHandle<T::Output> {
         let _ = task;
         let id = handle::next_id();
         let encoded = encode(&input);
@@ -267,7 +327,7 @@ impl ClusterPool {
             let table = Arc::downgrade(&self.table);
             Box::new(move || {
                 if let Some(table) = table.upgrade() {
-                    table.remove(tid);
+                    table.cancel(tid);
                 }
             })
         };
@@ -279,21 +339,44 @@ impl ClusterPool {
         let dest: Dest = Arc::new(Mutex::new(HandleSink {
             completer: Some(completer),
         }));
-        self.send(&mut broker, entry, &[0], &dest);
+        self.send(&mut broker, entry, &[0], &dest, delay);
         handle
+    }
+
+    /// How many of this pool's tasks were run again because their worker was
+    /// lost (killed, paused or cut off past its lease): execution is at least
+    /// once, and this counts the "more than once", as the broker recorded it
+    /// when the tasks completed (see [`Broker::duplicate_runs`]).
+    ///
+    /// # Errors
+    ///
+    /// The broker could not be asked.
+    pub fn duplicate_runs(&self) -> Result<u64, Error> {
+        self.control().duplicate_runs()
     }
 
     /// Puts `entry`'s tasks in the table (item `i` of the entry answers
     /// `dest`'s item `indices[i]`), then enqueues it. An entry that is too
     /// large is split in halves; a single item that is, fails as a codec
-    /// error. A broker that does not answer is tried again a few times.
-    fn send(&self, broker: &mut Broker, entry: Entry, indices: &[usize], dest: &Dest) {
+    /// error. A broker that does not answer (restarting, say) is tried again
+    /// with back-off for up to [`ENQUEUE_PATIENCE`]; each repeat is safe.
+    fn send(
+        &self,
+        broker: &mut Broker,
+        entry: Entry,
+        indices: &[usize],
+        dest: &Dest,
+        delay: Option<Duration>,
+    ) {
         let ids: Vec<_> = entry.ids().collect();
         for ((&id, &index), item) in ids.iter().zip(indices).zip(&entry.items) {
             let retry = (self.retries_on_task_error > 0).then(|| Retry {
                 task: entry.task.clone(),
                 input: item.input.clone(),
                 left: self.retries_on_task_error,
+                backoff: self.retry_backoff,
+                attempt: 0,
+                first: id,
             });
             self.table.add(
                 id,
@@ -304,16 +387,21 @@ impl ClusterPool {
                 },
             );
         }
-        let mut tries = 0;
+        let give_up = Instant::now() + ENQUEUE_PATIENCE;
+        let mut tries = 0u32;
         let err = loop {
-            match broker.enqueue(&entry) {
+            let sent = match delay {
+                Some(delay) if !delay.is_zero() => broker.enqueue_after(&entry, delay),
+                _ => broker.enqueue(&entry),
+            };
+            match sent {
                 Ok(_) => return,
                 Err(e)
-                    if tries < 3
+                    if Instant::now() < give_up
                         && matches!(e.kind(), ErrorKind::Connection | ErrorKind::Unreachable) =>
                 {
                     tries += 1;
-                    std::thread::sleep(Duration::from_millis(100 << tries));
+                    std::thread::sleep(Duration::from_millis((25 << tries.min(5)).min(500)));
                 }
                 Err(e) => break e,
             }
@@ -326,7 +414,7 @@ impl ClusterPool {
             let (front_at, back_at) = indices.split_at(items.len());
             for (part, at) in [(items, front_at), (back, back_at)] {
                 let e = broker.entry(&task, part.into_iter().map(|i| i.input).collect(), None);
-                self.send(broker, e, at, dest);
+                self.send(broker, e, at, dest, delay);
             }
             return;
         }
@@ -532,7 +620,7 @@ impl<T: Task> Dispatch<T> for ClusterPool {
         let dest: Dest = Arc::new(Mutex::new(sink));
         let mut broker = self.control();
         let entry = broker.entry(T::NAME, inputs, None);
-        self.send(&mut broker, entry, &indices, &dest);
+        self.send(&mut broker, entry, &indices, &dest, None);
     }
 
     fn parallelism(&self) -> usize {

@@ -8,7 +8,10 @@
 //! map chunk. After any broker failure it asks again for every task still
 //! waiting, so a notification lost with a connection costs a round trip, not
 //! a task. A task that ended with a task error and has retries left is
-//! enqueued again, under a new id, for the same destination.
+//! enqueued again, under a new id, for the same destination, after a
+//! back-off held by the broker (a delayed entry). Cancelled
+//! handles leave their ids here, and the receiver cancels them on the broker
+//! (removing a waiting task, stopping a running one) before its next read.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,7 +19,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 use super::broker::Broker;
-use super::error::Error;
+use super::error::{Error, ErrorKind};
 use super::keys::TaskId;
 use super::outcome::Outcome;
 use crate::TaskErrorKind;
@@ -48,6 +51,12 @@ pub(crate) struct Retry {
     pub(crate) task: String,
     pub(crate) input: Vec<u8>,
     pub(crate) left: u32,
+    /// How long the next retry waits (doubling, at most a minute).
+    pub(crate) backoff: Duration,
+    /// Retries made so far.
+    pub(crate) attempt: u32,
+    /// The id the task was submitted under (its handle's cancel names it).
+    pub(crate) first: TaskId,
 }
 
 /// One task waiting for its outcome.
@@ -63,6 +72,10 @@ pub(crate) struct Table {
     map: Mutex<HashMap<TaskId, Waiting>>,
     empty: Condvar,
     stop: AtomicBool,
+    /// Tasks whose handles were cancelled, to cancel on the broker.
+    cancels: Mutex<Vec<TaskId>>,
+    /// Retried tasks: the id submitted → the id of the current attempt.
+    retried: Mutex<HashMap<TaskId, TaskId>>,
 }
 
 impl std::fmt::Debug for Table {
@@ -113,6 +126,23 @@ impl Table {
         drop(all);
     }
 
+    /// Takes a cancelled task out of the table and asks the receiver to
+    /// cancel it on the broker.
+    pub(crate) fn cancel(&self, id: TaskId) {
+        let id = self
+            .retried
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id)
+            .unwrap_or(id);
+        if self.remove(id).is_some() {
+            self.cancels
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(id);
+        }
+    }
+
     pub(crate) fn stop(&self) {
         self.stop.store(true, Ordering::Release);
     }
@@ -125,7 +155,9 @@ pub(crate) fn run(mut broker: Broker, table: &Table) {
     let mut recheck = false;
     let mut failures = 0u32;
     while !table.stop.load(Ordering::Acquire) {
-        let step = if recheck {
+        let step = if let Err(e) = cancel(&mut broker, table) {
+            Err(e)
+        } else if recheck {
             let ids: Vec<(TaskId, Duration)> = table
                 .lock()
                 .keys()
@@ -155,6 +187,28 @@ pub(crate) fn run(mut broker: Broker, table: &Table) {
     }
 }
 
+/// Cancels on the broker the tasks whose handles were cancelled; those not
+/// done when the broker fails are kept for the next turn.
+fn cancel(broker: &mut Broker, table: &Table) -> Result<(), Error> {
+    let ids = std::mem::take(&mut *table.cancels.lock().unwrap_or_else(|p| p.into_inner()));
+    for (i, &id) in ids.iter().enumerate() {
+        match broker.cancel(id) {
+            Ok(_) => {}
+            // Never enqueued (its submission failed): nothing to cancel.
+            Err(e) if e.kind() == ErrorKind::UnknownTask => {}
+            Err(e) => {
+                table
+                    .cancels
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .extend_from_slice(&ids[i..]);
+                return Err(e);
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Fetches the outcomes of those of `ids` still waiting and delivers them.
 fn settle(broker: &mut Broker, table: &Table, ids: &[(TaskId, Duration)]) -> Result<(), Error> {
     let waiting: Vec<(TaskId, Duration)> = {
@@ -180,15 +234,44 @@ fn settle(broker: &mut Broker, table: &Table, ids: &[(TaskId, Duration)]) -> Res
             .filter(|r| r.left > 0 && retryable(&outcome))
         {
             retry.left -= 1;
-            let entry = broker.entry(&retry.task, vec![retry.input.clone()], None);
+            let mut entry = broker.entry(&retry.task, vec![retry.input.clone()], None);
+            retry.attempt += 1;
+            entry.attempt = retry.attempt;
+            let delay = retry.backoff;
+            retry.backoff = (retry.backoff * 2).min(Duration::from_secs(60));
             let new_id = entry.ids().next().expect("one item");
+            let first = retry.first;
             table.add(new_id, w);
-            if let Err(e) = broker.enqueue(&entry)
+            table
+                .retried
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(first, new_id);
+            let sent = if delay.is_zero() {
+                broker.enqueue(&entry)
+            } else {
+                broker.enqueue_after(&entry, delay)
+            };
+            if let Err(e) = sent
                 && let Some(w) = table.remove(new_id)
             {
+                table
+                    .retried
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&first);
                 deliver(&w.dest, w.index, Outcome::Error(e.to_task_error()), ran);
             }
             continue;
+        }
+        if let Some(retry) = &w.retry
+            && retry.attempt > 0
+        {
+            table
+                .retried
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&retry.first);
         }
         if table.lock().is_empty() {
             table.empty.notify_all();

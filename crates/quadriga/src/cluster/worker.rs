@@ -1,17 +1,22 @@
 //! [`Worker`]: serves a queue from this binary (only it knows its tasks).
 //!
 //! One loop reads at most as many entries as there are free slots (no
-//! hoarding) and sweeps lapsed entries of any worker; `concurrency` runner
+//! hoarding), sweeps lapsed entries of any worker and moves due delayed
+//! entries into the stream (`delayed.rs`); `concurrency` runner
 //! threads each run one entry at a time through the task registry and
 //! complete it with the fenced script; a heartbeat thread extends the leases
 //! of the entries held and renews the worker's record. A broker that goes
 //! away is waited for (with back-off), never a reason to stop.
 //!
-//! Isolation is by threads: a task that crashes the process takes the whole
+//! Isolation is by threads (a task that crashes the process takes the whole
 //! worker with it, and its entries come back to other workers after one
-//! lease (dead-lettered past the delivery limit).
+//! lease, dead-lettered past the delivery limit) or by processes
+//! ([`Isolation::Processes`]: each entry in a supervised child of the local
+//! process pool, so a crash or a hang fails that one task). An entry the
+//! heartbeat finds settled elsewhere (cancelled by its client, or reclaimed
+//! after a pause) is stopped: with processes its child is killed.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -23,9 +28,11 @@ use super::broker::{Broker, Completion};
 use super::config::BrokerConfig;
 use super::delivery::Delivery;
 use super::error::{Error, ErrorKind};
-use super::execute::run_entry;
+use super::execute::{run_entry, run_entry_isolated};
+use super::isolation::Isolation;
 use super::outcome::Outcome;
 use super::workers::WorkerInfo;
+use crate::process::ProcessPool;
 
 /// Configures and connects a [`Worker`].
 ///
@@ -52,6 +59,9 @@ use super::workers::WorkerInfo;
 pub struct WorkerBuilder {
     config: BrokerConfig,
     concurrency: Option<usize>,
+    isolation: Isolation,
+    timeout: Option<Duration>,
+    memory_limit: Option<u64>,
 }
 
 impl WorkerBuilder {
@@ -77,6 +87,32 @@ impl WorkerBuilder {
     /// thread (default: one per available core).
     pub fn concurrency(mut self, n: usize) -> Self {
         self.concurrency = Some(n.max(1));
+        self
+    }
+
+    /// How tasks run: on the worker's threads (the default) or each entry in
+    /// a supervised child process ([`Isolation::Processes`]), where a
+    /// segfault, an abort, running out of memory or a time limit fails that
+    /// one task and the worker carries on.
+    pub fn isolation(mut self, isolation: Isolation) -> Self {
+        self.isolation = isolation;
+        self
+    }
+
+    /// A time limit per entry (a task, or a map chunk), enforced with
+    /// [`Isolation::Processes`]: past it the child is killed and the tasks
+    /// end `timed_out`. Threads cannot be killed, so with
+    /// [`Isolation::Threads`] it is refused by [`build`](Self::build).
+    pub fn timeout(mut self, limit: Duration) -> Self {
+        self.timeout = Some(limit);
+        self
+    }
+
+    /// A memory limit for each child process (`RLIMIT_AS`), with
+    /// [`Isolation::Processes`]: a task that goes past it fails as `crashed`
+    /// and names the limit. Refused by [`build`](Self::build) with threads.
+    pub fn memory_limit(mut self, bytes: u64) -> Self {
+        self.memory_limit = Some(bytes);
         self
     }
 
@@ -119,16 +155,28 @@ impl WorkerBuilder {
     /// # Errors
     ///
     /// The broker is unreachable, refuses the credentials, or the
-    /// configuration is invalid.
+    /// configuration is invalid (a time limit with thread isolation).
     pub fn build(self) -> Result<Worker, Error> {
         let concurrency = self
             .concurrency
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+        if (self.timeout.is_some() || self.memory_limit.is_some())
+            && self.isolation == Isolation::Threads
+        {
+            return Err(Error::new(
+                ErrorKind::Config,
+                "a time or memory limit needs process isolation \
+                 (`.isolation(Isolation::Processes)`): a thread cannot be killed",
+            ));
+        }
         crate::panic::install_hook();
         let broker = Broker::connect(self.config)?;
         Ok(Worker {
             broker,
             concurrency,
+            isolation: self.isolation,
+            timeout: self.timeout,
+            memory_limit: self.memory_limit,
             stop: Arc::new(AtomicBool::new(false)),
         })
     }
@@ -162,6 +210,10 @@ pub struct WorkerReport {
     /// Entries this worker moved to the dead-letter stream (past the delivery
     /// limit, or foreign).
     pub dead_lettered: u64,
+    /// Entries stopped while they ran because they were settled elsewhere
+    /// (cancelled by their client, or reclaimed by another worker after this
+    /// one paused): with process isolation, their children were killed.
+    pub stopped: u64,
 }
 
 /// A cluster worker: takes entries of a queue from the broker and runs their
@@ -177,6 +229,9 @@ pub struct WorkerReport {
 pub struct Worker {
     broker: Broker,
     concurrency: usize,
+    isolation: Isolation,
+    timeout: Option<Duration>,
+    memory_limit: Option<u64>,
     stop: Arc<AtomicBool>,
 }
 
@@ -186,6 +241,7 @@ impl fmt::Debug for Worker {
             .field("name", &self.broker.consumer())
             .field("queue", &self.broker.keys().queue())
             .field("concurrency", &self.concurrency)
+            .field("isolation", &self.isolation)
             .finish_non_exhaustive()
     }
 }
@@ -195,16 +251,31 @@ impl fmt::Debug for Worker {
 struct State {
     /// Entries held: `(shard, id)`.
     held: Mutex<HashSet<(u16, String)>>,
+    /// Entries running in a child process: their raw job ids.
+    running: Mutex<HashMap<(u16, String), u64>>,
     busy: AtomicUsize,
     completed: AtomicU64,
     refused: AtomicU64,
     dead: AtomicU64,
+    stopped: AtomicU64,
 }
 
 impl State {
     fn held(&self) -> std::sync::MutexGuard<'_, HashSet<(u16, String)>> {
         self.held.lock().unwrap_or_else(|p| p.into_inner())
     }
+
+    fn running(&self) -> std::sync::MutexGuard<'_, HashMap<(u16, String), u64>> {
+        self.running.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Where a runner runs its entries.
+#[derive(Clone)]
+struct Exec {
+    /// The child processes, with process isolation.
+    pool: Option<Arc<ProcessPool>>,
+    timeout: Option<Duration>,
 }
 
 impl Worker {
@@ -214,6 +285,9 @@ impl Worker {
         WorkerBuilder {
             config: BrokerConfig::new(url),
             concurrency: None,
+            isolation: Isolation::Threads,
+            timeout: None,
+            memory_limit: None,
         }
     }
 
@@ -232,7 +306,8 @@ impl Worker {
     ///
     /// # Errors
     ///
-    /// Only if its threads could not be started.
+    /// Only if its threads (or, with process isolation, its child processes)
+    /// could not be started.
     pub fn run(mut self) -> Result<WorkerReport, Error> {
         let lease = self.broker.config().lease;
         let poll = (lease / 4).clamp(Duration::from_millis(10), Duration::from_millis(500));
@@ -243,20 +318,44 @@ impl Worker {
         let spawn_error = |e: std::io::Error| {
             Error::new(ErrorKind::Config, format!("could not start a thread: {e}"))
         };
+        let pool = match self.isolation {
+            Isolation::Threads => None,
+            Isolation::Processes => Some(Arc::new(
+                {
+                    let mut b = ProcessPool::builder().workers(self.concurrency);
+                    if let Some(bytes) = self.memory_limit {
+                        b = b.memory_limit(bytes);
+                    }
+                    b
+                }
+                .build()
+                .map_err(|e| {
+                    Error::new(
+                        ErrorKind::Config,
+                        format!("could not start the worker's child processes: {e}"),
+                    )
+                })?,
+            )),
+        };
+        let exec = Exec {
+            pool: pool.clone(),
+            timeout: self.timeout,
+        };
 
         let mut runners = Vec::new();
         for i in 0..self.concurrency {
             let broker = self.broker.try_clone();
-            let (jobs, freed, state, name) = (
+            let (jobs, freed, state, name, exec) = (
                 jobs_rx.clone(),
                 freed_tx.clone(),
                 Arc::clone(&state),
                 name.clone(),
+                exec.clone(),
             );
             runners.push(
                 std::thread::Builder::new()
                     .name(format!("quadriga-cluster-run-{i}"))
-                    .spawn(move || runner(broker, &jobs, &freed, &state, &name))
+                    .spawn(move || runner(broker, &jobs, &freed, &state, &name, &exec))
                     .map_err(spawn_error)?,
             );
         }
@@ -266,6 +365,7 @@ impl Worker {
             let broker = self.broker.try_clone();
             let state = Arc::clone(&state);
             let stop = Arc::clone(&beat_stop);
+            let pool = pool.clone();
             let info = WorkerInfo::this_process(
                 &name,
                 self.concurrency as u32,
@@ -276,14 +376,27 @@ impl Worker {
             );
             std::thread::Builder::new()
                 .name("quadriga-cluster-heartbeat".into())
-                .spawn(move || heartbeat(broker, &state, &stop, info, lease))
+                .spawn(move || heartbeat(broker, &state, &stop, info, lease, pool.as_deref()))
                 .map_err(spawn_error)?
         };
 
         let mut reader = self.broker.reader();
         let mut next_sweep = Instant::now();
+        let mut next_promote = Instant::now();
         let mut backoff = Backoff::default();
         while !self.stop.load(Ordering::Acquire) {
+            if Instant::now() >= next_promote {
+                // Delayed entries that are due move into the stream; look
+                // again when the next is due, and at least every poll.
+                let wait = match self.broker.promote_due(64) {
+                    Ok(p) => p.next_due.map_or(poll, |d| d.min(poll)),
+                    Err(e) => {
+                        eprintln!("quadriga cluster worker {name}: delayed entries: {e}");
+                        poll
+                    }
+                };
+                next_promote = Instant::now() + wait;
+            }
             let free = self.concurrency - state.busy.load(Ordering::Acquire);
             if free == 0 {
                 let _ = freed_rx.recv_timeout(poll);
@@ -296,7 +409,8 @@ impl Worker {
                     s.reclaimed
                 })
             } else {
-                reader.read(free, poll)
+                let block = next_promote.saturating_duration_since(Instant::now());
+                reader.read(free, block.clamp(Duration::from_millis(1), poll))
             };
             match got {
                 Ok(deliveries) => {
@@ -318,10 +432,12 @@ impl Worker {
         }
         beat_stop.store(true, Ordering::Release);
         let _ = heartbeat.join();
+        drop(pool); // the last reference: stops the child processes
         Ok(WorkerReport {
             completed: state.completed.load(Ordering::Relaxed),
             refused: state.refused.load(Ordering::Relaxed),
             dead_lettered: state.dead.load(Ordering::Relaxed),
+            stopped: state.stopped.load(Ordering::Relaxed),
         })
     }
 
@@ -355,13 +471,30 @@ fn runner(
     freed: &Sender<()>,
     state: &State,
     name: &str,
+    exec: &Exec,
 ) {
     for d in jobs {
         if let Ok(entry) = &d.entry {
             let started = Instant::now();
-            let outcomes = run_entry(entry, name);
+            let key = (d.shard, d.id.clone());
+            let outcomes = match &exec.pool {
+                None => Some(run_entry(entry, name)),
+                Some(pool) => {
+                    let out = run_entry_isolated(pool, entry, name, exec.timeout, |job| {
+                        state.running().insert(key.clone(), job);
+                    });
+                    state.running().remove(&key);
+                    out
+                }
+            };
             let ran = started.elapsed();
-            complete(&mut broker, &d, &outcomes, ran, state, name);
+            match outcomes {
+                Some(outcomes) => complete(&mut broker, &d, &outcomes, ran, state, name),
+                // Stopped: the entry was settled elsewhere, nothing to say.
+                None => {
+                    state.stopped.fetch_add(1, Ordering::Relaxed);
+                }
+            }
         }
         state.held().remove(&(d.shard, d.id.clone()));
         state.busy.fetch_sub(1, Ordering::AcqRel);
@@ -408,13 +541,16 @@ fn complete(
 }
 
 /// The heartbeat thread: extends the held entries' leases every third of a
-/// lease and renews the worker's record.
+/// lease, stops those no longer held (cancelled, or reclaimed after a pause:
+/// with process isolation their children are killed) and renews the
+/// worker's record.
 fn heartbeat(
     mut broker: Broker,
     state: &State,
     stop: &AtomicBool,
     mut info: WorkerInfo,
     lease: Duration,
+    pool: Option<&ProcessPool>,
 ) {
     let every = (lease / 3).max(Duration::from_millis(5));
     let mut next = Instant::now();
@@ -422,10 +558,18 @@ fn heartbeat(
         if Instant::now() >= next {
             next = Instant::now() + every;
             let held: Vec<(u16, String)> = state.held().iter().cloned().collect();
-            if !held.is_empty()
-                && let Err(e) = broker.heartbeat(&held)
-            {
-                eprintln!("quadriga cluster worker {}: heartbeat: {e}", info.name);
+            match broker.heartbeat(&held) {
+                Ok(lost) => {
+                    if let Some(pool) = pool {
+                        let running = state.running();
+                        for key in &lost {
+                            if let Some(&job) = running.get(key) {
+                                pool.cancel_raw(job);
+                            }
+                        }
+                    }
+                }
+                Err(e) => eprintln!("quadriga cluster worker {}: heartbeat: {e}", info.name),
             }
             info.done = state.completed.load(Ordering::Relaxed);
             info.refused = state.refused.load(Ordering::Relaxed);

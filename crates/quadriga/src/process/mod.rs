@@ -21,6 +21,8 @@
 pub(crate) mod worker;
 
 mod notify;
+#[cfg(feature = "cluster")]
+mod raw;
 mod single;
 mod spawn;
 mod supervisor;
