@@ -137,7 +137,7 @@ impl Sizes {
             (System::Celery, true) => (200, 30),
             (System::Celery, false) => (2_000, 200),
             (System::Rq, true) => (30, 10),
-            (System::Rq, false) => (200, 50),
+            (System::Rq, false) => (100, 30),
             (System::Dask | System::Ray, true) => (300, 30),
             (System::Dask | System::Ray, false) => (5_000, 200),
         }
@@ -665,4 +665,29 @@ fn kill_trial(
     let finisher = handle.join().context("the held task")?;
     ensure!(finisher != pid, "the killed worker completed the task");
     Ok((took, pid, finisher))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_peer_answer_gives_its_rate_and_quantiles_without_samples() {
+        let v = json!({
+            "seconds": 0.5,
+            "latency_us": { "trips": 3, "p50": 900.0, "p99": 4000.0, "samples": [1.0, 2.0] },
+        });
+        let (rate, p50, p99, raw) = peer_numbers(1000, v);
+        assert_eq!((rate, p50, p99), (2000.0, 900.0, 4000.0));
+        assert!(raw["latency_us"].get("samples").is_none());
+        assert_eq!(raw["latency_us"]["trips"], 3);
+    }
+
+    #[test]
+    fn quantiles_pick_the_nearest_rank() {
+        let v: Vec<f64> = (1..=101).map(f64::from).collect();
+        assert_eq!(quantile(&v, 0.5), 51.0);
+        assert_eq!(quantile(&v, 0.99), 100.0);
+        assert_eq!(quantile(&[7.0], 0.99), 7.0);
+    }
 }

@@ -78,21 +78,7 @@ pub(super) fn finish(
     let redis_cpu_s = cpu_s_of(server.pid()).unwrap_or(0.0) - probe.redis_cpu_s;
     let client_cpu_s = cpu_s_of(std::process::id()).unwrap_or(0.0) - probe.client_cpu_s;
     let workers_cpu_s = workers.cpu_s() - probe.workers_cpu_s;
-    let stats = server.info("commandstats")?;
-    let mut commands = BTreeMap::new();
-    for (name, value) in &stats {
-        let Some(cmd) = name.strip_prefix("cmdstat_") else {
-            continue;
-        };
-        let field = |f: &str| -> u64 {
-            value
-                .split(',')
-                .find_map(|kv| kv.strip_prefix(f)?.strip_prefix('='))
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0)
-        };
-        commands.insert(cmd.to_owned(), (field("calls"), field("usec")));
-    }
+    let commands = commandstats(&server.info("commandstats")?);
     let net = server.info("stats")?;
     let num = |k: &str| net.get(k).and_then(|v| v.parse().ok()).unwrap_or(0);
     Ok(Profile {
@@ -105,6 +91,26 @@ pub(super) fn finish(
         net_in: num("total_net_input_bytes"),
         net_out: num("total_net_output_bytes"),
     })
+}
+
+/// `INFO commandstats` (name → value) as command → (calls, usec):
+/// `cmdstat_evalsha` = `calls=2,usec=66,usec_per_call=33.00,...`.
+fn commandstats(info: &BTreeMap<String, String>) -> BTreeMap<String, (u64, u64)> {
+    let mut commands = BTreeMap::new();
+    for (name, value) in info {
+        let Some(cmd) = name.strip_prefix("cmdstat_") else {
+            continue;
+        };
+        let field = |f: &str| -> u64 {
+            value
+                .split(',')
+                .find_map(|kv| kv.strip_prefix(f)?.strip_prefix('='))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        commands.insert(cmd.to_owned(), (field("calls"), field("usec")));
+    }
+    commands
 }
 
 impl Profile {
@@ -191,5 +197,58 @@ impl Profile {
             "net_output_bytes": self.net_out,
             "summary": self.summary(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commandstats_lines_become_calls_and_microseconds() {
+        let info: BTreeMap<String, String> = [
+            (
+                "cmdstat_evalsha",
+                "calls=4000,usec=132000,usec_per_call=33.00,rejected_calls=0,failed_calls=0",
+            ),
+            ("cmdstat_set", "calls=4000,usec=8000,usec_per_call=2.00"),
+            ("used_cpu_sys", "1.5"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let commands = commandstats(&info);
+        assert_eq!(commands.len(), 2, "{commands:?}");
+        assert_eq!(commands["evalsha"], (4000, 132_000));
+        assert_eq!(commands["set"], (4000, 8000));
+    }
+
+    #[test]
+    fn round_trips_count_client_commands_only() {
+        let commands: BTreeMap<String, (u64, u64)> = [
+            ("evalsha", (4000, 132_000)),
+            ("xreadgroup", (2000, 20_000)),
+            ("set", (4000, 8000)),
+            ("xadd", (4000, 8000)),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        let p = Profile {
+            tasks: 2000,
+            wall_s: 1.0,
+            commands,
+            redis_cpu_s: 0.5,
+            client_cpu_s: 0.1,
+            workers_cpu_s: 0.2,
+            net_in: 0,
+            net_out: 0,
+        };
+        assert_eq!(p.round_trips(), 6000);
+        let line = p.summary();
+        assert!(line.starts_with("per task: 3.000 round trips"), "{line}");
+        assert!(line.contains("evalsha 2.000 × 33.0 µs"), "{line}");
+        assert!(line.contains("in scripts: set 2.000, xadd 2.000"), "{line}");
+        assert!(line.contains("Redis CPU 250.00"), "{line}");
     }
 }

@@ -138,11 +138,32 @@ impl Drop for Workers {
 /// CPU time (user + system) process `pid` used so far, in seconds, from
 /// `/proc/<pid>/stat` (in clock ticks of 1/100 s, Linux's `USER_HZ`).
 pub(super) fn cpu_s_of(pid: u32) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat_cpu_s(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// User + system CPU seconds from a `/proc/<pid>/stat` line.
+fn stat_cpu_s(stat: &str) -> Option<f64> {
     // The command name may hold spaces: count fields after its `)`.
     let rest = &stat[stat.rfind(')')? + 2..];
     let fields: Vec<&str> = rest.split_ascii_whitespace().collect();
     // utime and stime are fields 14 and 15 of the line, 12 and 13 here.
     let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
     Some(ticks as f64 / 100.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_time_is_read_past_a_command_name_with_spaces() {
+        let line = "4242 (a (b) c) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 37 0 0 20 0 3 0";
+        assert_eq!(stat_cpu_s(line), Some(2.87));
+        assert_eq!(stat_cpu_s("4242 (x) S 1"), None);
+    }
+
+    #[test]
+    fn this_process_has_a_cpu_time() {
+        assert!(cpu_s_of(std::process::id()).is_some_and(|s| s >= 0.0));
+    }
 }
