@@ -108,7 +108,7 @@ impl Sizes {
                 map_items: 100_000,
                 map_reps: 2,
                 kill_trials: 1,
-                celery_cap: Duration::from_secs(15),
+                celery_cap: Duration::from_secs(30),
                 celery_acks_late: false,
                 peer_reps: 1,
                 peer_deadline: Duration::from_secs(240),
