@@ -30,6 +30,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import signal
 import subprocess
 import sys
@@ -256,7 +257,9 @@ def kill(args, log):
     """Celery only: SIGKILL the worker running a task, then wait (capped) for
     the task to complete elsewhere."""
     system = Celery(args.url, log, acks_late=args.acks_late)
-    path = os.path.join(tempfile.mkdtemp(prefix="qbench-hold-"), "pids")
+    tmp = tempfile.mkdtemp(prefix="qbench-hold-")
+    CLEANUP.insert(0, lambda: shutil.rmtree(tmp, ignore_errors=True))
+    path = os.path.join(tmp, "pids")
     result = system.tasks.celery_hold.delay(path, args.ms)
     wait_until(lambda: os.path.exists(path) and os.path.getsize(path) > 0, 30,
                "the held task")
