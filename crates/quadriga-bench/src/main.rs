@@ -11,6 +11,7 @@
 //! cargo run --release -p quadriga-bench -- process [--quick] [--json PATH]
 //! cargo run --release -p quadriga-bench -- ipc [--quick] [--json PATH]
 //! cargo run --release -p quadriga-bench -- run [--quick] [--json PATH] [--quadriga PATH]
+//! cargo run --release -p quadriga-bench -- cluster [--quick] [--json PATH]
 //! ```
 //!
 //! The code: [`harness`] (timing, table, JSON, machine info, external peers)

@@ -9,6 +9,7 @@ use clap::ValueEnum;
 use crate::harness::report::Row;
 
 pub(crate) mod aio;
+mod cluster;
 pub(crate) mod foundation;
 pub(crate) mod ipc;
 pub(crate) mod ipc_map;
@@ -31,6 +32,9 @@ pub(crate) enum Suite {
     /// The `quadriga run` binary against `xargs -P` and GNU parallel, and its
     /// `-j auto` against a sweep of fixed `-j`.
     Run,
+    /// `quadriga::cluster` on Redis against Celery, RQ, Dask distributed and
+    /// Ray: throughput, round trip, a map through the broker, kill recovery.
+    Cluster,
 }
 
 impl Suite {
@@ -42,6 +46,7 @@ impl Suite {
             Suite::Process => "process",
             Suite::Ipc => "ipc",
             Suite::Run => "run",
+            Suite::Cluster => "cluster",
         }
     }
 
@@ -53,6 +58,7 @@ impl Suite {
             Suite::Process => process::run(ctx),
             Suite::Ipc => ipc::run(ctx),
             Suite::Run => run::run(ctx),
+            Suite::Cluster => cluster::run(ctx),
         }
     }
 }
