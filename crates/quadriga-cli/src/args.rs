@@ -223,6 +223,9 @@ pub(crate) struct RunArgs {
     #[arg(long, hide = true)]
     pub(crate) plain: bool,
 
+    #[command(flatten)]
+    pub(crate) pipe: crate::pipe::PipeArgs,
+
     /// The command, then its inputs: ::: ARGS, :::+ ARGS (linked), :::: FILES, ::::+ FILES.
     #[arg(trailing_var_arg = true, value_name = "COMMAND")]
     pub(crate) command: Vec<OsString>,
@@ -297,6 +300,8 @@ pub(crate) struct Plan {
     pub(crate) explain: u8,
     pub(crate) print_commands: bool,
     pub(crate) shell: OsString,
+    /// `--pipe` or `--pipepart`.
+    pub(crate) pipe: Option<crate::pipe::PipeSpec>,
 }
 
 /// Parses `-j`-style counts: N, N%, +N, -N, relative to `cores`.
@@ -466,6 +471,12 @@ impl RunArgs {
     /// Checks the arguments and makes the plan.
     pub(crate) fn plan(self) -> Result<Plan, String> {
         let cores = quadriga::child::cores();
+        let pipe = self
+            .pipe
+            .spec(self.max_replace_args.or(self.max_args), &self.arg_file)?;
+        if pipe.as_ref().is_some_and(|p| p.round_robin) {
+            return Err("--round-robin is not supported yet (use --pipepart --block -N)".into());
+        }
         let max_jobs = self.max_jobs.max(1);
         let jobs = parse_jobs(&self.jobs, cores, max_jobs)?;
 
@@ -666,6 +677,7 @@ impl RunArgs {
             explain: self.explain,
             print_commands: self.print_commands,
             shell: crate::program::shell(),
+            pipe,
         })
     }
 }

@@ -21,6 +21,7 @@ mod halt;
 mod input;
 mod joblog;
 mod output;
+mod pipe;
 mod program;
 mod progress;
 mod runner;

@@ -23,6 +23,7 @@ use crate::args::{Jobs, Plan, Tag};
 use crate::input::{Feed, Next};
 use crate::joblog::{Entry, JobLog, Logged};
 use crate::output::{JobOutput, Mode, Output, Which};
+use crate::pipe::{Delivery, JobStdin, Pumped, TempPath, Writer};
 use crate::program::{self, Program};
 use crate::progress;
 use crate::template::JobContext;
@@ -31,6 +32,8 @@ use crate::template::JobContext;
 const FDS_PER_JOB: u64 = 4;
 /// The longest sleep without looking around (cheap insurance).
 const MAX_SLEEP: Duration = Duration::from_secs(1);
+/// How often `--fifo` named pipes are looked at to see if they were read.
+const FIFO_POLL: Duration = Duration::from_millis(2);
 
 /// What a descriptor in the poller is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +48,8 @@ enum Tok {
     Err(u64),
     /// Job `id`'s pidfd: it exited.
     Exit(u64),
+    /// Job `id`'s stdin (`--pipe`): room to write.
+    In(u64),
 }
 
 impl Token for Tok {
@@ -55,6 +60,7 @@ impl Token for Tok {
             Tok::Out(id) => (2, id),
             Tok::Err(id) => (3, id),
             Tok::Exit(id) => (4, id),
+            Tok::In(id) => (5, id),
         }
     }
 
@@ -65,6 +71,7 @@ impl Token for Tok {
             2 => Tok::Out(index),
             3 => Tok::Err(index),
             4 => Tok::Exit(index),
+            5 => Tok::In(index),
             _ => return None,
         })
     }
@@ -83,6 +90,11 @@ struct JobIo {
     output: JobOutput,
     results: Option<ResultFiles>,
     started_wall: SystemTime,
+    /// `--pipe`: its data on the way into its stdin (in the poller while
+    /// the pipe is full).
+    stdin: Option<Writer>,
+    /// `--cat`/`--fifo`: the file, removed when the job is done.
+    _temp: Option<TempPath>,
 }
 
 /// Everything the loop owns.
@@ -99,6 +111,8 @@ struct Shell {
     jobs: HashMap<u64, JobIo>,
     buf: Vec<u8>,
     started_at: Instant,
+    /// `--fifo` jobs whose data is written but not yet read out.
+    fifo_draining: Vec<u64>,
 }
 
 impl std::fmt::Debug for Shell {
@@ -195,6 +209,7 @@ pub(super) fn run(
         jobs: HashMap::new(),
         buf: vec![0; 64 * 1024],
         started_at: Instant::now(),
+        fifo_draining: Vec::new(),
     };
     shell.announce();
     shell.main_loop()?;
@@ -243,7 +258,11 @@ impl Shell {
             }
             let now = Instant::now();
             let cap = now + MAX_SLEEP;
-            let deadline = self.core.next_deadline().map_or(cap, |d| d.min(cap));
+            let mut deadline = self.core.next_deadline().map_or(cap, |d| d.min(cap));
+            if !self.fifo_draining.is_empty() {
+                self.check_fifos();
+                deadline = deadline.min(now + FIFO_POLL);
+            }
             self.poller
                 .wait(Some(deadline), &mut events)
                 .context("epoll_wait")?;
@@ -260,6 +279,7 @@ impl Shell {
                     Tok::Out(id) => self.on_readable(id, Which::Out),
                     Tok::Err(id) => self.on_readable(id, Which::Err),
                     Tok::Exit(id) => exited.push(id),
+                    Tok::In(id) => self.on_writable(id),
                 }
             }
             for id in exited {
@@ -276,6 +296,11 @@ impl Shell {
                 Admit::NeedInput => match self.feed.next() {
                     Next::Job(args) => {
                         if let Some(seq) = self.core.input_item(args) {
+                            self.output.skip(seq)?;
+                        }
+                    }
+                    Next::Block(data) => {
+                        if let Some(seq) = self.core.input_block(Vec::new(), data) {
                             self.output.skip(seq)?;
                         }
                     }
@@ -298,8 +323,17 @@ impl Shell {
         let job = self.core.job(id);
         let slot = self.core.slot(id);
         let seq = job.seq;
+        // --pipe: the data goes on a pipe, into a file or a named pipe.
+        let delivery = self.plan.pipe.as_ref().map(|p| p.delivery);
+        let (stdin_fd, mut writer, temp, file_args) =
+            match prepare_stdin(job.stdin.as_ref(), delivery, seq, job.attempts) {
+                Ok(v) => v,
+                Err(e) => {
+                    return Err(anyhow::Error::new(e).context("cannot prepare a job's input"));
+                }
+            };
         let ctx = JobContext {
-            args: &job.args,
+            args: file_args.as_deref().unwrap_or(&job.args),
             seq,
             slot,
         };
@@ -344,7 +378,7 @@ impl Shell {
         ];
         let capture = self.output.mode() != Mode::Ungroup;
         let started_wall = SystemTime::now();
-        let c = match program::spawn(program, capture, &env) {
+        let c = match program::spawn_with_stdin(program, capture, &env, stdin_fd) {
             Ok(c) => c,
             Err(e) => {
                 let transient = matches!(
@@ -393,6 +427,8 @@ impl Shell {
                         output,
                         results,
                         started_wall,
+                        stdin: None,
+                        _temp: temp,
                     },
                 );
                 self.apply();
@@ -407,6 +443,14 @@ impl Shell {
         if let Some(fd) = &c.stderr {
             self.poller.add(fd, Tok::Err(id), Interest::READ)?;
         }
+        // Write what the pipe takes now; wait for room for the rest.
+        if let Some(w) = &mut writer {
+            match w.pump() {
+                Pumped::Blocked => self.poller.add(w.fd(), Tok::In(id), Interest::READ_WRITE)?,
+                Pumped::Done if w.is_named() => self.fifo_draining.push(id),
+                Pumped::Done | Pumped::Closed => writer = None,
+            }
+        }
         self.jobs.insert(
             id,
             JobIo {
@@ -418,10 +462,49 @@ impl Shell {
                 output,
                 results,
                 started_wall,
+                stdin: writer,
+                _temp: temp,
             },
         );
         self.update_progress();
         Ok(())
+    }
+
+    /// Room in job `id`'s stdin pipe.
+    fn on_writable(&mut self, id: u64) {
+        let Some(j) = self.jobs.get_mut(&id) else {
+            return;
+        };
+        let Some(w) = &mut j.stdin else {
+            return;
+        };
+        match w.pump() {
+            Pumped::Blocked => {}
+            Pumped::Done if w.is_named() => {
+                // Out of the poller (always writable now), but open until read.
+                let _ = self.poller.delete(w.fd());
+                self.fifo_draining.push(id);
+            }
+            // Closing it takes it out of the poller; the job sees end of file.
+            Pumped::Done | Pumped::Closed => j.stdin = None,
+        }
+    }
+
+    /// `--fifo`: close the named pipes whose data has been read out.
+    fn check_fifos(&mut self) {
+        let jobs = &mut self.jobs;
+        self.fifo_draining.retain(|id| {
+            let Some(j) = jobs.get_mut(id) else {
+                return false;
+            };
+            match &j.stdin {
+                Some(w) if !w.finished() => true,
+                _ => {
+                    j.stdin = None;
+                    false
+                }
+            }
+        });
     }
 
     fn on_readable(&mut self, id: u64, which: Which) {
@@ -467,8 +550,10 @@ impl Shell {
             .into_iter()
             .filter_map(|which| drain(&mut self.buf, &mut self.output, j, which, true).err())
             .collect();
-        // Out of the poller; the pid stays, for a last SIGKILL.
+        // Out of the poller; the pid stays, for a last SIGKILL. What it did
+        // not read of its stdin is dropped (its business, as GNU).
         j.pidfd = None;
+        j.stdin = None;
         j.results = None;
         for e in errors {
             self.output_error(e);
@@ -662,6 +747,45 @@ fn drain(
         reads += 1;
         if !all && reads >= 16 {
             return Ok(());
+        }
+    }
+}
+
+/// What a job's stdin needs before it starts: the pipe's read end, the
+/// writer that fills it, the temporary file (`--cat`, `--fifo`) and `{}`'s
+/// value, its name.
+type Prepared = (
+    Option<OwnedFd>,
+    Option<Writer>,
+    Option<TempPath>,
+    Option<Vec<Vec<u8>>>,
+);
+
+fn prepare_stdin(
+    data: Option<&JobStdin>,
+    delivery: Option<Delivery>,
+    seq: u64,
+    attempt: u32,
+) -> io::Result<Prepared> {
+    let (Some(data), Some(delivery)) = (data, delivery) else {
+        return Ok((None, None, None, None));
+    };
+    match delivery {
+        Delivery::Stdin => {
+            let (r, w) = Writer::pipe(data.clone())?;
+            Ok((Some(r), Some(w), None, None))
+        }
+        Delivery::Cat => {
+            let t = TempPath::new(seq, attempt);
+            t.write(data)?;
+            let name = vec![t.path().as_os_str().as_bytes().to_vec()];
+            Ok((None, None, Some(t), Some(name)))
+        }
+        Delivery::Fifo => {
+            let t = TempPath::new(seq, attempt);
+            let w = Writer::fifo(t.path(), data.clone())?;
+            let name = vec![t.path().as_os_str().as_bytes().to_vec()];
+            Ok((None, Some(w), Some(t), Some(name)))
         }
     }
 }

@@ -27,6 +27,7 @@ use crate::args::Resume;
 use crate::halt::{self, Counts, Halt, When};
 use crate::input::Args;
 use crate::joblog::Logged;
+use crate::pipe::JobStdin;
 
 /// A job to run (again).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +38,8 @@ pub(crate) struct Job {
     pub(crate) attempts: u32,
     /// `--retry-failed`: the command from the joblog, run as it is.
     pub(crate) command: Option<Vec<u8>>,
+    /// `--pipe`/`--pipepart`: the data for its stdin (kept for a retry).
+    pub(crate) stdin: Option<JobStdin>,
 }
 
 /// A job from admission to its end.
@@ -206,6 +209,16 @@ impl Core {
 
     /// An input item: queued, or `Some(seq)` if `--resume` skips it.
     pub(crate) fn input_item(&mut self, args: Args) -> Option<u64> {
+        self.input_with(args, None)
+    }
+
+    /// A block of data (`--pipe`), with `args` for its command: queued, or
+    /// `Some(seq)` if `--resume` skips it.
+    pub(crate) fn input_block(&mut self, args: Args, stdin: JobStdin) -> Option<u64> {
+        self.input_with(args, Some(stdin))
+    }
+
+    fn input_with(&mut self, args: Args, stdin: Option<JobStdin>) -> Option<u64> {
         let seq = self.next_seq;
         self.next_seq += 1;
         if skip(self.cfg.resume, &self.previous, seq) {
@@ -216,6 +229,7 @@ impl Core {
             args,
             attempts: 0,
             command: None,
+            stdin,
         });
         None
     }
