@@ -27,6 +27,7 @@ use crate::pipe::{Delivery, JobStdin, Pumped, TempPath, Writer};
 use crate::program::{self, Program};
 use crate::progress;
 use crate::template::JobContext;
+use crate::watchdog::Watchdog;
 
 /// Descriptors a job holds (two pipes, a pidfd) plus margin.
 const FDS_PER_JOB: u64 = 4;
@@ -113,6 +114,8 @@ struct Shell {
     started_at: Instant,
     /// `--fifo` jobs whose data is written but not yet read out.
     fifo_draining: Vec<u64>,
+    /// Kills our jobs' groups if we are killed.
+    watchdog: Watchdog,
 }
 
 impl std::fmt::Debug for Shell {
@@ -210,6 +213,7 @@ pub(super) fn run(
         buf: vec![0; 64 * 1024],
         started_at: Instant::now(),
         fifo_draining: Vec::new(),
+        watchdog: Watchdog::start(),
     };
     shell.announce();
     shell.main_loop()?;
@@ -435,6 +439,7 @@ impl Shell {
                 return Ok(());
             }
         };
+        self.watchdog.started(c.pid);
         self.core.spawned(id);
         self.poller.add(&c.pidfd, Tok::Exit(id), Interest::READ)?;
         if let Some(fd) = &c.stdout {
@@ -534,6 +539,9 @@ impl Shell {
         let Some(pidfd) = &j.pidfd else {
             return;
         };
+        if let Some(pid) = j.pid {
+            self.watchdog.reaping(pid);
+        }
         let exit = match child::reap(pidfd, false) {
             Ok(Some(exit)) => exit,
             // Not yet (spurious readiness): keep waiting.

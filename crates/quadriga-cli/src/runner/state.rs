@@ -333,6 +333,13 @@ impl Core {
             if let Some(signal) = k.escalation.hurry() {
                 self.actions.push_back(Action::Signal { id, signal });
             }
+        } else if exit.signal.is_some() {
+            // Its first process was killed (a `kill -9` of its shell, say):
+            // what it started goes too, rather than run on unwatched.
+            self.actions.push_back(Action::Signal {
+                id,
+                signal: Signal::Kill,
+            });
         }
         self.gate.job_exited(exit.max_rss);
         self.spawn_paused = false;
