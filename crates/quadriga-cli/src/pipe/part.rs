@@ -17,9 +17,10 @@ use super::records::Splitter;
 const WINDOW: usize = 64 * 1024;
 
 /// Cuts `len` bytes of `file`, from `start`, into ranges of about `block`
-/// bytes, each ending at a record boundary (or the end): the first boundary
-/// at or after each target, so a range is never empty and may be longer
-/// than `block` by up to one record. The ranges cover `start..len` exactly
+/// bytes, each ending at a record boundary (or the end): as GNU parallel
+/// cuts, at the first record separator that begins at or after each target,
+/// so a range is never empty and may be longer than `block` by up to one
+/// record. The ranges cover `start..len` exactly
 /// once, in order.
 pub(crate) fn ranges(
     file: &File,
@@ -44,7 +45,8 @@ pub(crate) fn ranges(
     Ok(out)
 }
 
-/// The first record boundary `p` with `target <= p`, `from < p`, or `len`.
+/// The boundary of the first separator that begins at or after `target`
+/// (`from < target`), or `len`.
 fn boundary_at_or_after(
     file: &File,
     from: u64,
@@ -52,21 +54,16 @@ fn boundary_at_or_after(
     len: u64,
     splitter: &Splitter,
 ) -> io::Result<u64> {
-    // Read a little before the target too, so that a boundary's match
-    // (end and start strings) that straddles the target is seen whole.
-    let back = (target - from).min(1024);
-    let base = target - back;
+    debug_assert!(from < target);
     let mut window = WINDOW;
     loop {
-        let want = ((len - base) as usize).min(window + back as usize);
+        let want = ((len - target) as usize).min(window);
         let mut buf = vec![0; want];
-        file.read_exact_at(&mut buf, base)?;
-        if let Some(p) = splitter.next(&buf, back as usize - 1)
-            && (base + p as u64) >= target
-        {
-            return Ok(base + p as u64);
+        file.read_exact_at(&mut buf, target)?;
+        if let Some(p) = splitter.first_match_from(&buf, 0) {
+            return Ok(target + p as u64);
         }
-        if base + want as u64 >= len {
+        if target + want as u64 >= len {
             return Ok(len);
         }
         window *= 4;
@@ -106,9 +103,10 @@ mod tests {
         let nl = Splitter::new(b"\n", b"", false).unwrap();
         let got = cut(b"aa\nbb\ncc\ndd\n", 4, &nl);
         assert_eq!(got, [b"aa\nbb\n".to_vec(), b"cc\ndd\n".to_vec()]);
-        // A target right on a boundary cuts there.
-        let got = cut(b"aa\nbb\ncc\n", 3, &nl);
-        assert_eq!(got.len(), 3);
+        // As GNU: the separator is looked for from the target on, so a
+        // target just past a newline runs to the next one.
+        let got = cut(b"1\n2\n3\n4\n5\n6\n", 4, &nl);
+        assert_eq!(got, [b"1\n2\n3\n".to_vec(), b"4\n5\n6\n".to_vec()]);
         assert_eq!(cut(b"abc", 1, &nl), [b"abc".to_vec()]);
         assert!(cut(b"", 1, &nl).is_empty());
     }

@@ -77,6 +77,25 @@ impl Splitter {
         }
     }
 
+    /// The boundary of the first match (end and start) that begins at or
+    /// after `s` and lies whole in `data`, if any: GNU's cut for
+    /// `--pipepart`, which looks for the record separator from the target
+    /// on.
+    pub(crate) fn first_match_from(&self, data: &[u8], s: usize) -> Option<usize> {
+        if s > data.len() {
+            return None;
+        }
+        match self {
+            Splitter::Literal {
+                pattern, end_len, ..
+            } => pattern.find(&data[s..]).map(|i| s + i + end_len),
+            Splitter::Regex(re) => re
+                .captures_at(data, s)
+                .and_then(|c| c.get(1))
+                .map(|m| m.end()),
+        }
+    }
+
     /// The last boundary `p` with `0 < p <= limit` whose whole match lies in
     /// `data`, if any.
     pub(crate) fn last_before(&self, data: &[u8], limit: usize) -> Option<usize> {
