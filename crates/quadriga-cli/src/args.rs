@@ -471,15 +471,17 @@ impl RunArgs {
     /// Checks the arguments and makes the plan.
     pub(crate) fn plan(self) -> Result<Plan, String> {
         let cores = quadriga::child::cores();
+        let max_jobs = self.max_jobs.max(1);
+        let jobs = parse_jobs(&self.jobs, cores, max_jobs)?;
         let pipe = self
             .pipe
             .spec(self.max_replace_args.or(self.max_args), &self.arg_file)?;
-        if pipe.as_ref().is_some_and(|p| p.round_robin) {
-            return Err("--round-robin is not supported yet (use --pipepart --block -N)".into());
-        }
-        let max_jobs = self.max_jobs.max(1);
-        let jobs = parse_jobs(&self.jobs, cores, max_jobs)?;
-
+        // --round-robin: one job per slot for the whole stream, so the
+        // number of slots is fixed (auto would have nothing to measure).
+        let jobs = match jobs {
+            Jobs::Auto if pipe.as_ref().is_some_and(|p| p.round_robin) => Jobs::Fixed(cores),
+            j => j,
+        };
         let (command, mut sources) =
             split_command(&self.command, &self.arg_sep, &self.arg_file_sep);
         let mut file_sources: Vec<SourceSpec> = self

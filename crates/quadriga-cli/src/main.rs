@@ -46,7 +46,7 @@ struct Cli {
 enum Command {
     /// Run a command once per input, in parallel (like GNU parallel / xargs -P).
     #[command(long_about = args::LONG_ABOUT, after_help = args::AFTER_HELP)]
-    Run(args::RunArgs),
+    Run(Box<args::RunArgs>),
     /// The runner's watchdog (internal): kills the jobs of a runner that died.
     #[command(name = "__watchdog", hide = true)]
     Watchdog,
@@ -120,7 +120,7 @@ fn main() -> ExitCode {
         }
     };
     let status = match cli.command {
-        Command::Run(args) => run(args),
+        Command::Run(args) => run(*args),
         Command::Watchdog => {
             let _ = watchdog::run(std::io::stdin().lock());
             ExitStatus::Success

@@ -539,3 +539,35 @@ fn kill_9_of_a_jobs_shell_takes_its_children() {
         assert!(eventually(Duration::from_secs(5), || group_members(g).is_empty()));
     }
 }
+
+#[test]
+fn round_robin_spreads_the_stream_over_one_job_per_slot() {
+    let input = seq(300_000);
+    let done = run_stdin(
+        &["--round-robin", "-j3", "--block", "10k", "wc", "-l"],
+        &input,
+    );
+    done.status(0);
+    let counts: Vec<u64> = done
+        .lines()
+        .iter()
+        .map(|l| l.trim().parse().unwrap())
+        .collect();
+    // One job per slot, each fed many blocks, nothing lost (GNU: the same).
+    assert_eq!(counts.len(), 3, "{counts:?}");
+    assert_eq!(counts.iter().sum::<u64>(), 300_000);
+    assert!(counts.iter().all(|&c| c > 1000), "{counts:?}");
+    // Whole records only: every line of every job is a number of the input.
+    let done = run_stdin(
+        &["--pipe", "--round-robin", "-j2", "--block", "1k", "cat"],
+        &input,
+    );
+    let mut lines: Vec<u64> = done.lines().iter().map(|l| l.parse().unwrap()).collect();
+    lines.sort_unstable();
+    assert_eq!(lines, (1..=300_000).collect::<Vec<u64>>());
+    // Fewer blocks than slots, and none: as GNU, a job per block, or none.
+    let done = run_stdin(&["--round-robin", "-j4", "-N1", "wc", "-l"], &seq(3));
+    assert_eq!(done.status(0).lines(), ["1", "1", "1"]);
+    let done = run_stdin(&["--round-robin", "-j2", "wc", "-l"], b"");
+    assert_eq!(done.status(0).out(), "");
+}

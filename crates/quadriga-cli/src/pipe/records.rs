@@ -14,7 +14,7 @@ pub(crate) enum Splitter {
     /// Plain strings: the boundary lies `end_len` bytes into each match of
     /// `end ++ start`.
     Literal {
-        pattern: memmem::Finder<'static>,
+        pattern: Box<memmem::Finder<'static>>,
         end_len: usize,
         pattern_len: usize,
     },
@@ -40,7 +40,7 @@ impl Splitter {
         Ok(Splitter::Literal {
             pattern_len: pattern.len(),
             end_len: end.len(),
-            pattern: memmem::Finder::new(&pattern).into_owned(),
+            pattern: Box::new(memmem::Finder::new(&pattern).into_owned()),
         })
     }
 

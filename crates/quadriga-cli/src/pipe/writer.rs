@@ -49,7 +49,11 @@ impl Writer {
     pub(crate) fn pipe(data: JobStdin) -> io::Result<(OwnedFd, Writer)> {
         let (r, w) = pipe_with(PipeFlags::CLOEXEC)?;
         rustix::io::ioctl_fionbio(&w, true)?;
-        let want = (data.len() as usize).clamp(4096, PIPE_SIZE);
+        // No data yet (`--round-robin`): blocks of any size will come.
+        let want = match data.len() {
+            0 => PIPE_SIZE,
+            n => (n as usize).clamp(4096, PIPE_SIZE),
+        };
         // A smaller pipe works too, only with more wake-ups.
         let _ = rustix::pipe::fcntl_setpipe_size(&w, want);
         Ok((
@@ -81,6 +85,13 @@ impl Writer {
             pos: 0,
             named: true,
         })
+    }
+
+    /// `--round-robin`: the next block for this job, once the last is written.
+    pub(crate) fn refill(&mut self, data: JobStdin) {
+        debug_assert!(self.pos >= self.data.len());
+        self.data = data;
+        self.pos = 0;
     }
 
     /// The descriptor to wait on for room.

@@ -116,6 +116,21 @@ struct Shell {
     fifo_draining: Vec<u64>,
     /// Kills our jobs' groups if we are killed.
     watchdog: Watchdog,
+    /// `--round-robin`: the blocks, handed to whichever job has room.
+    rr: Option<RoundRobin>,
+}
+
+/// `--round-robin`'s state. Jobs start as blocks come, one per slot, each
+/// with its first block; once the slots are full, each block goes to a job
+/// whose last block is written out (in turn). A job whose pipe is full
+/// waits in the poller; one that has written its block out waits here, out
+/// of the poller, for the next.
+#[derive(Debug, Default)]
+struct RoundRobin {
+    /// Jobs whose last block is written out.
+    idle: VecDeque<u64>,
+    /// The stream has ended: close each job's stdin once written out.
+    done: bool,
 }
 
 impl std::fmt::Debug for Shell {
@@ -214,7 +229,11 @@ pub(super) fn run(
         started_at: Instant::now(),
         fifo_draining: Vec::new(),
         watchdog: Watchdog::start(),
+        rr: None,
     };
+    if shell.plan.pipe.as_ref().is_some_and(|p| p.round_robin) {
+        shell.rr = Some(RoundRobin::default());
+    }
     shell.announce();
     shell.main_loop()?;
     shell.finish()
@@ -257,6 +276,7 @@ impl Shell {
             self.core.tick(Instant::now());
             self.apply();
             self.start_jobs()?;
+            self.feed_lanes();
             if self.core.is_finished() {
                 return Ok(());
             }
@@ -279,7 +299,10 @@ impl Shell {
                         }
                         self.apply();
                     }
-                    Tok::Input => self.feed.drain_wake(),
+                    Tok::Input => {
+                        self.feed.drain_wake();
+                        self.feed_lanes();
+                    }
                     Tok::Out(id) => self.on_readable(id, Which::Out),
                     Tok::Err(id) => self.on_readable(id, Which::Err),
                     Tok::Exit(id) => exited.push(id),
@@ -309,7 +332,12 @@ impl Shell {
                         }
                     }
                     Next::Pending => break,
-                    Next::Done => self.core.input_done(),
+                    Next::Done => {
+                        self.core.input_done();
+                        if let Some(rr) = &mut self.rr {
+                            rr.done = true;
+                        }
+                    }
                     Next::Error(e) => {
                         eprintln!("quadriga: error reading the input: {e}");
                         self.core.input_error(e);
@@ -452,6 +480,11 @@ impl Shell {
         if let Some(w) = &mut writer {
             match w.pump() {
                 Pumped::Blocked => self.poller.add(w.fd(), Tok::In(id), Interest::READ_WRITE)?,
+                Pumped::Done if self.rr.is_some() => {
+                    if let Some(rr) = &mut self.rr {
+                        rr.idle.push_back(id);
+                    }
+                }
                 Pumped::Done if w.is_named() => self.fifo_draining.push(id),
                 Pumped::Done | Pumped::Closed => writer = None,
             }
@@ -471,6 +504,9 @@ impl Shell {
                 _temp: temp,
             },
         );
+        if self.rr.is_some() {
+            self.feed_lanes();
+        }
         self.update_progress();
         Ok(())
     }
@@ -485,6 +521,13 @@ impl Shell {
         };
         match w.pump() {
             Pumped::Blocked => {}
+            Pumped::Done if self.rr.is_some() => {
+                let _ = self.poller.delete(w.fd());
+                if let Some(rr) = &mut self.rr {
+                    rr.idle.push_back(id);
+                }
+                self.feed_lanes();
+            }
             Pumped::Done if w.is_named() => {
                 // Out of the poller (always writable now), but open until read.
                 let _ = self.poller.delete(w.fd());
@@ -492,6 +535,65 @@ impl Shell {
             }
             // Closing it takes it out of the poller; the job sees end of file.
             Pumped::Done | Pumped::Closed => j.stdin = None,
+        }
+    }
+
+    /// `--round-robin`: hands blocks to the jobs that have written out their
+    /// last, as long as the stream has some ready; at its end, closes their
+    /// stdin.
+    fn feed_lanes(&mut self) {
+        let Some(rr) = &mut self.rr else {
+            return;
+        };
+        // While a slot is free, blocks start new jobs instead (the core).
+        if !rr.done && self.core.running() < self.core.gate().limit() {
+            return;
+        }
+        while let Some(id) = rr.idle.pop_front() {
+            let Some(w) = self.jobs.get_mut(&id).and_then(|j| j.stdin.as_mut()) else {
+                continue;
+            };
+            if rr.done {
+                if let Some(j) = self.jobs.get_mut(&id) {
+                    j.stdin = None;
+                }
+                continue;
+            }
+            match self.feed.next() {
+                Next::Block(b) => {
+                    w.refill(b);
+                    match w.pump() {
+                        // Written out at once: its turn comes again later.
+                        Pumped::Done => rr.idle.push_back(id),
+                        Pumped::Blocked => {
+                            if let Err(e) =
+                                self.poller.add(w.fd(), Tok::In(id), Interest::READ_WRITE)
+                            {
+                                eprintln!("quadriga: error: epoll: {e}");
+                            }
+                        }
+                        Pumped::Closed => {
+                            if let Some(j) = self.jobs.get_mut(&id) {
+                                j.stdin = None;
+                            }
+                        }
+                    }
+                }
+                Next::Pending => {
+                    rr.idle.push_front(id);
+                    return;
+                }
+                Next::Done | Next::Job(_) => {
+                    rr.idle.push_front(id);
+                    rr.done = true;
+                }
+                Next::Error(e) => {
+                    eprintln!("quadriga: error reading the input: {e}");
+                    self.core.input_error(e);
+                    rr.idle.push_front(id);
+                    rr.done = true;
+                }
+            }
         }
     }
 
