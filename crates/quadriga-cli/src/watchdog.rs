@@ -116,41 +116,64 @@ impl Watchdog {
     }
 }
 
+/// What the watchdog knows: the groups it was told of, decoded from the
+/// runner's bytes however they were cut by the reads. Bounded: one
+/// partial message at most, and a set of at most the runner's live jobs.
+#[derive(Debug, Default)]
+struct Ledger {
+    groups: HashSet<u32>,
+    partial: [u8; MSG],
+    have: usize,
+}
+
+impl Ledger {
+    fn feed(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            let take = (MSG - self.have).min(bytes.len());
+            self.partial[self.have..self.have + take].copy_from_slice(&bytes[..take]);
+            self.have += take;
+            bytes = &bytes[take..];
+            if self.have == MSG {
+                self.have = 0;
+                let m = self.partial;
+                let pid = u32::from_le_bytes([m[1], m[2], m[3], m[4]]);
+                // Only a real group leader's number: never 0, init, or a
+                // value that would turn "group" into "process" (negative).
+                if pid <= 1 || pid > i32::MAX as u32 {
+                    continue;
+                }
+                match m[0] {
+                    b'+' => {
+                        self.groups.insert(pid);
+                    }
+                    b'-' => {
+                        self.groups.remove(&pid);
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
 /// The watchdog's life: read the runner's messages until end of file, then
-/// kill every group still known.
+/// kill every group still known. Returns how many.
 pub(crate) fn run(mut input: impl Read) -> io::Result<usize> {
-    let mut groups = HashSet::new();
+    let mut ledger = Ledger::default();
     let mut buf = [0u8; 4096];
-    let mut have = 0;
     loop {
-        let n = match input.read(&mut buf[have..]) {
+        match input.read(&mut buf) {
             Ok(0) => break,
-            Ok(n) => n,
+            Ok(n) => ledger.feed(&buf[..n]),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             // Any other error: as good as end of file.
             Err(_) => break,
-        };
-        have += n;
-        let whole = have - have % MSG;
-        for m in buf[..whole].chunks_exact(MSG) {
-            let pid = u32::from_le_bytes([m[1], m[2], m[3], m[4]]);
-            match m[0] {
-                b'+' => {
-                    groups.insert(pid);
-                }
-                b'-' => {
-                    groups.remove(&pid);
-                }
-                _ => {}
-            }
         }
-        buf.copy_within(whole..have, 0);
-        have -= whole;
     }
-    for &pid in &groups {
+    for &pid in &ledger.groups {
         child::signal_group(pid, Signal::Kill);
     }
-    Ok(groups.len())
+    Ok(ledger.groups.len())
 }
 
 #[cfg(test)]
@@ -183,5 +206,41 @@ mod tests {
 
     fn libc_sigkill() -> i32 {
         Signal::Kill.as_raw()
+    }
+
+    #[test]
+    fn random_bytes_in_random_cuts_decode_alike_and_stay_bounded() {
+        // The decoder of bytes from another process, with seeded random
+        // input (nothing is signalled: only the ledger is looked at).
+        let mut x: u64 = 0x0123_4567_89AB_CDEF;
+        let mut rnd = |m: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % m
+        };
+        for _ in 0..200 {
+            let len = rnd(600) as usize;
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| match rnd(4) {
+                    0 => b'+',
+                    1 => b'-',
+                    _ => rnd(256) as u8,
+                })
+                .collect();
+            let mut whole = Ledger::default();
+            whole.feed(&bytes);
+            let mut cut = Ledger::default();
+            let mut rest = &bytes[..];
+            while !rest.is_empty() {
+                let n = (1 + rnd(13) as usize).min(rest.len());
+                cut.feed(&rest[..n]);
+                rest = &rest[n..];
+            }
+            assert_eq!(whole.groups, cut.groups);
+            assert_eq!(whole.have, len % MSG);
+            assert!(whole.groups.len() <= len / MSG);
+            assert!(whole.groups.iter().all(|&p| p > 1 && p <= i32::MAX as u32));
+        }
     }
 }
