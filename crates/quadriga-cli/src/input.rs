@@ -341,6 +341,20 @@ impl Feed {
         }
     }
 
+    /// The next job, waiting for a `--pipe` block if need be (`--dry-run`
+    /// has no event loop; other feeds it reads whole first).
+    pub(crate) fn next_blocking(&mut self) -> Next {
+        match self {
+            Feed::Pipe(src) => match src.next_blocking() {
+                crate::pipe::Pulled::Block(b) => Next::Block(b),
+                crate::pipe::Pulled::Pending => Next::Pending,
+                crate::pipe::Pulled::Done => Next::Done,
+                crate::pipe::Pulled::Error(e) => Next::Error(e),
+            },
+            _ => self.next(),
+        }
+    }
+
     /// The eventfd the input thread signals, if there is a thread.
     pub(crate) fn wake_fd(&self) -> Option<&OwnedFd> {
         match self {

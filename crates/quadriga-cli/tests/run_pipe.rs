@@ -571,3 +571,25 @@ fn round_robin_spreads_the_stream_over_one_job_per_slot() {
     let done = run_stdin(&["--round-robin", "-j2", "wc", "-l"], b"");
     assert_eq!(done.status(0).out(), "");
 }
+
+#[test]
+fn pipe_reads_an_arg_file_instead_of_stdin_and_dry_run_prints_each_block() {
+    let dir = Scratch::new();
+    std::fs::write(dir.join("in"), seq(1000)).unwrap();
+    let done = run_in(
+        dir.path(),
+        &["--pipe", "-a", "in", "--block", "1k", "wc", "-l"],
+        None,
+    );
+    done.status(0);
+    let total: u64 = done
+        .lines()
+        .iter()
+        .map(|l| l.trim().parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(total, 1000);
+    assert!(done.lines().len() > 2);
+    // GNU's answer (recorded): one command per block, nothing run.
+    let done = run_stdin(&["--pipe", "-N2", "--dry-run", "wc -l {#}"], &seq(5));
+    assert_eq!(done.status(0).lines(), ["wc -l 1", "wc -l 2", "wc -l 3"]);
+}

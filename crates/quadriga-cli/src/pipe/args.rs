@@ -156,13 +156,19 @@ impl PipeArgs {
             return Err("a negative --block needs --pipepart".into());
         }
         let header = self.header.as_deref().map(Header::parse).transpose()?;
-        let part = if self.pipepart {
-            match arg_files {
-                [one] if one.as_bytes() != b"-" => Some(PathBuf::from(one)),
-                _ => return Err("--pipepart needs one file, given with -a FILE".into()),
+        let one_file = match arg_files {
+            [one] if one.as_bytes() != b"-" => Some(PathBuf::from(one)),
+            [] | [_] => None,
+            _ => return Err("--pipe and --pipepart read one -a FILE at most".into()),
+        };
+        let (part, file) = if self.pipepart {
+            match one_file {
+                Some(f) => (Some(f), None),
+                None => return Err("--pipepart needs one file, given with -a FILE".into()),
             }
         } else {
-            None
+            // --pipe -a FILE: the file instead of stdin, as GNU.
+            (None, one_file)
         };
         if self.pipepart && records.is_some() {
             return Err("-N with --pipepart is not supported: use --block".into());
@@ -185,6 +191,7 @@ impl PipeArgs {
                 header,
             },
             part,
+            file,
             blocks_per_slot: (block < 0).then(|| block.unsigned_abs()),
             delivery,
             round_robin: self.round_robin,

@@ -51,6 +51,8 @@ pub(crate) struct PipeSpec {
     pub(crate) cut: Cut,
     /// `--pipepart -a FILE`.
     pub(crate) part: Option<std::path::PathBuf>,
+    /// `--pipe -a FILE`: the stream, instead of stdin.
+    pub(crate) file: Option<std::path::PathBuf>,
     /// `--block` was negative: blocks per job slot (`--pipepart`).
     pub(crate) blocks_per_slot: Option<u64>,
     pub(crate) delivery: Delivery,

@@ -82,6 +82,12 @@ impl Source {
         let waiting = Arc::new(AtomicBool::new(false));
         let (thread_wake, thread_waiting) = (Arc::clone(&wake), Arc::clone(&waiting));
         let cut = spec.cut.clone();
+        let input: Box<dyn io::Read + Send> = match &spec.file {
+            Some(path) => Box::new(File::open(path).map_err(|e| {
+                io::Error::new(e.kind(), format!("cannot open {}: {e}", path.display()))
+            })?),
+            None => Box::new(io::stdin()),
+        };
         std::thread::Builder::new()
             .name("quadriga-pipe".into())
             .spawn(move || {
@@ -92,7 +98,7 @@ impl Source {
                         let _ = rustix::io::write(thread_wake.as_fd(), &1u64.to_ne_bytes());
                     }
                 };
-                let mut chunker = Chunker::new(io::stdin().lock(), cut);
+                let mut chunker = Chunker::new(input, cut);
                 loop {
                     let item = match chunker.next_block() {
                         Ok(Some((header, body))) => Ok(JobStdin::Block { header, body }),
@@ -131,6 +137,19 @@ impl Source {
                     Err(TryRecvError::Disconnected) => Pulled::Done,
                 }
             }
+        }
+    }
+
+    /// The next block, waiting for the reading thread if need be (for
+    /// `--dry-run`, which has no event loop).
+    pub(crate) fn next_blocking(&mut self) -> Pulled {
+        match self {
+            Source::Ready(_) => self.next(),
+            Source::Stream { rx, .. } => match rx.recv() {
+                Ok(Ok(b)) => Pulled::Block(b),
+                Ok(Err(e)) => Pulled::Error(e.to_string()),
+                Err(_) => Pulled::Done,
+            },
         }
     }
 

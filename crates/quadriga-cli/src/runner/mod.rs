@@ -131,7 +131,7 @@ fn dry_run(
     }
     let mut seq = 0;
     loop {
-        let args = match feed.next() {
+        let args = match feed.next_blocking() {
             Next::Job(a) => a,
             Next::Block(_) => Vec::new(),
             Next::Done => break,
