@@ -239,6 +239,20 @@ fn a_failing_block_counts_and_halt_stops_the_stream() {
     );
     done.status(1);
     assert_eq!(done.lines(), ["1", "2", "3"]);
+    // --retries: a retried block gets its data again (GNU: the same).
+    let done = run_stdin(
+        &[
+            "--pipe",
+            "-N5",
+            "--retries",
+            "2",
+            "-k",
+            "wc -l; echo try >&2; exit 1",
+        ],
+        &seq(10),
+    );
+    done.status(2);
+    assert_eq!(done.lines(), ["5", "5"]);
 }
 
 #[test]

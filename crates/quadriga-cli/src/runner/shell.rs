@@ -352,13 +352,14 @@ impl Shell {
     }
 
     fn start(&mut self, id: u64) -> Result<()> {
+        let data = self.core.stdin_for(id);
         let job = self.core.job(id);
         let slot = self.core.slot(id);
         let seq = job.seq;
         // --pipe: the data goes on a pipe, into a file or a named pipe.
         let delivery = self.plan.pipe.as_ref().map(|p| p.delivery);
         let (stdin_fd, mut writer, temp, file_args) =
-            match prepare_stdin(job.stdin.as_ref(), delivery, seq, job.attempts) {
+            match prepare_stdin(data, delivery, seq, job.attempts) {
                 Ok(v) => v,
                 Err(e) => {
                     return Err(anyhow::Error::new(e).context("cannot prepare a job's input"));
@@ -872,7 +873,7 @@ type Prepared = (
 );
 
 fn prepare_stdin(
-    data: Option<&JobStdin>,
+    data: Option<JobStdin>,
     delivery: Option<Delivery>,
     seq: u64,
     attempt: u32,
@@ -882,18 +883,18 @@ fn prepare_stdin(
     };
     match delivery {
         Delivery::Stdin => {
-            let (r, w) = Writer::pipe(data.clone())?;
+            let (r, w) = Writer::pipe(data)?;
             Ok((Some(r), Some(w), None, None))
         }
         Delivery::Cat => {
             let t = TempPath::new(seq, attempt);
-            t.write(data)?;
+            t.write(&data)?;
             let name = vec![t.path().as_os_str().as_bytes().to_vec()];
             Ok((None, None, Some(t), Some(name)))
         }
         Delivery::Fifo => {
             let t = TempPath::new(seq, attempt);
-            let w = Writer::fifo(t.path(), data.clone())?;
+            let w = Writer::fifo(t.path(), data)?;
             let name = vec![t.path().as_os_str().as_bytes().to_vec()];
             Ok((None, Some(w), Some(t), Some(name)))
         }

@@ -202,6 +202,19 @@ impl Core {
         &self.running[&id].job
     }
 
+    /// Running job `id`'s data (`--pipe`), for its stdin: a share of it if
+    /// a retry may need it again, otherwise taken, so that a block is freed
+    /// as soon as it is written out (memory stays at a few blocks however
+    /// long the jobs run).
+    pub(crate) fn stdin_for(&mut self, id: u64) -> Option<JobStdin> {
+        let job = &mut self.running.get_mut(&id)?.job;
+        if self.cfg.attempts == 1 {
+            job.stdin.take()
+        } else {
+            job.stdin.clone()
+        }
+    }
+
     /// Running job `id`'s slot. Panics if it is not running.
     pub(crate) fn slot(&self, id: u64) -> usize {
         self.running[&id].slot
