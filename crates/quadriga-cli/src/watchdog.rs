@@ -70,8 +70,8 @@ impl Watchdog {
 
     fn spawn() -> io::Result<OwnedFd> {
         let (r, w) = pipe_with(PipeFlags::CLOEXEC)?;
-        let exe = std::env::current_exe()?;
-        let mut cmd = Command::new(exe);
+        // This very binary, even if its file was replaced since it started.
+        let mut cmd = Command::new("/proc/self/exe");
         cmd.arg(OsStr::new(SUBCOMMAND))
             .stdin(Stdio::from(r))
             .stdout(Stdio::null())
