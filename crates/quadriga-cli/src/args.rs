@@ -223,6 +223,9 @@ pub(crate) struct RunArgs {
     #[arg(long, hide = true)]
     pub(crate) plain: bool,
 
+    #[command(flatten)]
+    pub(crate) pipe: crate::pipe::PipeArgs,
+
     /// The command, then its inputs: ::: ARGS, :::+ ARGS (linked), :::: FILES, ::::+ FILES.
     #[arg(trailing_var_arg = true, value_name = "COMMAND")]
     pub(crate) command: Vec<OsString>,
@@ -297,6 +300,8 @@ pub(crate) struct Plan {
     pub(crate) explain: u8,
     pub(crate) print_commands: bool,
     pub(crate) shell: OsString,
+    /// `--pipe` or `--pipepart`.
+    pub(crate) pipe: Option<crate::pipe::PipeSpec>,
 }
 
 /// Parses `-j`-style counts: N, N%, +N, -N, relative to `cores`.
@@ -468,7 +473,15 @@ impl RunArgs {
         let cores = quadriga::child::cores();
         let max_jobs = self.max_jobs.max(1);
         let jobs = parse_jobs(&self.jobs, cores, max_jobs)?;
-
+        let pipe = self
+            .pipe
+            .spec(self.max_replace_args.or(self.max_args), &self.arg_file)?;
+        // --round-robin: one job per slot for the whole stream, so the
+        // number of slots is fixed (auto would have nothing to measure).
+        let jobs = match jobs {
+            Jobs::Auto if pipe.as_ref().is_some_and(|p| p.round_robin) => Jobs::Fixed(cores),
+            j => j,
+        };
         let (command, mut sources) =
             split_command(&self.command, &self.arg_sep, &self.arg_file_sep);
         let mut file_sources: Vec<SourceSpec> = self
@@ -666,6 +679,7 @@ impl RunArgs {
             explain: self.explain,
             print_commands: self.print_commands,
             shell: crate::program::shell(),
+            pipe,
         })
     }
 }

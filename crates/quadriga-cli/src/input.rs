@@ -287,6 +287,8 @@ pub(crate) enum Batch {
 pub(crate) enum Feed {
     /// Read already.
     Ready(VecDeque<Args>),
+    /// `--pipe`/`--pipepart`: blocks or ranges of data, one per job.
+    Pipe(crate::pipe::Source),
     /// Being read on the input thread.
     Stream {
         rx: Receiver<Batch>,
@@ -300,6 +302,8 @@ pub(crate) enum Feed {
 #[derive(Debug)]
 pub(crate) enum Next {
     Job(Args),
+    /// `--pipe`/`--pipepart`: a job's data.
+    Block(crate::pipe::JobStdin),
     /// Not yet: the input thread will wake the runner.
     Pending,
     Done,
@@ -310,6 +314,12 @@ impl Feed {
     pub(crate) fn next(&mut self) -> Next {
         match self {
             Feed::Ready(q) => q.pop_front().map_or(Next::Done, Next::Job),
+            Feed::Pipe(src) => match src.next() {
+                crate::pipe::Pulled::Block(b) => Next::Block(b),
+                crate::pipe::Pulled::Pending => Next::Pending,
+                crate::pipe::Pulled::Done => Next::Done,
+                crate::pipe::Pulled::Error(e) => Next::Error(e),
+            },
             Feed::Stream { rx, waiting, .. } => {
                 let got = match rx.try_recv() {
                     Err(TryRecvError::Empty) => {
@@ -331,10 +341,25 @@ impl Feed {
         }
     }
 
+    /// The next job, waiting for a `--pipe` block if need be (`--dry-run`
+    /// has no event loop; other feeds it reads whole first).
+    pub(crate) fn next_blocking(&mut self) -> Next {
+        match self {
+            Feed::Pipe(src) => match src.next_blocking() {
+                crate::pipe::Pulled::Block(b) => Next::Block(b),
+                crate::pipe::Pulled::Pending => Next::Pending,
+                crate::pipe::Pulled::Done => Next::Done,
+                crate::pipe::Pulled::Error(e) => Next::Error(e),
+            },
+            _ => self.next(),
+        }
+    }
+
     /// The eventfd the input thread signals, if there is a thread.
     pub(crate) fn wake_fd(&self) -> Option<&OwnedFd> {
         match self {
             Feed::Ready(_) => None,
+            Feed::Pipe(src) => src.wake_fd(),
             Feed::Stream { wake, .. } => Some(wake),
         }
     }
@@ -351,6 +376,7 @@ impl Feed {
     pub(crate) fn total(&self) -> Option<usize> {
         match self {
             Feed::Ready(q) => Some(q.len()),
+            Feed::Pipe(src) => src.total(),
             Feed::Stream { .. } => None,
         }
     }

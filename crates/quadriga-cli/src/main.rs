@@ -21,10 +21,12 @@ mod halt;
 mod input;
 mod joblog;
 mod output;
+mod pipe;
 mod program;
 mod progress;
 mod runner;
 mod template;
+mod watchdog;
 
 use std::process::ExitCode;
 
@@ -44,7 +46,10 @@ struct Cli {
 enum Command {
     /// Run a command once per input, in parallel (like GNU parallel / xargs -P).
     #[command(long_about = args::LONG_ABOUT, after_help = args::AFTER_HELP)]
-    Run(args::RunArgs),
+    Run(Box<args::RunArgs>),
+    /// The runner's watchdog (internal): kills the jobs of a runner that died.
+    #[command(name = "__watchdog", hide = true)]
+    Watchdog,
 }
 
 /// The exit-code policy: 0 success; 1–100 the number of failed jobs, 101 more
@@ -115,7 +120,11 @@ fn main() -> ExitCode {
         }
     };
     let status = match cli.command {
-        Command::Run(args) => run(args),
+        Command::Run(args) => run(*args),
+        Command::Watchdog => {
+            let _ = watchdog::run(std::io::stdin().lock());
+            ExitStatus::Success
+        }
     };
     status.into()
 }
@@ -133,7 +142,9 @@ mod tests {
     #[test]
     fn run_defaults_to_auto_jobs() {
         let cli = Cli::try_parse_from(["quadriga", "run", "echo", ":::", "a"]).unwrap();
-        let Command::Run(args) = cli.command;
+        let Command::Run(args) = cli.command else {
+            panic!("not run");
+        };
         assert_eq!(args.jobs, "auto");
         assert_eq!(args.command, ["echo", ":::", "a"]);
     }
@@ -144,7 +155,9 @@ mod tests {
             "quadriga", "run", "-kj", "-1", "--tag", "-0", "grep", "-v", "x", ":::", "-a",
         ])
         .unwrap();
-        let Command::Run(args) = cli.command;
+        let Command::Run(args) = cli.command else {
+            panic!("not run");
+        };
         assert!(args.keep_order && args.tag && args.null);
         assert_eq!(args.jobs, "-1");
         assert_eq!(args.command, ["grep", "-v", "x", ":::", "-a"]);

@@ -25,10 +25,22 @@ pub(crate) enum Program<'a> {
 
 /// Starts one job. `capture`: give it pipes for stdout and stderr (else it
 /// shares the runner's). `env`: extra variables.
+#[cfg(test)]
 pub(crate) fn spawn(
     program: Program<'_>,
     capture: bool,
     env: &[(&str, &str)],
+) -> io::Result<Child> {
+    spawn_with_stdin(program, capture, env, None)
+}
+
+/// [`spawn`], with `stdin` (a pipe's read end, for `--pipe`) instead of
+/// `/dev/null` if given.
+pub(crate) fn spawn_with_stdin(
+    program: Program<'_>,
+    capture: bool,
+    env: &[(&str, &str)],
+    stdin: Option<std::os::fd::OwnedFd>,
 ) -> io::Result<Child> {
     let mut cmd = match program {
         Program::Direct(argv) => {
@@ -45,7 +57,10 @@ pub(crate) fn spawn(
             cmd
         }
     };
-    cmd.stdin(dev_null()?);
+    match stdin {
+        Some(fd) => cmd.stdin(Stdio::from(fd)),
+        None => cmd.stdin(dev_null()?),
+    };
     for (k, v) in env {
         cmd.env(k, v);
     }

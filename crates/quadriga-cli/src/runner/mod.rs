@@ -74,8 +74,15 @@ pub(crate) fn run(plan: Plan) -> Result<Outcome> {
         _ => BTreeMap::new(),
     };
     let mut queue = VecDeque::new();
-    let feed = match &plan.input {
-        Some(spec) => {
+    let feed = match (&plan.pipe, &plan.input) {
+        (Some(pipe), Some(_)) => {
+            let slots = match plan.jobs {
+                crate::args::Jobs::Fixed(n) => n,
+                crate::args::Jobs::Auto => plan.cores,
+            };
+            Feed::Pipe(crate::pipe::Source::open(pipe, slots).context("cannot read the input")?)
+        }
+        (_, Some(spec)) => {
             let materialize = plan.dry_run
                 || plan.progress.is_some()
                 || plan.halt.as_ref().is_some_and(|h| h.needs_total());
@@ -84,7 +91,7 @@ pub(crate) fn run(plan: Plan) -> Result<Outcome> {
                 .into_feed(materialize)
                 .context("cannot read the input")?
         }
-        None => {
+        (_, None) => {
             // --retry-failed: the failed commands of the joblog, by sequence.
             for (&seq, logged) in &previous {
                 if !logged.succeeded() {
@@ -93,6 +100,7 @@ pub(crate) fn run(plan: Plan) -> Result<Outcome> {
                         args: Vec::new(),
                         attempts: 0,
                         command: Some(logged.command.clone()),
+                        stdin: None,
                     });
                 }
             }
@@ -123,8 +131,9 @@ fn dry_run(
     }
     let mut seq = 0;
     loop {
-        let args = match feed.next() {
+        let args = match feed.next_blocking() {
             Next::Job(a) => a,
+            Next::Block(_) => Vec::new(),
             Next::Done => break,
             Next::Pending => unreachable!("the dry run reads its input first"),
             Next::Error(e) => anyhow::bail!("reading the input: {e}"),

@@ -23,14 +23,18 @@ use crate::args::{Jobs, Plan, Tag};
 use crate::input::{Feed, Next};
 use crate::joblog::{Entry, JobLog, Logged};
 use crate::output::{JobOutput, Mode, Output, Which};
+use crate::pipe::{Delivery, JobStdin, Pumped, TempPath, Writer};
 use crate::program::{self, Program};
 use crate::progress;
 use crate::template::JobContext;
+use crate::watchdog::Watchdog;
 
 /// Descriptors a job holds (two pipes, a pidfd) plus margin.
 const FDS_PER_JOB: u64 = 4;
 /// The longest sleep without looking around (cheap insurance).
 const MAX_SLEEP: Duration = Duration::from_secs(1);
+/// How often `--fifo` named pipes are looked at to see if they were read.
+const FIFO_POLL: Duration = Duration::from_millis(2);
 
 /// What a descriptor in the poller is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +49,8 @@ enum Tok {
     Err(u64),
     /// Job `id`'s pidfd: it exited.
     Exit(u64),
+    /// Job `id`'s stdin (`--pipe`): room to write.
+    In(u64),
 }
 
 impl Token for Tok {
@@ -55,6 +61,7 @@ impl Token for Tok {
             Tok::Out(id) => (2, id),
             Tok::Err(id) => (3, id),
             Tok::Exit(id) => (4, id),
+            Tok::In(id) => (5, id),
         }
     }
 
@@ -65,6 +72,7 @@ impl Token for Tok {
             2 => Tok::Out(index),
             3 => Tok::Err(index),
             4 => Tok::Exit(index),
+            5 => Tok::In(index),
             _ => return None,
         })
     }
@@ -83,6 +91,11 @@ struct JobIo {
     output: JobOutput,
     results: Option<ResultFiles>,
     started_wall: SystemTime,
+    /// `--pipe`: its data on the way into its stdin (in the poller while
+    /// the pipe is full).
+    stdin: Option<Writer>,
+    /// `--cat`/`--fifo`: the file, removed when the job is done.
+    _temp: Option<TempPath>,
 }
 
 /// Everything the loop owns.
@@ -99,6 +112,25 @@ struct Shell {
     jobs: HashMap<u64, JobIo>,
     buf: Vec<u8>,
     started_at: Instant,
+    /// `--fifo` jobs whose data is written but not yet read out.
+    fifo_draining: Vec<u64>,
+    /// Kills our jobs' groups if we are killed.
+    watchdog: Watchdog,
+    /// `--round-robin`: the blocks, handed to whichever job has room.
+    rr: Option<RoundRobin>,
+}
+
+/// `--round-robin`'s state. Jobs start as blocks come, one per slot, each
+/// with its first block; once the slots are full, each block goes to a job
+/// whose last block is written out (in turn). A job whose pipe is full
+/// waits in the poller; one that has written its block out waits here, out
+/// of the poller, for the next.
+#[derive(Debug, Default)]
+struct RoundRobin {
+    /// Jobs whose last block is written out.
+    idle: VecDeque<u64>,
+    /// The stream has ended: close each job's stdin once written out.
+    done: bool,
 }
 
 impl std::fmt::Debug for Shell {
@@ -195,7 +227,13 @@ pub(super) fn run(
         jobs: HashMap::new(),
         buf: vec![0; 64 * 1024],
         started_at: Instant::now(),
+        fifo_draining: Vec::new(),
+        watchdog: Watchdog::start(),
+        rr: None,
     };
+    if shell.plan.pipe.as_ref().is_some_and(|p| p.round_robin) {
+        shell.rr = Some(RoundRobin::default());
+    }
     shell.announce();
     shell.main_loop()?;
     shell.finish()
@@ -238,12 +276,17 @@ impl Shell {
             self.core.tick(Instant::now());
             self.apply();
             self.start_jobs()?;
+            self.feed_lanes();
             if self.core.is_finished() {
                 return Ok(());
             }
             let now = Instant::now();
             let cap = now + MAX_SLEEP;
-            let deadline = self.core.next_deadline().map_or(cap, |d| d.min(cap));
+            let mut deadline = self.core.next_deadline().map_or(cap, |d| d.min(cap));
+            if !self.fifo_draining.is_empty() {
+                self.check_fifos();
+                deadline = deadline.min(now + FIFO_POLL);
+            }
             self.poller
                 .wait(Some(deadline), &mut events)
                 .context("epoll_wait")?;
@@ -256,10 +299,14 @@ impl Shell {
                         }
                         self.apply();
                     }
-                    Tok::Input => self.feed.drain_wake(),
+                    Tok::Input => {
+                        self.feed.drain_wake();
+                        self.feed_lanes();
+                    }
                     Tok::Out(id) => self.on_readable(id, Which::Out),
                     Tok::Err(id) => self.on_readable(id, Which::Err),
                     Tok::Exit(id) => exited.push(id),
+                    Tok::In(id) => self.on_writable(id),
                 }
             }
             for id in exited {
@@ -279,8 +326,18 @@ impl Shell {
                             self.output.skip(seq)?;
                         }
                     }
+                    Next::Block(data) => {
+                        if let Some(seq) = self.core.input_block(Vec::new(), data) {
+                            self.output.skip(seq)?;
+                        }
+                    }
                     Next::Pending => break,
-                    Next::Done => self.core.input_done(),
+                    Next::Done => {
+                        self.core.input_done();
+                        if let Some(rr) = &mut self.rr {
+                            rr.done = true;
+                        }
+                    }
                     Next::Error(e) => {
                         eprintln!("quadriga: error reading the input: {e}");
                         self.core.input_error(e);
@@ -295,11 +352,21 @@ impl Shell {
     }
 
     fn start(&mut self, id: u64) -> Result<()> {
+        let data = self.core.stdin_for(id);
         let job = self.core.job(id);
         let slot = self.core.slot(id);
         let seq = job.seq;
+        // --pipe: the data goes on a pipe, into a file or a named pipe.
+        let delivery = self.plan.pipe.as_ref().map(|p| p.delivery);
+        let (stdin_fd, mut writer, temp, file_args) =
+            match prepare_stdin(data, delivery, seq, job.attempts) {
+                Ok(v) => v,
+                Err(e) => {
+                    return Err(anyhow::Error::new(e).context("cannot prepare a job's input"));
+                }
+            };
         let ctx = JobContext {
-            args: &job.args,
+            args: file_args.as_deref().unwrap_or(&job.args),
             seq,
             slot,
         };
@@ -344,7 +411,7 @@ impl Shell {
         ];
         let capture = self.output.mode() != Mode::Ungroup;
         let started_wall = SystemTime::now();
-        let c = match program::spawn(program, capture, &env) {
+        let c = match program::spawn_with_stdin(program, capture, &env, stdin_fd) {
             Ok(c) => c,
             Err(e) => {
                 let transient = matches!(
@@ -393,12 +460,15 @@ impl Shell {
                         output,
                         results,
                         started_wall,
+                        stdin: None,
+                        _temp: temp,
                     },
                 );
                 self.apply();
                 return Ok(());
             }
         };
+        self.watchdog.started(c.pid);
         self.core.spawned(id);
         self.poller.add(&c.pidfd, Tok::Exit(id), Interest::READ)?;
         if let Some(fd) = &c.stdout {
@@ -406,6 +476,19 @@ impl Shell {
         }
         if let Some(fd) = &c.stderr {
             self.poller.add(fd, Tok::Err(id), Interest::READ)?;
+        }
+        // Write what the pipe takes now; wait for room for the rest.
+        if let Some(w) = &mut writer {
+            match w.pump() {
+                Pumped::Blocked => self.poller.add(w.fd(), Tok::In(id), Interest::READ_WRITE)?,
+                Pumped::Done if self.rr.is_some() => {
+                    if let Some(rr) = &mut self.rr {
+                        rr.idle.push_back(id);
+                    }
+                }
+                Pumped::Done if w.is_named() => self.fifo_draining.push(id),
+                Pumped::Done | Pumped::Closed => writer = None,
+            }
         }
         self.jobs.insert(
             id,
@@ -418,10 +501,118 @@ impl Shell {
                 output,
                 results,
                 started_wall,
+                stdin: writer,
+                _temp: temp,
             },
         );
+        if self.rr.is_some() {
+            self.feed_lanes();
+        }
         self.update_progress();
         Ok(())
+    }
+
+    /// Room in job `id`'s stdin pipe.
+    fn on_writable(&mut self, id: u64) {
+        let Some(j) = self.jobs.get_mut(&id) else {
+            return;
+        };
+        let Some(w) = &mut j.stdin else {
+            return;
+        };
+        match w.pump() {
+            Pumped::Blocked => {}
+            Pumped::Done if self.rr.is_some() => {
+                let _ = self.poller.delete(w.fd());
+                if let Some(rr) = &mut self.rr {
+                    rr.idle.push_back(id);
+                }
+                self.feed_lanes();
+            }
+            Pumped::Done if w.is_named() => {
+                // Out of the poller (always writable now), but open until read.
+                let _ = self.poller.delete(w.fd());
+                self.fifo_draining.push(id);
+            }
+            // Closing it takes it out of the poller; the job sees end of file.
+            Pumped::Done | Pumped::Closed => j.stdin = None,
+        }
+    }
+
+    /// `--round-robin`: hands blocks to the jobs that have written out their
+    /// last, as long as the stream has some ready; at its end, closes their
+    /// stdin.
+    fn feed_lanes(&mut self) {
+        let Some(rr) = &mut self.rr else {
+            return;
+        };
+        // While a slot is free, blocks start new jobs instead (the core).
+        if !rr.done && self.core.running() < self.core.gate().limit() {
+            return;
+        }
+        while let Some(id) = rr.idle.pop_front() {
+            let Some(w) = self.jobs.get_mut(&id).and_then(|j| j.stdin.as_mut()) else {
+                continue;
+            };
+            if rr.done {
+                if let Some(j) = self.jobs.get_mut(&id) {
+                    j.stdin = None;
+                }
+                continue;
+            }
+            match self.feed.next() {
+                Next::Block(b) => {
+                    w.refill(b);
+                    match w.pump() {
+                        // Written out at once: its turn comes again later.
+                        Pumped::Done => rr.idle.push_back(id),
+                        Pumped::Blocked => {
+                            if let Err(e) =
+                                self.poller.add(w.fd(), Tok::In(id), Interest::READ_WRITE)
+                            {
+                                eprintln!("quadriga: error: epoll: {e}");
+                            }
+                        }
+                        Pumped::Closed => {
+                            if let Some(j) = self.jobs.get_mut(&id) {
+                                j.stdin = None;
+                            }
+                        }
+                    }
+                }
+                Next::Pending => {
+                    rr.idle.push_front(id);
+                    return;
+                }
+                Next::Done | Next::Job(_) => {
+                    rr.idle.push_front(id);
+                    rr.done = true;
+                }
+                Next::Error(e) => {
+                    eprintln!("quadriga: error reading the input: {e}");
+                    self.core.input_error(e);
+                    rr.idle.push_front(id);
+                    rr.done = true;
+                }
+            }
+        }
+    }
+
+    /// `--fifo`: close the named pipes whose data has been read out.
+    fn check_fifos(&mut self) {
+        let jobs = &mut self.jobs;
+        self.fifo_draining.retain(|id| {
+            let Some(j) = jobs.get_mut(id) else {
+                return false;
+            };
+            match &j.stdin {
+                Some(w) if !w.finished() => true,
+                _ => {
+                    j.stdin = None;
+                    false
+                }
+            }
+        });
     }
 
     fn on_readable(&mut self, id: u64, which: Which) {
@@ -451,6 +642,9 @@ impl Shell {
         let Some(pidfd) = &j.pidfd else {
             return;
         };
+        if let Some(pid) = j.pid {
+            self.watchdog.reaping(pid);
+        }
         let exit = match child::reap(pidfd, false) {
             Ok(Some(exit)) => exit,
             // Not yet (spurious readiness): keep waiting.
@@ -467,8 +661,10 @@ impl Shell {
             .into_iter()
             .filter_map(|which| drain(&mut self.buf, &mut self.output, j, which, true).err())
             .collect();
-        // Out of the poller; the pid stays, for a last SIGKILL.
+        // Out of the poller; the pid stays, for a last SIGKILL. What it did
+        // not read of its stdin is dropped (its business, as GNU).
         j.pidfd = None;
+        j.stdin = None;
         j.results = None;
         for e in errors {
             self.output_error(e);
@@ -662,6 +858,45 @@ fn drain(
         reads += 1;
         if !all && reads >= 16 {
             return Ok(());
+        }
+    }
+}
+
+/// What a job's stdin needs before it starts: the pipe's read end, the
+/// writer that fills it, the temporary file (`--cat`, `--fifo`) and `{}`'s
+/// value, its name.
+type Prepared = (
+    Option<OwnedFd>,
+    Option<Writer>,
+    Option<TempPath>,
+    Option<Vec<Vec<u8>>>,
+);
+
+fn prepare_stdin(
+    data: Option<JobStdin>,
+    delivery: Option<Delivery>,
+    seq: u64,
+    attempt: u32,
+) -> io::Result<Prepared> {
+    let (Some(data), Some(delivery)) = (data, delivery) else {
+        return Ok((None, None, None, None));
+    };
+    match delivery {
+        Delivery::Stdin => {
+            let (r, w) = Writer::pipe(data)?;
+            Ok((Some(r), Some(w), None, None))
+        }
+        Delivery::Cat => {
+            let t = TempPath::new(seq, attempt);
+            t.write(&data)?;
+            let name = vec![t.path().as_os_str().as_bytes().to_vec()];
+            Ok((None, None, Some(t), Some(name)))
+        }
+        Delivery::Fifo => {
+            let t = TempPath::new(seq, attempt);
+            let w = Writer::fifo(t.path(), data)?;
+            let name = vec![t.path().as_os_str().as_bytes().to_vec()];
+            Ok((None, Some(w), Some(t), Some(name)))
         }
     }
 }

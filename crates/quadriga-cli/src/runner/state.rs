@@ -27,6 +27,7 @@ use crate::args::Resume;
 use crate::halt::{self, Counts, Halt, When};
 use crate::input::Args;
 use crate::joblog::Logged;
+use crate::pipe::JobStdin;
 
 /// A job to run (again).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +38,8 @@ pub(crate) struct Job {
     pub(crate) attempts: u32,
     /// `--retry-failed`: the command from the joblog, run as it is.
     pub(crate) command: Option<Vec<u8>>,
+    /// `--pipe`/`--pipepart`: the data for its stdin (kept for a retry).
+    pub(crate) stdin: Option<JobStdin>,
 }
 
 /// A job from admission to its end.
@@ -199,6 +202,19 @@ impl Core {
         &self.running[&id].job
     }
 
+    /// Running job `id`'s data (`--pipe`), for its stdin: a share of it if
+    /// a retry may need it again, otherwise taken, so that a block is freed
+    /// as soon as it is written out (memory stays at a few blocks however
+    /// long the jobs run).
+    pub(crate) fn stdin_for(&mut self, id: u64) -> Option<JobStdin> {
+        let job = &mut self.running.get_mut(&id)?.job;
+        if self.cfg.attempts == 1 {
+            job.stdin.take()
+        } else {
+            job.stdin.clone()
+        }
+    }
+
     /// Running job `id`'s slot. Panics if it is not running.
     pub(crate) fn slot(&self, id: u64) -> usize {
         self.running[&id].slot
@@ -206,6 +222,16 @@ impl Core {
 
     /// An input item: queued, or `Some(seq)` if `--resume` skips it.
     pub(crate) fn input_item(&mut self, args: Args) -> Option<u64> {
+        self.input_with(args, None)
+    }
+
+    /// A block of data (`--pipe`), with `args` for its command: queued, or
+    /// `Some(seq)` if `--resume` skips it.
+    pub(crate) fn input_block(&mut self, args: Args, stdin: JobStdin) -> Option<u64> {
+        self.input_with(args, Some(stdin))
+    }
+
+    fn input_with(&mut self, args: Args, stdin: Option<JobStdin>) -> Option<u64> {
         let seq = self.next_seq;
         self.next_seq += 1;
         if skip(self.cfg.resume, &self.previous, seq) {
@@ -216,6 +242,7 @@ impl Core {
             args,
             attempts: 0,
             command: None,
+            stdin,
         });
         None
     }
@@ -319,6 +346,13 @@ impl Core {
             if let Some(signal) = k.escalation.hurry() {
                 self.actions.push_back(Action::Signal { id, signal });
             }
+        } else if exit.signal.is_some() {
+            // Its first process was killed (a `kill -9` of its shell, say):
+            // what it started goes too, rather than run on unwatched.
+            self.actions.push_back(Action::Signal {
+                id,
+                signal: Signal::Kill,
+            });
         }
         self.gate.job_exited(exit.max_rss);
         self.spawn_paused = false;

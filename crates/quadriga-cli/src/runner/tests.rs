@@ -646,3 +646,20 @@ fn spawn_failures_wait_when_transient_and_end_the_job_otherwise() {
     assert_eq!((r.last().unwrap().seq, r.last().unwrap().exitval), (2, 127));
     assert_census(&core, 3);
 }
+
+#[test]
+fn a_job_killed_from_outside_takes_its_group_along() {
+    // Its first process died of a signal nobody here sent (a `kill -9` of
+    // its shell): whatever it started gets SIGKILL too. A job that exits
+    // by itself leaves its group alone, as before.
+    let t0 = Instant::now();
+    let mut sys = Fake::default();
+    let mut core = Setup::default().core(2);
+    let ids = start_all(&mut core, t0, &mut sys);
+    core.exited(ids[0], killed(Signal::Kill), t0 + ms(5), &mut sys);
+    let a = actions(&mut core);
+    assert_eq!(signals(&a), [(ids[0], Signal::Kill)]);
+    assert!(records(&a)[0].failed);
+    core.exited(ids[1], code(3), t0 + ms(6), &mut sys);
+    assert!(signals(&actions(&mut core)).is_empty());
+}

@@ -16,6 +16,13 @@
 //!    setting once per round, so the machine's drifting load falls on all
 //!    alike, and each keeps its best round; the slow settings (small `-j` on
 //!    the I/O-bound workloads) run in the first round only.
+//! 3. **Streams** ([`streams`]): `--pipe … wc -l` and `--pipepart -a FILE
+//!    … wc -l` over `seq 50000000` (~440 MB) against GNU parallel with the
+//!    same options (goals ≥ 3× and ≥ 2×), and the distance to `wc -l` alone.
+//!
+//! `QUADRIGA_BENCH_RUN=streams` (or `overhead`, `sweep`, comma-separated)
+//! runs only those benchmarks: `QUADRIGA_BENCH_RUN=streams cargo run
+//! --release -p quadriga-bench -- run`.
 //!
 //! The binary measured is the `quadriga` built beside this one (built first
 //! with `cargo build -p quadriga-cli`, same profile, when run through cargo),
@@ -34,6 +41,7 @@ use crate::harness::report::Row;
 
 mod overhead;
 mod server;
+mod streams;
 mod sweep;
 mod tools;
 
@@ -67,6 +75,10 @@ struct Sizes {
     slow_sleep: usize,
     /// The same for the downloads.
     slow_http: usize,
+    /// Lines of the stream benchmark's file (`seq`).
+    stream_lines: u64,
+    /// Timed runs of each stream command.
+    stream_runs: usize,
 }
 
 impl Sizes {
@@ -85,6 +97,8 @@ impl Sizes {
                 latency_ms: 20,
                 slow_sleep: 4,
                 slow_http: 4,
+                stream_lines: 5_000_000,
+                stream_runs: 2,
             }
         } else {
             Self {
@@ -100,6 +114,8 @@ impl Sizes {
                 latency_ms: 100,
                 slow_sleep: 8,
                 slow_http: 4,
+                stream_lines: 50_000_000,
+                stream_runs: 5,
             }
         }
     }
@@ -111,8 +127,18 @@ pub(crate) fn run(ctx: &Ctx) -> anyhow::Result<Vec<Row>> {
     let quadriga = tools::quadriga_binary(ctx.quadriga.as_deref())?;
     progress(&format!("measuring {}", quadriga.display()));
     let work = WorkDir::new()?;
-    let mut rows = overhead::rows(ctx, &sizes, &quadriga, work.path())?;
-    rows.extend(sweep::rows(ctx, &sizes, &quadriga, work.path())?);
+    let only = std::env::var("QUADRIGA_BENCH_RUN").unwrap_or_default();
+    let wanted = |name: &str| only.is_empty() || only.split(',').any(|w| w.trim() == name);
+    let mut rows = Vec::new();
+    if wanted("overhead") {
+        rows.extend(overhead::rows(ctx, &sizes, &quadriga, work.path())?);
+    }
+    if wanted("sweep") {
+        rows.extend(sweep::rows(ctx, &sizes, &quadriga, work.path())?);
+    }
+    if wanted("streams") {
+        rows.extend(streams::rows(ctx, &sizes, &quadriga, work.path())?);
+    }
     Ok(rows)
 }
 
