@@ -133,18 +133,25 @@ impl FieldSplitter {
     pub fn split<'a>(&'a mut self, record: &'a [u8]) -> Fields<'a> {
         let record = record.strip_suffix(b"\r").unwrap_or(record);
         self.fields.clear();
-        if memchr::memchr(b'"', record).is_none() {
-            let mut start = 0;
-            for at in memchr::memchr_iter(self.delimiter, record) {
+        // One pass over the bytes: fields are short, so a plain loop beats
+        // a memchr call per field (measured: see the `data` bench suite).
+        let mut start = 0;
+        let mut quoted = false;
+        for (at, &b) in record.iter().enumerate() {
+            if b == self.delimiter {
                 self.fields.push(start..at);
                 start = at + 1;
             }
+            quoted |= b == b'"';
+        }
+        if !quoted {
             self.fields.push(start..record.len());
             Fields {
                 data: record,
                 fields: &self.fields,
             }
         } else {
+            self.fields.clear();
             self.split_quoted(record);
             Fields {
                 data: &self.unquoted,
