@@ -607,3 +607,38 @@ fn the_group_by_equals_a_sequential_sum_on_a_cluster() {
         assert_eq!(tree, want);
     });
 }
+
+#[test]
+fn a_partition_whose_end_is_before_its_start_reads_nothing() {
+    let dir = TempDir::new();
+    let path = dir.file("x.txt", "a\nb\n");
+    let backwards: Partition = serde_json::from_str(&format!(
+        r#"{{"path":{:?},"start":3,"end":1}}"#,
+        path.display().to_string()
+    ))
+    .unwrap();
+    assert!(backwards.is_empty());
+    assert!(read_all(&backwards, &Terminator::newline()).is_empty());
+    // And one past the end of the file is a clear error.
+    let past = Partition::new(&path, 0, 10);
+    let mut records = past.lines().unwrap();
+    let err = loop {
+        match records.next_record() {
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => break e,
+            None => panic!("no error for a range past the end"),
+        }
+    };
+    assert!(
+        matches!(
+            err,
+            DataError::Truncated {
+                len: 4,
+                end: 10,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(records.next_record().is_none());
+}

@@ -9,6 +9,7 @@ use clap::ValueEnum;
 use crate::harness::report::Row;
 
 pub(crate) mod aio;
+pub(crate) mod data;
 pub(crate) mod foundation;
 pub(crate) mod ipc;
 pub(crate) mod ipc_map;
@@ -31,6 +32,9 @@ pub(crate) enum Suite {
     /// The `quadriga run` binary against `xargs -P` and GNU parallel, and its
     /// `-j auto` against a sweep of fixed `-j`.
     Run,
+    /// `quadriga::data` map-reduce over a CSV file against Dask dataframe,
+    /// pandas, Polars and DuckDB (`QUADRIGA_BENCH_LARGE=1`: 1e8 rows).
+    Data,
 }
 
 impl Suite {
@@ -42,6 +46,7 @@ impl Suite {
             Suite::Process => "process",
             Suite::Ipc => "ipc",
             Suite::Run => "run",
+            Suite::Data => "data",
         }
     }
 
@@ -53,6 +58,7 @@ impl Suite {
             Suite::Process => process::run(ctx),
             Suite::Ipc => ipc::run(ctx),
             Suite::Run => run::run(ctx),
+            Suite::Data => data::run(ctx),
         }
     }
 }

@@ -69,14 +69,15 @@ impl Partition {
         }
     }
 
-    /// Its length in bytes.
+    /// Its length in bytes (none if `end` is before `start`, as a value
+    /// deserialised from elsewhere may say).
     pub fn len(&self) -> u64 {
-        self.end - self.start
+        self.end.saturating_sub(self.start)
     }
 
     /// Whether it holds no byte.
     pub fn is_empty(&self) -> bool {
-        self.start == self.end
+        self.len() == 0
     }
 
     /// A reader of exactly its bytes.

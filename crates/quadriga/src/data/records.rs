@@ -69,7 +69,8 @@ impl Records {
             terminator,
             base: part.start,
             next: part.start,
-            end: part.end,
+            // A range that ends before it starts holds nothing.
+            end: part.end.max(part.start),
             buf: Vec::new(),
             head: 0,
             tail: 0,
