@@ -66,6 +66,7 @@ pub mod child;
 #[cfg(feature = "cluster")]
 pub mod cluster;
 mod context;
+pub mod data;
 mod error;
 mod executor;
 #[cfg(all(feature = "fault-injection", not(quadriga_loom)))]

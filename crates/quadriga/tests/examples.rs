@@ -143,3 +143,37 @@ fn cluster_chaos_reconciles_every_task_through_kills_and_a_pause() {
     // A guard against a hang only; timings belong in quadriga-bench.
     assert!(started.elapsed().as_secs() < 120, "{:?}", started.elapsed());
 }
+
+#[test]
+fn groupby_prints_the_sums_by_id1_on_threads_and_processes() {
+    let dir = std::env::temp_dir().join(format!("quadriga-groupby-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("g.csv");
+    let gen_out = Command::new(common::example("gen_groupby"))
+        .arg("20000")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(gen_out.status.success(), "{gen_out:?}");
+    // The sums computed here, the plain way.
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut want = std::collections::BTreeMap::<String, i64>::new();
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("id1,id2,id3,id4,id5,id6,v1,v2,v3"));
+    for line in lines {
+        let fields: Vec<&str> = line.split(',').collect();
+        *want.entry(fields[0].to_owned()).or_default() += fields[6].parse::<i64>().unwrap();
+    }
+    assert_eq!(want.len(), 100);
+    let want: String = want.iter().map(|(k, v)| format!("{k},{v}\n")).collect();
+    for args in [&[][..], &["--processes"][..]] {
+        let out = Command::new(common::example("groupby"))
+            .arg(&path)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), want, "{args:?}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -10,6 +10,7 @@ use crate::harness::report::Row;
 
 pub(crate) mod aio;
 mod cluster;
+pub(crate) mod data;
 pub(crate) mod foundation;
 pub(crate) mod ipc;
 pub(crate) mod ipc_map;
@@ -35,6 +36,9 @@ pub(crate) enum Suite {
     /// `quadriga::cluster` on Redis against Celery, RQ, Dask distributed and
     /// Ray: throughput, round trip, a map through the broker, kill recovery.
     Cluster,
+    /// `quadriga::data` map-reduce over a CSV file against Dask dataframe,
+    /// pandas, Polars and DuckDB (`QUADRIGA_BENCH_LARGE=1`: 1e8 rows).
+    Data,
 }
 
 impl Suite {
@@ -47,6 +51,7 @@ impl Suite {
             Suite::Ipc => "ipc",
             Suite::Run => "run",
             Suite::Cluster => "cluster",
+            Suite::Data => "data",
         }
     }
 
@@ -59,6 +64,7 @@ impl Suite {
             Suite::Ipc => ipc::run(ctx),
             Suite::Run => run::run(ctx),
             Suite::Cluster => cluster::run(ctx),
+            Suite::Data => data::run(ctx),
         }
     }
 }
