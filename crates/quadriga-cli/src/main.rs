@@ -13,6 +13,7 @@
 //! - `output.rs`: grouping, spill to unlinked temp files, `-k`, tags.
 //! - `runner/`: the rules as a state machine (`state.rs` and its rooms) and
 //!   the epoll shell around it (`shell.rs`); `joblog.rs`, `halt.rs`, `progress.rs`.
+//! - `status.rs`: `quadriga status`, a cluster queue's snapshot as tables or JSON.
 
 #![forbid(unsafe_code)]
 
@@ -24,6 +25,7 @@ mod output;
 mod program;
 mod progress;
 mod runner;
+mod status;
 mod template;
 
 use std::process::ExitCode;
@@ -40,11 +42,16 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once per process: the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run a command once per input, in parallel (like GNU parallel / xargs -P).
     #[command(long_about = args::LONG_ABOUT, after_help = args::AFTER_HELP)]
     Run(args::RunArgs),
+    /// Show a cluster queue's workers and shards (`--json` for scripts).
+    #[command(long_about = status::LONG_ABOUT, after_help = status::AFTER_HELP)]
+    Status(status::StatusArgs),
 }
 
 /// The exit-code policy: 0 success; 1–100 the number of failed jobs, 101 more
@@ -116,6 +123,14 @@ fn main() -> ExitCode {
     };
     let status = match cli.command {
         Command::Run(args) => run(args),
+        Command::Status(args) => match status::run(&args) {
+            Ok(()) => ExitStatus::Success,
+            Err(err) => {
+                // One line, whatever the cause chain holds.
+                eprintln!("quadriga: error: {}", format!("{err:#}").replace('\n', " "));
+                ExitStatus::Error
+            }
+        },
     };
     status.into()
 }
@@ -133,7 +148,9 @@ mod tests {
     #[test]
     fn run_defaults_to_auto_jobs() {
         let cli = Cli::try_parse_from(["quadriga", "run", "echo", ":::", "a"]).unwrap();
-        let Command::Run(args) = cli.command;
+        let Command::Run(args) = cli.command else {
+            panic!("not run")
+        };
         assert_eq!(args.jobs, "auto");
         assert_eq!(args.command, ["echo", ":::", "a"]);
     }
@@ -144,7 +161,9 @@ mod tests {
             "quadriga", "run", "-kj", "-1", "--tag", "-0", "grep", "-v", "x", ":::", "-a",
         ])
         .unwrap();
-        let Command::Run(args) = cli.command;
+        let Command::Run(args) = cli.command else {
+            panic!("not run")
+        };
         assert!(args.keep_order && args.tag && args.null);
         assert_eq!(args.jobs, "-1");
         assert_eq!(args.command, ["grep", "-v", "x", ":::", "-a"]);
