@@ -10,10 +10,10 @@ mod redis_server;
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
+use quadriga::TaskErrorKind;
 use quadriga::cluster::{
     Broker, BrokerConfig, ClusterPool, ErrorKind, Status, Worker, WorkerInfo, read_status,
 };
-use quadriga::TaskErrorKind;
 use redis_server::RedisServer;
 
 #[quadriga::task]
