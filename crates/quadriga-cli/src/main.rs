@@ -14,10 +14,12 @@
 //! - `runner/`: the rules as a state machine (`state.rs` and its rooms) and
 //!   the epoll shell around it (`shell.rs`); `joblog.rs`, `halt.rs`, `progress.rs`.
 //! - `status.rs`: `quadriga status`, a cluster queue's snapshot as tables or JSON.
+//! - `dashboard.rs`: `quadriga dashboard`, the same snapshot over HTTP.
 
 #![forbid(unsafe_code)]
 
 mod args;
+mod dashboard;
 mod halt;
 mod input;
 mod joblog;
@@ -52,6 +54,9 @@ enum Command {
     /// Show a cluster queue's workers and shards (`--json` for scripts).
     #[command(long_about = status::LONG_ABOUT, after_help = status::AFTER_HELP)]
     Status(status::StatusArgs),
+    /// Serve a live page of a cluster queue and `GET /api/status` (its JSON).
+    #[command(after_help = dashboard::AFTER_HELP)]
+    Dashboard(dashboard::DashboardArgs),
 }
 
 /// The exit-code policy: 0 success; 1–100 the number of failed jobs, 101 more
@@ -106,6 +111,18 @@ fn run(args: args::RunArgs) -> ExitStatus {
     }
 }
 
+/// A subcommand's result: success, or its error on one line (whatever the
+/// cause chain holds) and the usage/internal-error status.
+fn one_line(result: anyhow::Result<()>) -> ExitStatus {
+    match result {
+        Ok(()) => ExitStatus::Success,
+        Err(err) => {
+            eprintln!("quadriga: error: {}", format!("{err:#}").replace('\n', " "));
+            ExitStatus::Error
+        }
+    }
+}
+
 fn main() -> ExitCode {
     quadriga::init();
     let cli = match Cli::try_parse() {
@@ -123,14 +140,8 @@ fn main() -> ExitCode {
     };
     let status = match cli.command {
         Command::Run(args) => run(args),
-        Command::Status(args) => match status::run(&args) {
-            Ok(()) => ExitStatus::Success,
-            Err(err) => {
-                // One line, whatever the cause chain holds.
-                eprintln!("quadriga: error: {}", format!("{err:#}").replace('\n', " "));
-                ExitStatus::Error
-            }
-        },
+        Command::Status(args) => one_line(status::run(&args)),
+        Command::Dashboard(args) => one_line(dashboard::run(&args)),
     };
     status.into()
 }
