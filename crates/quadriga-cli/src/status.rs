@@ -99,8 +99,8 @@ fn render(s: &Status) -> String {
         ])];
         for w in &s.workers {
             rows.push(vec![
-                w.name.clone(),
-                w.host.clone(),
+                printable(&w.name),
+                printable(&w.host),
                 w.pid.to_string(),
                 w.slots.to_string(),
                 w.running.to_string(),
@@ -109,7 +109,7 @@ fn render(s: &Status) -> String {
                 w.done_last_minute.to_string(),
                 age(Some(w.heartbeat_age_ms)),
                 w.rss_bytes.map_or_else(|| "-".into(), mib),
-                w.version.clone(),
+                printable(&w.version),
             ]);
         }
         out.push_str(&table(
@@ -149,6 +149,14 @@ fn render(s: &Status) -> String {
         out.push_str(&table(&rows, &[true; 7]));
     }
     out
+}
+
+/// Text from the broker, which anyone who can write to it controls: control
+/// characters (terminal escapes) are shown as `?`.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
 }
 
 fn row(cells: &[&str]) -> Vec<String> {
@@ -210,6 +218,12 @@ mod tests {
         assert_eq!(age(Some(270_000)), "4.5 min");
         assert_eq!(age(Some(7_200_000)), "2.0 h");
         assert_eq!(mib(5 << 20), "5.0 MiB");
+    }
+
+    #[test]
+    fn terminal_escapes_from_the_broker_are_not_printed() {
+        assert_eq!(printable("box\u{1b}[2J\n"), "box?[2J?");
+        assert_eq!(printable("höst-1"), "höst-1");
     }
 
     #[test]
