@@ -13,10 +13,13 @@
 //! - `output.rs`: grouping, spill to unlinked temp files, `-k`, tags.
 //! - `runner/`: the rules as a state machine (`state.rs` and its rooms) and
 //!   the epoll shell around it (`shell.rs`); `joblog.rs`, `halt.rs`, `progress.rs`.
+//! - `status.rs`: `quadriga status`, a cluster queue's snapshot as tables or JSON.
+//! - `dashboard.rs`: `quadriga dashboard`, the same snapshot over HTTP.
 
 #![forbid(unsafe_code)]
 
 mod args;
+mod dashboard;
 mod halt;
 mod input;
 mod joblog;
@@ -25,6 +28,7 @@ mod pipe;
 mod program;
 mod progress;
 mod runner;
+mod status;
 mod template;
 mod watchdog;
 
@@ -50,6 +54,12 @@ enum Command {
     /// The runner's watchdog (internal): kills the jobs of a runner that died.
     #[command(name = "__watchdog", hide = true)]
     Watchdog,
+    /// Show a cluster queue's workers and shards (`--json` for scripts).
+    #[command(long_about = status::LONG_ABOUT, after_help = status::AFTER_HELP)]
+    Status(status::StatusArgs),
+    /// Serve a live page of a cluster queue and `GET /api/status` (its JSON).
+    #[command(after_help = dashboard::AFTER_HELP)]
+    Dashboard(dashboard::DashboardArgs),
 }
 
 /// The exit-code policy: 0 success; 1–100 the number of failed jobs, 101 more
@@ -104,6 +114,18 @@ fn run(args: args::RunArgs) -> ExitStatus {
     }
 }
 
+/// A subcommand's result: success, or its error on one line (whatever the
+/// cause chain holds) and the usage/internal-error status.
+fn one_line(result: anyhow::Result<()>) -> ExitStatus {
+    match result {
+        Ok(()) => ExitStatus::Success,
+        Err(err) => {
+            eprintln!("quadriga: error: {}", format!("{err:#}").replace('\n', " "));
+            ExitStatus::Error
+        }
+    }
+}
+
 fn main() -> ExitCode {
     quadriga::init();
     let cli = match Cli::try_parse() {
@@ -125,6 +147,8 @@ fn main() -> ExitCode {
             let _ = watchdog::run(std::io::stdin().lock());
             ExitStatus::Success
         }
+        Command::Status(args) => one_line(status::run(&args)),
+        Command::Dashboard(args) => one_line(dashboard::run(&args)),
     };
     status.into()
 }

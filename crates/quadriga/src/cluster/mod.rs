@@ -99,6 +99,7 @@ mod receiver;
 mod replies;
 mod reply;
 mod scripts;
+mod status;
 mod worker;
 mod workers;
 
@@ -120,5 +121,6 @@ pub use keys::{GROUP, Keys, MAX_SHARDS, TaskId};
 pub use outcome::Outcome;
 pub use pool::{ClusterPool, ClusterPoolBuilder};
 pub use reader::Reader;
+pub use status::{ShardStatus, Status, Totals, WorkerStatus, read_status};
 pub use worker::{Worker, WorkerBuilder, WorkerReport, WorkerStop};
 pub use workers::WorkerInfo;

@@ -256,6 +256,7 @@ struct State {
     busy: AtomicUsize,
     completed: AtomicU64,
     refused: AtomicU64,
+    failed: AtomicU64,
     dead: AtomicU64,
     stopped: AtomicU64,
 }
@@ -519,6 +520,9 @@ fn complete(
         match broker.complete_timed(d, outcomes, ran) {
             Ok(Completion::Done { .. } | Completion::Again) => {
                 state.completed.fetch_add(1, Ordering::Relaxed);
+                if outcomes.iter().any(|o| matches!(o, Outcome::Error(_))) {
+                    state.failed.fetch_add(1, Ordering::Relaxed);
+                }
                 return;
             }
             Ok(Completion::Refused) => {
@@ -554,6 +558,7 @@ fn heartbeat(
 ) {
     let every = (lease / 3).max(Duration::from_millis(5));
     let mut next = Instant::now();
+    let mut minute = super::workers::LastMinute::default();
     while !stop.load(Ordering::Acquire) {
         if Instant::now() >= next {
             next = Instant::now() + every;
@@ -573,6 +578,9 @@ fn heartbeat(
             }
             info.done = state.completed.load(Ordering::Relaxed);
             info.refused = state.refused.load(Ordering::Relaxed);
+            info.failed = state.failed.load(Ordering::Relaxed);
+            info.done_last_minute = minute.sample(info.done);
+            info.rss_bytes = super::workers::rss_bytes();
             let ttl = (lease * 3).max(Duration::from_secs(3));
             if let Err(e) = broker.register(&info, ttl) {
                 eprintln!("quadriga cluster worker {}: record: {e}", info.name);
