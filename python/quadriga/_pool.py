@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 import weakref
+from concurrent.futures.process import BrokenProcessPool
 
 from . import _pickling
 from ._errors import RemoteError, RemoteTraceback, TaskTimeout, WorkerDied
@@ -62,6 +63,10 @@ def _signal_name(number):
 def _failure(info) -> BaseException:
     """The exception for a task that ended without an answer from Python."""
     kind, message, pid, signal, exit_code, timeout = info
+    if kind == "crashed" and signal is None and exit_code is None:
+        # No worker ran it: the pool is broken (its initializer kept failing,
+        # or workers would not start).
+        return BrokenProcessPool(message)
     if kind in ("crashed", "lost"):
         if signal is not None:
             how = f"was killed by {_signal_name(signal)}"
@@ -146,7 +151,8 @@ class ProcessPool(cf.Executor):
     fails with :class:`WorkerDied`). ``max_tasks_per_child`` replaces a worker
     after that many tasks (map chunks count one per item). ``initializer(*initargs)``
     runs once in each worker as it starts; if it fails three times in a row the
-    pool is broken and tasks fail with its error.
+    pool is broken and tasks fail with
+    :class:`concurrent.futures.process.BrokenProcessPool` carrying its error.
 
     Differences from :class:`concurrent.futures.ProcessPoolExecutor`:
 
@@ -276,7 +282,11 @@ class ProcessPool(cf.Executor):
                 else:
                     value = _failure(data)
                     if isinstance(value, cf.CancelledError):
-                        fut.cancel()
+                        # Cancelled here or by a shutdown: tell the waiters
+                        # (concurrent.futures.wait counts a cancelled future
+                        # as done only once its executor has said so).
+                        cf.Future.cancel(fut)
+                        fut.set_running_or_notify_cancel()
                         continue
                     good = False
                 if not fut.set_running_or_notify_cancel():
@@ -436,7 +446,7 @@ class _Map:
         """The chunk's outcomes as (ok, value) pairs; a crashed chunk of
         several items is split (returns None, with the new futures)."""
         try:
-            _, (elapsed, entries) = (None, fut.result(timeout=self._left_time()))
+            elapsed, entries = fut.result(timeout=self._left_time())
         except cf.TimeoutError:
             if fut.done():
                 return [(False, fut.exception())] * len(items), None
