@@ -133,15 +133,21 @@ CTRL_C_SCRIPT = textwrap.dedent(
 )
 
 
-def test_ctrl_c_in_the_parent_raises_promptly_and_leaves_no_worker():
-    script = CTRL_C_SCRIPT.format(tests=os.path.dirname(__file__))
+def test_ctrl_c_in_the_parent_raises_promptly_and_leaves_no_worker(tmp_path):
+    script = CTRL_C_SCRIPT.format(tests=os.path.dirname(os.path.abspath(__file__)))
     proc = subprocess.Popen(
-        [sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [sys.executable, "-c", script],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,  # not python/, whose quadriga/ has no extension built in place
     )
     try:
         line = proc.stdout.readline()
         workers = [int(p) for p in line.split()]
-        assert len(workers) == 2, line
+        if len(workers) != 2:
+            proc.kill()
+            pytest.fail(f"the script printed {line!r}: {proc.communicate(timeout=20)[1]}")
         time.sleep(0.3)  # the main thread is inside result() now
         started = time.monotonic()
         proc.send_signal(signal.SIGINT)
