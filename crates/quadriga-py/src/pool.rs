@@ -56,8 +56,9 @@ pub(crate) struct Pool {
 fn seconds(value: Option<f64>, what: &str) -> PyResult<Option<Duration>> {
     value
         .map(|s| {
-            Duration::try_from_secs_f64(s)
-                .map_err(|_| PyValueError::new_err(format!("{what} must be a number of seconds ≥ 0, not {s}")))
+            Duration::try_from_secs_f64(s).map_err(|_| {
+                PyValueError::new_err(format!("{what} must be a number of seconds ≥ 0, not {s}"))
+            })
         })
         .transpose()
 }
@@ -141,7 +142,12 @@ impl Pool {
     /// Waits at most `timeout` seconds (with the GIL released) for tasks to
     /// end; returns up to `max` of them, each `(id, True, bytes)` or
     /// `(id, False, (kind, message, pid, signal, exit_code, timeout))`.
-    fn collect<'py>(&self, py: Python<'py>, timeout: f64, max: usize) -> PyResult<Vec<Bound<'py, PyTuple>>> {
+    fn collect<'py>(
+        &self,
+        py: Python<'py>,
+        timeout: f64,
+        max: usize,
+    ) -> PyResult<Vec<Bound<'py, PyTuple>>> {
         let wait = seconds(Some(timeout), "timeout")?.unwrap_or_default();
         let rx = &self.rx;
         let ids = py.detach(|| {
@@ -185,7 +191,14 @@ impl Pool {
         ended
             .into_iter()
             .map(|(id, outcome)| match outcome {
-                Ok(bytes) => PyTuple::new(py, [id.into_pyobject(py)?.into_any(), true.into_pyobject(py)?.to_owned().into_any(), PyBytes::new(py, &bytes).into_any()]),
+                Ok(bytes) => PyTuple::new(
+                    py,
+                    [
+                        id.into_pyobject(py)?.into_any(),
+                        true.into_pyobject(py)?.to_owned().into_any(),
+                        PyBytes::new(py, &bytes).into_any(),
+                    ],
+                ),
                 Err(err) => {
                     let info = (
                         kind_name(err.kind()),
@@ -196,7 +209,14 @@ impl Pool {
                         err.timeout().map(|t| t.as_secs_f64()),
                     )
                         .into_pyobject(py)?;
-                    PyTuple::new(py, [id.into_pyobject(py)?.into_any(), false.into_pyobject(py)?.to_owned().into_any(), info.into_any()])
+                    PyTuple::new(
+                        py,
+                        [
+                            id.into_pyobject(py)?.into_any(),
+                            false.into_pyobject(py)?.to_owned().into_any(),
+                            info.into_any(),
+                        ],
+                    )
                 }
             })
             .collect()
@@ -217,7 +237,11 @@ impl Pool {
     fn shutdown(&self, py: Python<'_>, cancel: bool) {
         let guard = self.pool.read().unwrap_or_else(PoisonError::into_inner);
         if let Some(pool) = guard.as_ref() {
-            let mode = if cancel { Shutdown::Cancel } else { Shutdown::Wait };
+            let mode = if cancel {
+                Shutdown::Cancel
+            } else {
+                Shutdown::Wait
+            };
             py.detach(|| pool.shutdown(mode));
         }
     }
@@ -225,19 +249,29 @@ impl Pool {
     /// The pids of the workers alive now.
     fn worker_pids(&self) -> Vec<u32> {
         let guard = self.pool.read().unwrap_or_else(PoisonError::into_inner);
-        guard.as_ref().map(ProcessPool::worker_pids).unwrap_or_default()
+        guard
+            .as_ref()
+            .map(ProcessPool::worker_pids)
+            .unwrap_or_default()
     }
 
     /// The number of tasks submitted and not yet collected.
     fn pending(&self) -> usize {
-        self.slots.lock().unwrap_or_else(PoisonError::into_inner).len()
+        self.slots
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
     }
 
     /// In a forked child: forgets the parent's pool without stopping it (its
     /// supervisor thread and workers belong to the parent; dropping it here
     /// would wait for a thread that does not exist in this process).
     fn forget(&self) {
-        let pool = self.pool.write().unwrap_or_else(PoisonError::into_inner).take();
+        let pool = self
+            .pool
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
         std::mem::forget(pool);
         let slots = std::mem::take(&mut *self.slots.lock().unwrap_or_else(PoisonError::into_inner));
         std::mem::forget(slots);
