@@ -10,7 +10,7 @@ import sys
 import cloudpickle
 
 PROTOCOL = pickle.HIGHEST_PROTOCOL
-_PLAIN = (int, float, str, bytes, bool, type(None), complex)
+_PLAIN = frozenset((int, float, str, bytes, bool, type(None), complex))
 
 
 def _by_reference(fn) -> bool:
@@ -44,7 +44,7 @@ def _plain(values) -> bool:
 def dump_call(args: tuple, kwargs: dict) -> bytes:
     """``(args, kwargs)`` pickled; plain pickle when every value is a plain
     scalar, cloudpickle otherwise."""
-    if _plain(args) and _plain(kwargs.values()):
+    if (not kwargs or _plain(kwargs.values())) and _plain(args):
         return pickle.dumps((args, kwargs), PROTOCOL)
     return cloudpickle.dumps((args, kwargs), PROTOCOL)
 

@@ -7,8 +7,4 @@ pub(crate) mod machine;
 pub(crate) mod peer;
 pub(crate) mod report;
 pub(crate) mod timing;
-#[expect(
-    dead_code,
-    reason = "its first users, the cluster, data and python suites, land next"
-)]
 pub(crate) mod venv;

@@ -13,6 +13,7 @@ pub(crate) mod foundation;
 pub(crate) mod ipc;
 pub(crate) mod ipc_map;
 pub(crate) mod process;
+mod python;
 mod run;
 
 /// A suite that can be named on the command line.
@@ -28,6 +29,9 @@ pub(crate) enum Suite {
     /// `ipc::Queue` and `ipc::Pipe` against Python's `multiprocessing.Queue`
     /// and `Pipe`, with crossbeam-channel as the ceiling.
     Ipc,
+    /// The `quadriga` Python package's ProcessPool against
+    /// ProcessPoolExecutor, multiprocessing.Pool, loky, pebble and mpire.
+    Python,
     /// The `quadriga run` binary against `xargs -P` and GNU parallel, and its
     /// `-j auto` against a sweep of fixed `-j`.
     Run,
@@ -41,6 +45,7 @@ impl Suite {
             Suite::Aio => "aio",
             Suite::Process => "process",
             Suite::Ipc => "ipc",
+            Suite::Python => "python",
             Suite::Run => "run",
         }
     }
@@ -52,6 +57,7 @@ impl Suite {
             Suite::Aio => aio::run(ctx),
             Suite::Process => process::run(ctx),
             Suite::Ipc => ipc::run(ctx),
+            Suite::Python => python::run(ctx),
             Suite::Run => run::run(ctx),
         }
     }
