@@ -49,9 +49,13 @@ def dump_call(args: tuple, kwargs: dict) -> bytes:
     return cloudpickle.dumps((args, kwargs), PROTOCOL)
 
 
-def dump_items(items: list) -> bytes:
-    """A map chunk's argument tuples."""
-    if all(_plain(t) for t in items):
+def dump_items(items: list, spread: bool) -> bytes:
+    """A map chunk's arguments: tuples (``spread``) or single values."""
+    if spread:
+        kinds = {type(v) for t in items for v in t}
+    else:
+        kinds = {type(v) for v in items}
+    if kinds <= _PLAIN:
         return pickle.dumps(items, PROTOCOL)
     return cloudpickle.dumps(items, PROTOCOL)
 

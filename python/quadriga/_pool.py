@@ -363,6 +363,15 @@ class ProcessPool(cf.Executor):
         return f"<quadriga.ProcessPool max_workers={self._max_workers} {state}>"
 
 
+class _Failed:
+    """An item's exception, in a map's queue of ready results."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error):
+        self.error = error
+
+
 class _Map:
     """The iterator behind ``map`` and ``map_unordered``."""
 
@@ -373,8 +382,10 @@ class _Map:
             raise ValueError("chunksize must be at least 1")
         pool._check()
         self._pool = pool
-        self._head = _pickling.frame(b"M", _pickling.dump_function(fn))
-        self._inputs = zip(*iterables)
+        self._spread = len(iterables) != 1
+        kind = b"M" if self._spread else b"S"
+        self._head = _pickling.frame(kind, _pickling.dump_function(fn))
+        self._inputs = zip(*iterables) if self._spread else iter(iterables[0])
         self._left = None
         if len(iterables) == 1:
             try:
@@ -432,7 +443,9 @@ class _Map:
                 self._flying[fut] = items
 
     def _submit(self, items):
-        return self._pool._send(self._head + _pickling.dump_items(items), None, None)
+        return self._pool._send(
+            self._head + _pickling.dump_items(items, self._spread), None, None
+        )
 
     def _left_time(self):
         if self._deadline is None:
@@ -443,29 +456,27 @@ class _Map:
         return left
 
     def _outcomes(self, fut, items):
-        """The chunk's outcomes as (ok, value) pairs; a crashed chunk of
-        several items is split (returns None, with the new futures)."""
+        """The chunk's results (an item's exception as a _Failed); a crashed
+        chunk of several items is split (returns None, with the new
+        futures)."""
         try:
-            elapsed, entries = fut.result(timeout=self._left_time())
+            elapsed, (values, errors) = fut.result(timeout=self._left_time())
         except cf.TimeoutError:
             if fut.done():
-                return [(False, fut.exception())] * len(items), None
+                return [_Failed(fut.exception())] * len(items), None
             raise
         except cf.CancelledError as err:
-            return [(False, err)] * len(items), None
+            return [_Failed(err)] * len(items), None
         except WorkerDied as err:
             if len(items) > 1:
                 return None, [(self._submit([item]), [item]) for item in items]
-            return [(False, err)], None
+            return [_Failed(err)], None
         except BaseException as err:
-            return [(False, err)] * len(items), None
-        self._learn(elapsed, len(entries))
-        out = []
-        for ok, value in entries:
-            if not ok:
-                value = _remote_exception(*value)
-            out.append((ok, value))
-        return out, None
+            return [_Failed(err)] * len(items), None
+        self._learn(elapsed, len(values))
+        for i, error in errors.items():
+            values[i] = _Failed(_remote_exception(*error))
+        return values, None
 
     def __next__(self):
         try:
@@ -474,14 +485,14 @@ class _Map:
                     self._advance_ordered()
                 else:
                     self._advance_unordered()
-            ok, value = self._ready.popleft()
+            value = self._ready.popleft()
         except BaseException:
             self.close()
             raise
-        if ok:
+        if type(value) is not _Failed:
             return value
         self.close()
-        raise value
+        raise value.error
 
     def _advance_ordered(self):
         if not self._window:

@@ -6,11 +6,12 @@ A payload is one of:
   **kwargs)`` where ``fn`` is a pickled callable and ``args`` a pickled
   ``(args, kwargs)``;
 * ``b"M" + len(fn) + fn + items``: a map chunk, ``items`` a pickled list of
-  argument tuples.
+  argument tuples (``b"S"``: of single arguments).
 
 The answer is ``b"\\x00" + pickle(result)``, ``b"\\x01" + pickle((exception
 bytes or None, repr, traceback text))``, or for a map chunk ``b"\\x02" +
-elapsed ns (8 bytes) + pickle(list of (True, result) or (False, error))``.
+elapsed ns (8 bytes) + pickle((results, {index: error}))`` (None in
+``results`` where an item failed).
 Nothing raised by the task escapes: an exception or result that will not
 pickle is sent as its repr and traceback, which the caller raises as
 RemoteError.
@@ -83,8 +84,8 @@ def run(payload: bytes) -> bytes:
         n = int.from_bytes(payload[1:5], "little")
         fn = _function(payload[5 : 5 + n])
         rest = payload[5 + n :]
-        if kind == b"M":
-            return _run_chunk(fn, pickle.loads(rest))
+        if kind == b"M" or kind == b"S":
+            return _run_chunk(fn, pickle.loads(rest), kind == b"M")
         args, kwargs = pickle.loads(rest)
     except BaseException as exc:
         return b"\x01" + pickle.dumps(_error(exc), _PROTOCOL)
@@ -100,30 +101,31 @@ def run(payload: bytes) -> bytes:
         return b"\x01" + pickle.dumps(_unpicklable("result", result, exc), _PROTOCOL)
 
 
-def _run_chunk(fn, items: list) -> bytes:
+def _run_chunk(fn, items: list, spread: bool) -> bytes:
     start = time.perf_counter_ns()
-    out = []
-    for args in items:
+    values = []
+    errors = {}
+    for i, item in enumerate(items):
         try:
-            out.append((True, fn(*args)))
+            values.append(fn(*item) if spread else fn(item))
         except BaseException as exc:
-            out.append((False, _error(exc)))
+            values.append(None)
+            errors[i] = _error(exc)
     _flush()
     elapsed = (time.perf_counter_ns() - start).to_bytes(8, "little")
     try:
-        return b"\x02" + elapsed + _dumps(out)
+        return b"\x02" + elapsed + _dumps((values, errors))
     except BaseException:
         pass
     # Some result will not pickle: that item alone becomes an error.
-    safe = []
-    for ok, value in out:
-        if ok:
+    for i, value in enumerate(values):
+        if i not in errors:
             try:
                 _dumps(value)
             except BaseException as exc:
-                ok, value = False, _unpicklable("result", value, exc)
-        safe.append((ok, value))
-    return b"\x02" + elapsed + _dumps(safe)
+                values[i] = None
+                errors[i] = _unpicklable("result", value, exc)
+    return b"\x02" + elapsed + _dumps((values, errors))
 
 
 def initialize(payload: bytes) -> bytes:

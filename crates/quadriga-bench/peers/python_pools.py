@@ -115,7 +115,7 @@ class Adapter:
         if self.name == "pebble":
             return list(self.pool.map(tiny, range(n), chunksize=chunk).result())
         if self.name == "mpire":
-            return self.pool.map(tiny, range(n), progress_bar=False)
+            return self.pool.map(tiny, [(i,) for i in range(n)], progress_bar=False)
         raise AssertionError
 
 
