@@ -15,6 +15,7 @@ pub(crate) mod foundation;
 pub(crate) mod ipc;
 pub(crate) mod ipc_map;
 pub(crate) mod process;
+mod python;
 mod run;
 
 /// A suite that can be named on the command line.
@@ -30,6 +31,9 @@ pub(crate) enum Suite {
     /// `ipc::Queue` and `ipc::Pipe` against Python's `multiprocessing.Queue`
     /// and `Pipe`, with crossbeam-channel as the ceiling.
     Ipc,
+    /// The `quadriga` Python package's ProcessPool against
+    /// ProcessPoolExecutor, multiprocessing.Pool, loky, pebble and mpire.
+    Python,
     /// The `quadriga run` binary against `xargs -P` and GNU parallel, and its
     /// `-j auto` against a sweep of fixed `-j`.
     Run,
@@ -49,6 +53,7 @@ impl Suite {
             Suite::Aio => "aio",
             Suite::Process => "process",
             Suite::Ipc => "ipc",
+            Suite::Python => "python",
             Suite::Run => "run",
             Suite::Cluster => "cluster",
             Suite::Data => "data",
@@ -62,6 +67,7 @@ impl Suite {
             Suite::Aio => aio::run(ctx),
             Suite::Process => process::run(ctx),
             Suite::Ipc => ipc::run(ctx),
+            Suite::Python => python::run(ctx),
             Suite::Run => run::run(ctx),
             Suite::Cluster => cluster::run(ctx),
             Suite::Data => data::run(ctx),

@@ -140,6 +140,7 @@ pub struct ProcessPoolBuilder {
     memory_limit: Option<u64>,
     max_frame: usize,
     initializer: Option<(&'static str, Result<Batch, String>)>,
+    program: Option<(std::ffi::OsString, Vec<std::ffi::OsString>)>,
 }
 
 impl Default for ProcessPoolBuilder {
@@ -153,6 +154,7 @@ impl Default for ProcessPoolBuilder {
             memory_limit: None,
             max_frame: wire::DEFAULT_MAX_FRAME,
             initializer: None,
+            program: None,
         }
     }
 }
@@ -227,6 +229,42 @@ impl ProcessPoolBuilder {
         self
     }
 
+    /// Start workers as `program args…` instead of re-executing this binary:
+    /// for a library loaded into another program (the Python package starts
+    /// `python -c …`). That program must link this library and call
+    /// [`ProcessPool::serve_program_worker`] early, before it starts threads;
+    /// the worker's environment marks it as such a worker, not as an ordinary
+    /// one, so the library's constructor does not divert it while it loads.
+    ///
+    /// ```
+    /// use quadriga::ProcessPool;
+    ///
+    /// #[quadriga::task]
+    /// fn pid() -> u32 {
+    ///     std::process::id()
+    /// }
+    ///
+    /// // First thing in the program: a worker serves here and never returns.
+    /// ProcessPool::serve_program_worker();
+    /// let exe = std::env::current_exe().unwrap();
+    /// let pool = ProcessPool::builder()
+    ///     .workers(1)
+    ///     .worker_program(exe, ["--this-is-ignored-by-the-worker"])
+    ///     .build()?;
+    /// let worker = pool.submit(pid, ()).join().unwrap();
+    /// assert_ne!(worker, std::process::id());
+    /// # Ok::<(), quadriga::BuildError>(())
+    /// ```
+    pub fn worker_program<S, A>(mut self, program: S, args: A) -> Self
+    where
+        S: Into<std::ffi::OsString>,
+        A: IntoIterator,
+        A::Item: Into<std::ffi::OsString>,
+    {
+        self.program = Some((program.into(), args.into_iter().map(Into::into).collect()));
+        self
+    }
+
     /// Starts the supervisor; workers start as it runs.
     ///
     /// # Errors
@@ -255,6 +293,7 @@ impl ProcessPoolBuilder {
             spawn: spawn::SpawnConfig {
                 memory_limit: self.memory_limit,
                 max_frame: self.max_frame,
+                program: self.program,
             },
             grace: self.grace,
             max_tasks_per_worker: self.max_tasks_per_worker,
@@ -305,6 +344,13 @@ impl ProcessPool {
     /// A builder for a configured pool.
     pub fn builder() -> ProcessPoolBuilder {
         ProcessPoolBuilder::new()
+    }
+
+    /// In a program started by a pool built with
+    /// [`worker_program`](ProcessPoolBuilder::worker_program): runs the worker
+    /// loop and exits the process. Anywhere else it returns at once.
+    pub fn serve_program_worker() {
+        worker::serve_program_worker();
     }
 
     /// The number of workers the pool keeps running.

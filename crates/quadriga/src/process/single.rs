@@ -66,6 +66,7 @@ impl Process {
                 let cfg = SpawnConfig {
                     memory_limit: None,
                     max_frame: wire::DEFAULT_MAX_FRAME,
+                    program: None,
                 };
                 let worker = match spawn::spawn(&cfg) {
                     Ok(w) => w,

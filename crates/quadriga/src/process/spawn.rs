@@ -12,6 +12,7 @@
 //! a worker need nothing of the kind: callers use [`child::reap`] and
 //! [`child::signal_group`] directly.
 
+use std::ffi::OsString;
 use std::io;
 use std::os::fd::OwnedFd;
 use std::os::unix::process::CommandExt;
@@ -20,13 +21,18 @@ use std::process::{Command, Stdio};
 use rustix::net::{AddressFamily, SocketFlags, SocketType, socketpair};
 
 use crate::child;
-use crate::process::worker::{MAX_FRAME_ENV, MEMORY_LIMIT_ENV, PARENT_ENV, WORKER_ENV};
+use crate::process::worker::{
+    MAX_FRAME_ENV, MEMORY_LIMIT_ENV, PARENT_ENV, PROGRAM_WORKER_ENV, WORKER_ENV,
+};
 
 /// What a worker is started with.
 #[derive(Debug, Clone)]
 pub(crate) struct SpawnConfig {
     pub(crate) memory_limit: Option<u64>,
     pub(crate) max_frame: usize,
+    /// Another program (and its arguments) to start instead of this binary;
+    /// it serves by calling `ProcessPool::serve_program_worker`.
+    pub(crate) program: Option<(OsString, Vec<OsString>)>,
 }
 
 /// A started worker process.
@@ -51,11 +57,22 @@ pub(crate) fn spawn(cfg: &SpawnConfig) -> io::Result<Spawned> {
         SocketFlags::CLOEXEC,
         None,
     )?;
-    let mut cmd = Command::new("/proc/self/exe");
-    if let Ok(exe) = std::env::current_exe() {
-        cmd.arg0(exe);
-    }
-    cmd.env(WORKER_ENV, "0")
+    let mut cmd;
+    let marker = match &cfg.program {
+        Some((program, args)) => {
+            cmd = Command::new(program);
+            cmd.args(args);
+            PROGRAM_WORKER_ENV
+        }
+        None => {
+            cmd = Command::new("/proc/self/exe");
+            if let Ok(exe) = std::env::current_exe() {
+                cmd.arg0(exe);
+            }
+            WORKER_ENV
+        }
+    };
+    cmd.env(marker, "0")
         .env(PARENT_ENV, std::process::id().to_string())
         .env(MAX_FRAME_ENV, cfg.max_frame.to_string())
         .stdin(Stdio::from(child_end));

@@ -28,6 +28,12 @@ pub(crate) const MAX_FRAME_ENV: &str = "QUADRIGA_MAX_FRAME";
 pub(crate) const PARENT_ENV: &str = "QUADRIGA_PARENT";
 /// The worker's address-space limit in bytes, if any.
 pub(crate) const MEMORY_LIMIT_ENV: &str = "QUADRIGA_MEMORY_LIMIT";
+/// The marker of a worker started as another program
+/// (`ProcessPoolBuilder::worker_program`), in place of [`WORKER_ENV`]: the
+/// constructor leaves such a process alone, and it serves when it calls
+/// [`serve_program_worker`] (a library loaded by an interpreter must not run
+/// the worker loop inside `dlopen`).
+pub(crate) const PROGRAM_WORKER_ENV: &str = "QUADRIGA_PROGRAM_WORKER";
 
 /// Exit code of a worker whose supervisor sent something it could not read.
 const EXIT_PROTOCOL: i32 = 70;
@@ -55,9 +61,20 @@ pub(crate) fn bootstrap() {
     });
 }
 
+/// If this process was started by `ProcessPoolBuilder::worker_program`, runs
+/// the worker loop and exits; else returns.
+pub(crate) fn serve_program_worker() {
+    divert(PROGRAM_WORKER_ENV);
+}
+
 /// If this process is a worker, runs the worker loop and exits; else returns.
 fn divert_if_worker() {
-    let Some(value) = std::env::var_os(WORKER_ENV) else {
+    divert(WORKER_ENV);
+}
+
+/// If `marker` is set, runs the worker loop and exits; else returns.
+fn divert(marker: &str) {
+    let Some(value) = std::env::var_os(marker) else {
         return;
     };
     let number = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
@@ -65,16 +82,17 @@ fn divert_if_worker() {
     let parent = number(PARENT_ENV);
     let memory_limit = number(MEMORY_LIMIT_ENV);
     // SAFETY: called from `bootstrap`, which runs once, before `main` (from
-    // the constructor) or first thing in it: no other thread reads the environment
+    // the constructor) or first thing in it, or by a program worker's start
+    // before it runs anything else: no other thread reads the environment
     // yet. Removing the markers keeps programs the task starts from thinking
     // they are workers too.
     unsafe {
-        for name in [WORKER_ENV, MAX_FRAME_ENV, PARENT_ENV, MEMORY_LIMIT_ENV] {
+        for name in [marker, MAX_FRAME_ENV, PARENT_ENV, MEMORY_LIMIT_ENV] {
             std::env::remove_var(name);
         }
     }
     if value != "0" {
-        eprintln!("quadriga: {WORKER_ENV} is set but this is not a worker's start");
+        eprintln!("quadriga: {marker} is set but this is not a worker's start");
         std::process::exit(EXIT_PROTOCOL);
     }
     let sock = match set_up(parent, memory_limit) {
