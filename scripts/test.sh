@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check Quadriga has: format, lints, all tests and doctests, the loom
 # models, and the docs build. This is the README's test command and what CI runs.
-# It installs what it needs on a fresh machine (rustfmt, clippy) and finishes in
+# It installs what it needs on a fresh machine (rustfmt, clippy, redis-server, a
+# Python virtualenv with maturin, pytest and cloudpickle) and finishes in
 # well under 20 minutes on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,6 +34,9 @@ cargo clippy -p quadriga --all-targets --locked -- -D warnings
 
 step "cargo test (unit, integration, examples, doctests; all features)"
 cargo test --workspace --all-features --locked
+
+step "Python package (makes target/python-venv, builds both wheels, runs pytest)"
+bash scripts/test-python.sh
 
 step "loom models (bounded preemptions)"
 # Release build of the models: loom explores many interleavings.
