@@ -208,6 +208,76 @@ pin_traits! {
     quadriga::aio::Bounded<PhantomPinned, u64> => [Send, Sync, !Unpin],
 }
 
+/// A `Token` for the poller rows.
+#[derive(Clone, Copy)]
+struct Tok;
+impl quadriga::child::Token for Tok {
+    fn to_parts(self) -> (u8, u64) {
+        (0, 0)
+    }
+    fn from_parts(_: u8, _: u64) -> Option<Self> {
+        Some(Tok)
+    }
+}
+
+// Child processes: plain values and owned descriptors, all movable and
+// shareable (an event loop is built on one thread and run on another).
+pin_traits! {
+    quadriga::child::Child => [Send, Sync, Unpin],
+    quadriga::child::Exit => [Send, Sync, Unpin],
+    quadriga::child::Signal => [Send, Sync, Unpin],
+    quadriga::child::Escalation => [Send, Sync, Unpin],
+    quadriga::child::Interest => [Send, Sync, Unpin],
+    quadriga::child::Event<Tok> => [Send, Sync, Unpin],
+    quadriga::child::Poller<Tok> => [Send, Sync, Unpin],
+    quadriga::child::SignalPipe => [Send, Sync, Unpin],
+}
+
+#[quadriga::task]
+fn count_lines(part: quadriga::data::Partition) -> u64 {
+    part.len()
+}
+
+// Data: partitions and their readers are plain values; `MapReduce` holds a
+// progress callback that need not be `Send`, so it stays on its thread.
+pin_traits! {
+    quadriga::data::Partition => [Send, Sync, Unpin],
+    quadriga::data::Partitioner => [Send, Sync, Unpin],
+    quadriga::data::Terminator => [Send, Sync, Unpin],
+    quadriga::data::Records => [Send, Sync, Unpin],
+    quadriga::data::Record<'static> => [Send, Sync, Unpin],
+    quadriga::data::Progress => [Send, Sync, Unpin],
+    quadriga::data::DataError => [Send, Sync, Unpin],
+    quadriga::data::MapReduceError => [Send, Sync, Unpin],
+    quadriga::data::csv::Header => [Send, Sync, Unpin],
+    quadriga::data::csv::FieldSplitter => [Send, Sync, Unpin],
+    quadriga::data::csv::Fields<'static> => [Send, Sync, Unpin],
+    quadriga::data::MapReduce<'static, quadriga::ThreadPool, count_lines> => [!Send, !Sync, Unpin],
+}
+
+// The cluster: the pool is shared by threads like the local pools; the
+// broker and reader own one connection each, used by one thread at a time.
+#[cfg(feature = "cluster")]
+pin_traits! {
+    quadriga::cluster::ClusterPool => [Send, Sync, Unpin],
+    quadriga::cluster::ClusterPoolBuilder => [Send, Sync, Unpin],
+    quadriga::cluster::Worker => [Send, Sync, Unpin],
+    quadriga::cluster::WorkerBuilder => [Send, Sync, Unpin],
+    quadriga::cluster::WorkerStop => [Send, Sync, Unpin],
+    quadriga::cluster::WorkerReport => [Send, Sync, Unpin],
+    quadriga::cluster::Isolation => [Send, Sync, Unpin],
+    quadriga::cluster::Broker => [Send, Sync, Unpin],
+    quadriga::cluster::BrokerConfig => [Send, Sync, Unpin],
+    quadriga::cluster::Reader => [Send, Sync, Unpin],
+    quadriga::cluster::TaskId => [Send, Sync, Unpin],
+    quadriga::cluster::Entry => [Send, Sync, Unpin],
+    quadriga::cluster::Outcome => [Send, Sync, Unpin],
+    quadriga::cluster::Error => [Send, Sync, Unpin],
+    quadriga::cluster::ErrorKind => [Send, Sync, Unpin],
+    quadriga::cluster::Status => [Send, Sync, Unpin],
+    quadriga::cluster::WorkerInfo => [Send, Sync, Unpin],
+}
+
 /// The assertions above are checked by the compiler; this only gives the
 /// file a test to list, so that `cargo test --test send_sync` shows it ran.
 #[test]
