@@ -19,6 +19,9 @@
 //! Dropping a map cancels it: queued chunks are skipped and running tasks see
 //! their [`CancelToken`](crate::CancelToken) cancelled.
 
+mod collect;
+
+use std::any::{Any, TypeId};
 use std::collections::VecDeque;
 use std::fmt;
 use std::iter::Fuse;
@@ -31,6 +34,8 @@ use crossbeam_channel::{Receiver, Sender};
 use crate::context::Cancellable;
 use crate::error::TaskError;
 use crate::task::Task;
+
+pub(crate) use collect::Job;
 
 /// How much work one chunk should carry, by default (threads: a chunk costs
 /// about a microsecond to hand over, so 100 µs keeps that near 1%).
@@ -73,6 +78,21 @@ pub(crate) trait Dispatch<T: Task>: Sync {
     /// it did anything.
     fn help(&self) -> bool {
         false
+    }
+
+    /// Whether [`run_jobs`](Self::run_jobs) runs jobs in parallel: then a map
+    /// collected into a `Vec` writes its results in place.
+    fn runs_jobs(&self) -> bool {
+        false
+    }
+
+    /// Runs every job exactly once, spread over the backend's threads, and
+    /// returns when all have returned. A job runs with `skip` when `cancel` or
+    /// the backend was cancelled, or the backend is shut down.
+    fn run_jobs(&self, cancel: &Arc<MapCancel>, jobs: &mut [&mut dyn Job]) {
+        for job in jobs {
+            job.run(cancel.is_cancelled());
+        }
     }
 }
 
@@ -279,7 +299,6 @@ struct Engine<'p, T: Task, I: Iterator<Item = T::Input>> {
     free_in: Vec<Vec<T::Input>>,
     free_out: Vec<Results<T::Output>>,
     sizer: ChunkSizer,
-    window: usize,
     next_seq: u64,
     next_index: u64,
     in_flight: usize,
@@ -288,7 +307,6 @@ struct Engine<'p, T: Task, I: Iterator<Item = T::Input>> {
 impl<'p, T: Task, I: Iterator<Item = T::Input>> Engine<'p, T, I> {
     fn new(backend: &'p dyn Dispatch<T>, task: T, inputs: I) -> Self {
         let (tx, rx) = crossbeam_channel::unbounded();
-        let parallelism = backend.parallelism().max(1);
         Self {
             backend,
             task,
@@ -302,11 +320,16 @@ impl<'p, T: Task, I: Iterator<Item = T::Input>> Engine<'p, T, I> {
                 size_of::<T::Input>() + size_of::<Result<T::Output, TaskError>>(),
                 backend.target_chunk(),
             ),
-            window: 2 * parallelism + 2,
             next_seq: 0,
             next_index: 0,
             in_flight: 0,
         }
+    }
+
+    /// How many chunks may be dispatched and not yet yielded: read each time,
+    /// since a self-sizing pool changes its parallelism as it runs.
+    fn window(&self) -> usize {
+        2 * self.backend.parallelism().max(1) + 2
     }
 
     /// Pulls and dispatches one chunk. Returns `false` when the input is exhausted.
@@ -347,7 +370,7 @@ impl<'p, T: Task, I: Iterator<Item = T::Input>> Engine<'p, T, I> {
 
     /// Keeps an emptied result buffer for a later chunk.
     fn recycle(&mut self, mut out: Results<T::Output>) {
-        if out.capacity() > 0 && self.free_out.len() < self.window {
+        if out.capacity() > 0 && self.free_out.len() < self.window() {
             out.clear();
             self.free_out.push(out);
         }
@@ -372,7 +395,7 @@ impl<'p, T: Task, I: Iterator<Item = T::Input>> Engine<'p, T, I> {
         };
         self.in_flight -= 1;
         self.sizer.observe(done.results.len(), done.elapsed);
-        if done.spare.capacity() > 0 && self.free_in.len() < self.window {
+        if done.spare.capacity() > 0 && self.free_in.len() < self.window() {
             let mut spare = std::mem::take(&mut done.spare);
             spare.clear();
             self.free_in.push(spare);
@@ -391,6 +414,15 @@ impl<T: Task, I: Iterator<Item = T::Input>> Drop for Engine<'_, T, I> {
     fn drop(&mut self) {
         self.cancel.0.store(true, Ordering::Relaxed);
     }
+}
+
+/// `value` as `C`, which the caller checked is its very type.
+fn cast<V: 'static, C: 'static>(value: V) -> C {
+    let mut slot = Some(value);
+    (&mut slot as &mut dyn Any)
+        .downcast_mut::<Option<C>>()
+        .and_then(Option::take)
+        .expect("cast to the same type")
 }
 
 /// An ordered, lazy, bounded parallel map: yields each input's result in input
@@ -452,12 +484,67 @@ impl<T: Task, I: Iterator<Item = T::Input>> Iterator for Map<'_, T, I> {
 }
 
 impl<T: Task, I: Iterator<Item = T::Input>> Map<'_, T, I> {
+    /// Collects the results, like [`Iterator::collect`], which it shadows so
+    /// that the common cases are fast: collected straight from the map into
+    /// `Result<Vec<_>, TaskError>` or `Vec<Result<_, TaskError>>`, an input
+    /// of known length (a range, a `Vec`, a slice, anything whose
+    /// [`size_hint`](Iterator::size_hint) has an upper bound) is split across
+    /// the pool's threads, and each thread writes its results in place, as
+    /// rayon's `par_iter().map().collect()` does. Any other target, or an
+    /// input of unknown length, streams through [`Iterator::collect`].
+    ///
+    /// Into `Result<Vec<_>, _>`, the answer is the error of the first failed
+    /// item in input order, as with `Iterator::collect`.
+    ///
+    /// ```
+    /// #[quadriga::task]
+    /// fn square(x: u64) -> u64 {
+    ///     x * x
+    /// }
+    ///
+    /// let pool = quadriga::ThreadPool::new(2)?;
+    /// let squares: Vec<u64> = pool.map(square, 0..100_000).collect::<Result<_, _>>().unwrap();
+    /// assert_eq!(squares[300], 90_000);
+    /// # Ok::<(), quadriga::BuildError>(())
+    /// ```
+    #[allow(clippy::should_implement_trait)]
+    pub fn collect<C>(mut self) -> C
+    where
+        C: FromIterator<Result<T::Output, TaskError>> + 'static,
+    {
+        let fresh = self.engine.next_seq == 0;
+        let bounded = self.engine.inputs.size_hint().1.is_some();
+        if fresh && bounded && self.engine.backend.runs_jobs() {
+            if TypeId::of::<C>() == TypeId::of::<Result<Vec<T::Output>, TaskError>>() {
+                let collected = self.collect_in_place::<collect::Unwrap>();
+                return cast(collected);
+            }
+            if TypeId::of::<C>() == TypeId::of::<Vec<Result<T::Output, TaskError>>>() {
+                let collected = self
+                    .collect_in_place::<collect::Keep>()
+                    .expect("a kept result is never an error");
+                return cast(collected);
+            }
+        }
+        Iterator::collect(self)
+    }
+
+    fn collect_in_place<S: collect::Slot<T::Output>>(&mut self) -> Result<Vec<S::Elem>, TaskError> {
+        let engine = &mut self.engine;
+        collect::collect::<T, _, S>(
+            engine.backend,
+            engine.task,
+            &mut engine.inputs,
+            &engine.cancel,
+        )
+    }
+
     #[cold]
     fn next_chunk(&mut self) -> Option<Result<T::Output, TaskError>> {
         let drained = std::mem::take(&mut self.current);
         self.engine.recycle(drained);
         loop {
-            while self.pending.len() < self.engine.window && self.engine.dispatch_one() {
+            while self.pending.len() < self.engine.window() && self.engine.dispatch_one() {
                 self.pending.push_back(None);
             }
             match self.pending.front_mut() {
@@ -541,7 +628,7 @@ impl<T: Task, I: Iterator<Item = T::Input>> Iterator for MapUnordered<'_, T, I> 
             }
             let drained = std::mem::take(&mut self.current);
             self.engine.recycle(drained);
-            while self.engine.in_flight < self.engine.window && self.engine.dispatch_one() {}
+            while self.engine.in_flight < self.engine.window() && self.engine.dispatch_one() {}
             if self.engine.in_flight == 0 {
                 return None;
             }

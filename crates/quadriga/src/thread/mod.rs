@@ -9,7 +9,7 @@ mod scope;
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 pub use scope::Scope;
@@ -18,7 +18,7 @@ use crate::context::{self, CancelToken};
 use crate::error::{BuildError, TaskError};
 use crate::executor::Shutdown;
 use crate::handle::{self, Completer, TaskHandle};
-use crate::map::{self, Chunk, Dispatch, Map, MapUnordered};
+use crate::map::{self, Chunk, Dispatch, Job, Map, MapCancel, MapUnordered};
 use crate::panic::{self, InTask};
 use crate::task::Task;
 
@@ -475,6 +475,50 @@ impl<T: Task> Dispatch<T> for ThreadPool {
 
     fn parallelism(&self) -> usize {
         self.threads
+    }
+
+    fn runs_jobs(&self) -> bool {
+        true
+    }
+
+    fn run_jobs(&self, cancel: &Arc<MapCancel>, jobs: &mut [&mut dyn Job]) {
+        if !self.shared.gate.enter() {
+            for job in jobs {
+                job.run(true);
+            }
+            return;
+        }
+        // Threads claim jobs in order from a shared cursor: a thread that
+        // finishes early takes the next job, so uneven jobs still balance.
+        let jobs: Vec<std::sync::Mutex<&mut dyn Job>> = jobs
+            .iter_mut()
+            .map(|j| std::sync::Mutex::new(&mut **j))
+            .collect();
+        let cursor = AtomicUsize::new(0);
+        let lane = || {
+            let token = CancelToken::new(
+                Some(Arc::clone(cancel) as Arc<dyn context::Cancellable>),
+                Some(Arc::clone(&self.shared.cancelled)),
+            );
+            let _ctx = context::Enter::new(token.clone());
+            let _in_task = InTask::enter();
+            loop {
+                let i = cursor.fetch_add(1, Ordering::Relaxed);
+                let Some(job) = jobs.get(i) else { break };
+                let mut job = job
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                job.run(token.is_cancelled());
+            }
+        };
+        let lanes = self.threads.clamp(1, jobs.len().max(1));
+        self.rayon.scope(|s| {
+            for _ in 1..lanes {
+                s.spawn(|_| lane());
+            }
+            lane();
+        });
+        self.shared.gate.leave();
     }
 
     fn help(&self) -> bool {
