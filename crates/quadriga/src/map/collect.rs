@@ -88,28 +88,62 @@ impl<T: Task, S: Slot<T::Output>> Job for Piece<'_, T, S> {
     fn run(&mut self, skip: bool) {
         let task = self.task;
         let base = self.base;
-        for (i, (input, slot)) in self.inputs.drain(..).zip(self.out.iter_mut()).enumerate() {
-            let result = if skip {
+        let tag = |e: TaskError, i: usize| e.with_task(T::NAME, None).with_item(base + i as u64);
+        let out = &mut *self.out;
+        let mut inputs = self.inputs.drain(..);
+        if skip {
+            for (i, input) in inputs.by_ref().enumerate() {
                 drop(input);
-                Err(TaskError::cancelled("the map was cancelled"))
-            } else {
-                match crate::panic::catch(|| task.run(input)) {
-                    Ok(result) => result,
-                    Err(panicked) => Err(panicked),
-                }
-            };
-            let result = result.map_err(|e| e.with_task(T::NAME, None).with_item(base + i as u64));
-            match S::convert(result) {
-                Ok(elem) => {
-                    slot.write(elem);
-                    self.written = i + 1;
-                }
-                Err(e) => {
-                    self.error = Some(e);
-                    break;
+                let err = tag(TaskError::cancelled("the map was cancelled"), i);
+                match S::convert(Err(err)) {
+                    Ok(elem) => {
+                        out[i].write(elem);
+                        self.written = i + 1;
+                    }
+                    Err(e) => {
+                        self.error = Some(e);
+                        return;
+                    }
                 }
             }
+            return;
         }
+        // One panic guard around the whole loop, not one per item (a guard
+        // costs more than a tiny task): after a panic the loop resumes at the
+        // next item, and the panicking one gets its error.
+        let mut next = 0;
+        loop {
+            let run = crate::panic::catch(|| {
+                for input in inputs.by_ref() {
+                    let result = task.run(input).map_err(|e| tag(e, next));
+                    match S::convert(result) {
+                        Ok(elem) => {
+                            out[next].write(elem);
+                            next += 1;
+                        }
+                        Err(e) => return Some(e),
+                    }
+                }
+                None
+            });
+            let stop = match run {
+                Ok(None) => break,
+                Ok(Some(e)) => Some(e),
+                Err(panicked) => match S::convert(Err(tag(panicked, next))) {
+                    Ok(elem) => {
+                        out[next].write(elem);
+                        next += 1;
+                        None
+                    }
+                    Err(e) => Some(e),
+                },
+            };
+            if let Some(e) = stop {
+                self.error = Some(e);
+                break;
+            }
+        }
+        self.written = next;
     }
 }
 
