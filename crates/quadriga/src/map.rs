@@ -86,11 +86,16 @@ pub(crate) trait Dispatch<T: Task>: Sync {
         false
     }
 
-    /// Runs every job exactly once, spread over the backend's threads, and
-    /// returns when all have returned. A job runs with `skip` when `cancel` or
-    /// the backend was cancelled, or the backend is shut down.
-    fn run_jobs(&self, cancel: &Arc<MapCancel>, jobs: &mut [&mut dyn Job]) {
-        for job in jobs {
+    /// Runs the jobs that `next` yields (it is called on this thread until it
+    /// returns `None`), spread over the backend's threads, each exactly once;
+    /// returns when all have run. A job runs with `skip` when `cancel` or the
+    /// backend was cancelled, or the backend is shut down.
+    fn run_jobs<'a>(
+        &self,
+        cancel: &Arc<MapCancel>,
+        next: &mut dyn FnMut() -> Option<Box<dyn Job + 'a>>,
+    ) {
+        while let Some(mut job) = next() {
             job.run(cancel.is_cancelled());
         }
     }

@@ -5,31 +5,35 @@
 //! The streaming engine moves every input and every result through the
 //! consumer's thread; for tasks of a few nanoseconds that one thread is the
 //! bottleneck. Here the consumer only pulls inputs (a copy loop for a range or
-//! a `Vec`) into a block of *pieces*; the backend runs the pieces on all its
-//! threads ([`Dispatch::run_jobs`]), each writing its own disjoint slice of
-//! the output's spare capacity; then the `Vec`'s length moves past the block.
+//! a `Vec`) into *pieces*, handing each to the backend as soon as it is
+//! pulled ([`Dispatch::run_jobs`]); the backend's threads run them, each
+//! writing its own disjoint slice of the output's spare capacity; once all
+//! have run, the `Vec`'s length moves past them.
 //!
-//! Blocks grow from a few hundred items towards [`BLOCK_TARGET`] of wall time
-//! (capped by [`MAX_BLOCK_BYTES`] of inputs), so memory stays bounded beyond
-//! the output itself, and slow items still spread evenly over the threads.
+//! A block is as many items as the input has left, at most
+//! [`MAX_BLOCK_BYTES`] of inputs, so memory stays bounded beyond the output
+//! itself; a block of a larger input is followed by the next. Pieces grow from
+//! [`FIRST_PIECE`] items (the threads start at once) to a share of what the
+//! block has left, then shrink with it (guided scheduling), so the last pieces
+//! are small and slow items still end together on every thread.
 
 use std::mem::MaybeUninit;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use super::{Dispatch, MapCancel};
 use crate::error::TaskError;
+use crate::loom::Mutex;
 use crate::task::Task;
 
-/// How long one block should take (its barrier costs some microseconds).
-const BLOCK_TARGET: Duration = Duration::from_millis(5);
 /// Cap on one block's inputs, by `size_of`.
 const MAX_BLOCK_BYTES: usize = 8 << 20;
-/// Items per thread in the first block, before anything is measured.
-const FIRST_BLOCK_PER_LANE: usize = 256;
-/// Pieces per thread in a block: threads take pieces as they finish the
-/// previous one, so a slow piece does not hold the others back.
-const PIECES_PER_LANE: usize = 8;
+/// Items of the first piece of a block.
+const FIRST_PIECE: usize = 256;
+/// A piece takes at most this share of the block's remaining items per thread.
+const SHARE_PER_LANE: usize = 2;
+/// Cap on one piece's inputs, by `size_of` (buffers this small are reused
+/// from the allocator's free lists, not mapped and faulted in afresh).
+const MAX_PIECE_BYTES: usize = 128 << 10;
 
 /// One piece of a block, run by a backend thread.
 pub(crate) trait Job: Send {
@@ -76,8 +80,18 @@ struct Piece<'a, T: Task, S: Slot<T::Output>> {
     task: T,
     /// Input index of the first item.
     base: u64,
-    inputs: &'a mut Vec<T::Input>,
+    inputs: Vec<T::Input>,
     out: &'a mut [MaybeUninit<S::Elem>],
+    /// Where the piece reports when it has run.
+    report: &'a Mutex<Vec<Ran<'a, S::Elem>>>,
+    /// Where it leaves its emptied input buffer, for a later piece.
+    free: &'a Mutex<Vec<Vec<T::Input>>>,
+}
+
+/// What a piece reports when it has run.
+struct Ran<'a, E> {
+    base: u64,
+    out: &'a mut [MaybeUninit<E>],
     /// Slots `out[..written]` hold a value.
     written: usize,
     /// The error that stopped the piece (only with [`Unwrap`]).
@@ -89,8 +103,15 @@ impl<T: Task, S: Slot<T::Output>> Job for Piece<'_, T, S> {
         let task = self.task;
         let base = self.base;
         let tag = |e: TaskError, i: usize| e.with_task(T::NAME, None).with_item(base + i as u64);
-        let out = &mut *self.out;
-        let mut inputs = self.inputs.drain(..);
+        let out = std::mem::take(&mut self.out);
+        let mut buffer = std::mem::take(&mut self.inputs);
+        let mut inputs = buffer.drain(..);
+        let mut ran = Ran {
+            base,
+            out: &mut [],
+            written: 0,
+            error: None,
+        };
         if skip {
             for (i, input) in inputs.by_ref().enumerate() {
                 drop(input);
@@ -98,14 +119,16 @@ impl<T: Task, S: Slot<T::Output>> Job for Piece<'_, T, S> {
                 match S::convert(Err(err)) {
                     Ok(elem) => {
                         out[i].write(elem);
-                        self.written = i + 1;
+                        ran.written = i + 1;
                     }
                     Err(e) => {
-                        self.error = Some(e);
-                        return;
+                        ran.error = Some(e);
+                        break;
                     }
                 }
             }
+            drop(inputs);
+            self.done(ran, out, buffer);
             return;
         }
         // One panic guard around the whole loop, not one per item (a guard
@@ -139,56 +162,40 @@ impl<T: Task, S: Slot<T::Output>> Job for Piece<'_, T, S> {
                 },
             };
             if let Some(e) = stop {
-                self.error = Some(e);
+                ran.error = Some(e);
                 break;
             }
         }
-        self.written = next;
+        ran.written = next;
+        drop(inputs);
+        self.done(ran, out, buffer);
     }
 }
 
-impl<T: Task, S: Slot<T::Output>> Piece<'_, T, S> {
+impl<'a, T: Task, S: Slot<T::Output>> Piece<'a, T, S> {
+    /// Reports the piece and returns its input buffer.
+    fn done(
+        &self,
+        mut ran: Ran<'a, S::Elem>,
+        out: &'a mut [MaybeUninit<S::Elem>],
+        mut buffer: Vec<T::Input>,
+    ) {
+        ran.out = out;
+        self.report.lock().push(ran);
+        buffer.clear();
+        self.free.lock().push(buffer);
+    }
+}
+
+impl<E> Ran<'_, E> {
     /// Drops the values this piece wrote.
     fn drop_written(&mut self) {
         for slot in &mut self.out[..self.written] {
-            // SAFETY: `run` wrote `out[..written]` and nothing has read or
+            // SAFETY: the piece wrote `out[..written]` and nothing has read or
             // dropped them since (the `Vec`'s length never covered them).
             unsafe { slot.assume_init_drop() };
         }
         self.written = 0;
-    }
-}
-
-/// Sizes blocks by the wall time the previous one took.
-#[derive(Debug)]
-struct BlockSizer {
-    size: usize,
-    max: usize,
-}
-
-impl BlockSizer {
-    fn new(lanes: usize, bytes_per_input: usize) -> Self {
-        let max = (MAX_BLOCK_BYTES / bytes_per_input.max(1)).max(1);
-        Self {
-            size: (FIRST_BLOCK_PER_LANE * lanes).clamp(1, max),
-            max,
-        }
-    }
-
-    /// Learns from a block of `len` items that took `elapsed` on `lanes`
-    /// threads. A block keeps at least two items per thread, so that slow
-    /// items still run on every thread.
-    fn observe(&mut self, len: usize, elapsed: Duration, lanes: usize) {
-        if len == 0 {
-            return;
-        }
-        let per_item = (elapsed.as_nanos() / len as u128).max(1);
-        let ideal = (BLOCK_TARGET.as_nanos() / per_item).clamp(1, self.max as u128) as usize;
-        let growth = if elapsed * 100 < BLOCK_TARGET { 64 } else { 8 };
-        self.size = ideal
-            .clamp((self.size / 2).max(1), self.size.saturating_mul(growth))
-            .max(2 * lanes)
-            .min(self.max);
     }
 }
 
@@ -206,101 +213,70 @@ where
     I: Iterator<Item = T::Input>,
     S: Slot<T::Output>,
 {
-    let mut out: Vec<S::Elem> = Vec::with_capacity(inputs.size_hint().0);
-    let mut sizer = BlockSizer::new(backend.parallelism().max(1), size_of::<T::Input>());
-    let mut buffers: Vec<Vec<T::Input>> = Vec::new();
+    let cap = (MAX_BLOCK_BYTES / size_of::<T::Input>().max(1)).max(1);
+    let max_piece = (MAX_PIECE_BYTES / size_of::<T::Input>().max(1)).max(1);
+    let mut out: Vec<S::Elem> = Vec::new();
+    let free = Mutex::new(Vec::new());
     loop {
-        // Pull the next block into pieces (the buffers keep their capacity).
-        let lanes = backend.parallelism().max(1);
-        let pieces = (PIECES_PER_LANE * lanes).clamp(1, sizer.size);
-        let piece_len = sizer.size.div_ceil(pieces);
-        let mut used = 0;
-        let mut total = 0;
-        while used < pieces {
-            if buffers.len() == used {
-                buffers.push(Vec::new());
-            }
-            let buffer = &mut buffers[used];
-            buffer.clear();
-            buffer.extend(inputs.by_ref().take(piece_len));
-            let len = buffer.len();
-            if len == 0 {
-                break;
-            }
-            total += len;
-            used += 1;
-            if len < piece_len {
-                break;
-            }
-        }
-        if total == 0 {
-            return Ok(out);
-        }
-
-        out.reserve(total);
+        let Some(upper) = inputs.size_hint().1 else {
+            // Only an input whose length is bounded comes here; one that
+            // lost its bound still ends, item by item.
+            return Err(TaskError::cancelled("the input's length became unknown"));
+        };
+        let block = upper.clamp(1, cap);
+        out.reserve(block);
         let done = out.len();
-        let started = Instant::now();
-        let mut spare = &mut out.spare_capacity_mut()[..total];
-        let mut block: Vec<Piece<'_, T, S>> = Vec::with_capacity(used);
+        let report = Mutex::new(Vec::new());
+        let mut spare = &mut out.spare_capacity_mut()[..block];
         let mut base = done as u64;
-        for inputs in &mut buffers[..used] {
-            let (head, tail) = std::mem::take(&mut spare).split_at_mut(inputs.len());
+        let mut pieces = 0;
+        let mut piece = FIRST_PIECE;
+        let lanes = backend.parallelism().max(1);
+        let mut next = || -> Option<Box<dyn Job + '_>> {
+            let left = spare.len();
+            let len = piece
+                .min(max_piece)
+                .min(left.div_ceil(SHARE_PER_LANE * lanes))
+                .max(1);
+            piece = piece.saturating_mul(2);
+            let mut piece_inputs: Vec<T::Input> = free.lock().pop().unwrap_or_default();
+            piece_inputs.extend(inputs.by_ref().take(len.min(left)));
+            if piece_inputs.is_empty() {
+                return None;
+            }
+            let (head, tail) = std::mem::take(&mut spare).split_at_mut(piece_inputs.len());
             spare = tail;
-            let len = inputs.len() as u64;
-            block.push(Piece {
+            let first = base;
+            base += piece_inputs.len() as u64;
+            pieces += 1;
+            Some(Box::new(Piece::<T, S> {
                 task,
-                base,
-                inputs,
+                base: first,
+                inputs: piece_inputs,
                 out: head,
-                written: 0,
-                error: None,
-            });
-            base += len;
-        }
-        {
-            let mut jobs: Vec<&mut dyn Job> = block.iter_mut().map(|p| p as &mut dyn Job).collect();
-            backend.run_jobs(cancel, &mut jobs);
-        }
-        let complete = block.iter().all(|p| p.written == p.out.len());
+                report: &report,
+                free: &free,
+            }))
+        };
+        backend.run_jobs(cancel, &mut next);
+        let pulled = (base - done as u64) as usize;
+        let mut ran = std::mem::take(&mut *report.lock());
+        ran.sort_unstable_by_key(|r| r.base);
+        let complete = ran.len() == pieces && ran.iter().all(|r| r.written == r.out.len());
         if !complete {
-            let error = block.iter_mut().find_map(|p| p.error.take());
-            block.iter_mut().for_each(Piece::drop_written);
+            let error = ran.iter_mut().find_map(|r| r.error.take());
+            ran.iter_mut().for_each(Ran::drop_written);
             // A backend runs every job before `run_jobs` returns, and only an
             // error stops a piece early.
             return Err(error.expect("a piece of an in-place map did not run"));
         }
-        drop(block);
-        // SAFETY: the pieces cover `spare_capacity_mut()[..total]` end to end
-        // (split in order above), and each wrote every slot of its part.
-        unsafe { out.set_len(done + total) };
-        sizer.observe(total, started.elapsed(), lanes);
+        drop(ran);
+        // SAFETY: the pieces cover `spare_capacity_mut()[..pulled]` end to
+        // end (split in order above), and each wrote every slot of its part.
+        unsafe { out.set_len(done + pulled) };
+        if pulled < block {
+            return Ok(out);
+        }
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn block_sizer_ramps_up_for_tiny_items_and_down_for_slow_ones() {
-        let mut s = BlockSizer::new(2, 8);
-        assert_eq!(s.size, 512);
-        for _ in 0..5 {
-            let n = s.size;
-            s.observe(n, Duration::from_nanos(n as u64), 2);
-        }
-        assert_eq!(s.size, s.max, "1 ns items reach the byte cap");
-        assert_eq!(s.max, 1 << 20);
-        for _ in 0..40 {
-            let n = s.size;
-            s.observe(n, Duration::from_millis(5) * n as u32, 2);
-        }
-        assert_eq!(s.size, 4, "slow items: two per thread per block");
-    }
-
-    #[test]
-    fn block_sizer_respects_the_byte_cap() {
-        let s = BlockSizer::new(64, MAX_BLOCK_BYTES / 4);
-        assert_eq!((s.size, s.max), (4, 4));
-    }
-}
