@@ -90,9 +90,14 @@ impl Auto {
     /// Admits `job`: returns it with its start if a slot is free (the caller
     /// runs it, through [`run`](Self::run)), or queues it.
     pub(super) fn admit(&self, job: Queued) -> Option<(Queued, Started)> {
+        self.admit_at(job, Instant::now(), thread_cpu())
+    }
+
+    /// [`admit`](Self::admit) at a given time, this thread having used `cpu`.
+    fn admit_at(&self, job: Queued, now: Instant, cpu: Duration) -> Option<(Queued, Started)> {
         let mut state = self.state.lock();
         if state.controller.running() < state.controller.limit() {
-            let started = Self::start(&mut state.controller);
+            let started = Self::start(&mut state.controller, now, cpu);
             Some((job, started))
         } else {
             state.queue.push_back(job);
@@ -100,30 +105,36 @@ impl Auto {
         }
     }
 
-    /// Counts a job that runs without the queue (a piece of an in-place
-    /// collect, whose number already follows the limit).
-    pub(super) fn begin(&self) -> Started {
-        Self::start(&mut self.state.lock().controller)
-    }
-
-    fn start(controller: &mut ConcurrencyController) -> Started {
+    fn start(controller: &mut ConcurrencyController, now: Instant, cpu: Duration) -> Started {
         Started {
-            ticket: controller.job_started(Instant::now()),
-            cpu: thread_cpu(),
+            ticket: controller.job_started(now),
+            cpu,
         }
     }
 
     /// Records that a job begun on this thread ended; returns the queued jobs
     /// that may start now, each with its start.
     pub(super) fn finish(&self, started: Started) -> Vec<(Queued, Started)> {
-        let cpu = thread_cpu().saturating_sub(started.cpu);
+        self.finish_at(started, Instant::now(), thread_cpu())
+    }
+
+    /// [`finish`](Self::finish) at a given time, this thread's CPU clock
+    /// reading `cpu_now`. Queued jobs that start now are counted from `now`,
+    /// on the same CPU clock.
+    fn finish_at(
+        &self,
+        started: Started,
+        now: Instant,
+        cpu_now: Duration,
+    ) -> Vec<(Queued, Started)> {
+        let cpu = cpu_now.saturating_sub(started.cpu);
         let mut state = self.state.lock();
         let State {
             controller,
             queue,
             decisions,
         } = &mut *state;
-        if let Some(d) = controller.job_finished(started.ticket, cpu, Instant::now()) {
+        if let Some(d) = controller.job_finished(started.ticket, cpu, now) {
             if decisions.len() == KEEP_DECISIONS {
                 decisions.pop_front();
             }
@@ -133,7 +144,7 @@ impl Auto {
         let mut ready = Vec::new();
         while controller.running() < controller.limit() {
             let Some(job) = queue.pop_front() else { break };
-            ready.push((job, Self::start(controller)));
+            ready.push((job, Self::start(controller, now, cpu_now)));
         }
         ready
     }
@@ -167,16 +178,102 @@ impl std::fmt::Debug for Auto {
 mod tests {
     use super::*;
 
+    fn nothing() -> Queued {
+        Box::new(|| {})
+    }
+
+    /// Drives `auto` with a synthetic clock: `jobs` jobs, each taking `wall`
+    /// and using `cpu_share` of it on a CPU, always as many running as the
+    /// limit allows. Returns the limits seen.
+    fn drive(auto: &Auto, jobs: usize, wall: Duration, cpu_share: f64) -> Vec<usize> {
+        let t0 = Instant::now();
+        let mut now = t0;
+        let mut cpu = Duration::ZERO;
+        let mut running: VecDeque<(Started, Instant)> = VecDeque::new();
+        let mut submitted = 0;
+        let mut limits = Vec::new();
+        while submitted < jobs || !running.is_empty() {
+            while submitted < jobs {
+                submitted += 1;
+                match auto.admit_at(nothing(), now, cpu) {
+                    Some((_, s)) => running.push_back((s, now + wall)),
+                    None => break,
+                }
+            }
+            let (started, ends) = running.pop_front().expect("a running job");
+            now = now.max(ends);
+            cpu += wall.mul_f64(cpu_share);
+            for (_, s) in auto.finish_at(started, now, cpu) {
+                running.push_back((s, now + wall));
+            }
+            limits.push(auto.limit());
+        }
+        limits
+    }
+
     #[test]
     fn admission_queues_beyond_the_limit_and_releases_on_finish() {
         let auto = Auto::new(2, 8);
         assert_eq!(auto.limit(), 2);
-        let a = auto.admit(Box::new(|| {})).expect("a slot");
-        let b = auto.admit(Box::new(|| {})).expect("a slot");
-        assert!(auto.admit(Box::new(|| {})).is_none(), "the third waits");
-        let ready = auto.finish(a.1);
+        let now = Instant::now();
+        let (_, a) = auto
+            .admit_at(nothing(), now, Duration::ZERO)
+            .expect("a slot");
+        let (_, _b) = auto
+            .admit_at(nothing(), now, Duration::ZERO)
+            .expect("a slot");
+        assert!(
+            auto.admit_at(nothing(), now, Duration::ZERO).is_none(),
+            "the third waits"
+        );
+        assert!(
+            auto.steal().is_some(),
+            "a queued job can be taken to run inline"
+        );
+        assert!(auto.admit_at(nothing(), now, Duration::ZERO).is_none());
+        let ready = auto.finish_at(a, now + Duration::from_millis(1), Duration::ZERO);
         assert_eq!(ready.len(), 1, "a freed slot lets one in");
-        assert!(auto.steal().is_none());
-        drop(b);
+    }
+
+    #[test]
+    fn sleeping_jobs_raise_the_limit_with_reasons() {
+        let auto = Auto::new(2, 256);
+        let limits = drive(&auto, 2_000, Duration::from_millis(50), 0.001);
+        let top = *limits.iter().max().unwrap();
+        assert!(
+            top >= 32,
+            "sleeping jobs climb well past the cores: {limits:?}"
+        );
+        let decisions = auto.decisions();
+        assert!(decisions.len() >= 2, "the start and at least one climb");
+        assert_eq!(decisions[0].to, 2, "it starts at one per core");
+        assert!(decisions.iter().any(|d| d.to > d.from), "{decisions:?}");
+        assert!(decisions.iter().all(|d| !d.to_string().is_empty()));
+    }
+
+    #[test]
+    fn cpu_bound_jobs_hold_about_one_per_core() {
+        let auto = Auto::new(4, 256);
+        let limits = drive(&auto, 2_000, Duration::from_millis(5), 1.0);
+        assert!(
+            limits.iter().all(|&l| l <= 4),
+            "never above the cores: {limits:?}"
+        );
+        assert!(
+            *limits.last().unwrap() >= 2,
+            "and not far below: {limits:?}"
+        );
+    }
+
+    #[test]
+    fn the_limit_stays_under_the_maximum() {
+        let auto = Auto::new(2, 12);
+        let limits = drive(&auto, 2_000, Duration::from_millis(50), 0.0);
+        assert!(limits.iter().all(|&l| l <= 12), "{limits:?}");
+        assert_eq!(
+            *limits.iter().max().unwrap(),
+            12,
+            "sleeping jobs reach the maximum"
+        );
     }
 }

@@ -599,9 +599,10 @@ impl<T: Task> Dispatch<T> for ThreadPool {
     }
 
     fn runs_jobs(&self) -> bool {
-        true
+        // An auto pool's maps stream, chunk by chunk, through its admission,
+        // so that the number running follows the measured limit.
+        self.auto.is_none()
     }
-
 
     fn run_jobs<'a>(
         &self,
@@ -617,7 +618,7 @@ impl<T: Task> Dispatch<T> for ThreadPool {
         // One lane per thread that may run, fed through a channel as this
         // thread pulls the jobs: the lanes start on the first job while the
         // next ones are pulled, and a lane that finishes early takes the next.
-        let lanes = self.threads().max(1);
+        let lanes = self.threads.max(1);
         // A few jobs queued per lane keep the lanes fed and bound the inputs
         // pulled ahead; on one of the pool's own threads, which the lanes may
         // need, the queue is unbounded so that pulling never waits for them.
@@ -626,35 +627,48 @@ impl<T: Task> Dispatch<T> for ThreadPool {
         } else {
             crossbeam_channel::bounded::<Box<dyn Job + 'a>>(2 * lanes)
         };
-        let lane = |rx: crossbeam_channel::Receiver<Box<dyn Job + 'a>>| {
-            let token = CancelToken::new(
+        let token = || {
+            CancelToken::new(
                 Some(Arc::clone(cancel) as Arc<dyn context::Cancellable>),
                 Some(Arc::clone(&self.shared.cancelled)),
-            );
+            )
+        };
+        let lane = |rx: &crossbeam_channel::Receiver<Box<dyn Job + 'a>>| {
+            let token = token();
             let _ctx = context::Enter::new(token.clone());
             let _in_task = InTask::enter();
-            for mut job in rx {
-                let started = self.auto.as_ref().map(|a| a.begin());
+            for mut job in rx.try_iter() {
                 job.run(token.is_cancelled());
-                if let (Some(auto), Some(started)) = (&self.auto, started) {
-                    for (next, started) in auto.finish(started) {
-                        let auto = Arc::clone(auto);
-                        rayon_core::spawn(move || auto.run(next, started));
-                    }
-                }
             }
         };
         self.rayon.in_place_scope(|s| {
             for _ in 0..lanes {
                 let rx = rx.clone();
-                s.spawn(move |_| lane(rx));
+                s.spawn(move |_| {
+                    let token = token();
+                    let _ctx = context::Enter::new(token.clone());
+                    let _in_task = InTask::enter();
+                    for mut job in rx {
+                        job.run(token.is_cancelled());
+                    }
+                });
             }
-            drop(rx);
+            // This thread pulls; when the lanes fall behind (or have not woken
+            // yet, on a busy machine) it runs the job itself rather than wait.
             while let Some(job) = next() {
-                // The lanes hold the receiver until this sender is dropped.
-                let _ = tx.send(job);
+                match tx.try_send(job) {
+                    Ok(()) => {}
+                    Err(crossbeam_channel::TrySendError::Full(job)) => {
+                        lane(&rx);
+                        // The lanes hold a receiver until this sender is dropped.
+                        let _ = tx.send(job);
+                    }
+                    Err(crossbeam_channel::TrySendError::Disconnected(_)) => {}
+                }
             }
             drop(tx);
+            // What the lanes have not taken yet, this thread runs.
+            lane(&rx);
         });
         self.shared.gate.leave();
     }
