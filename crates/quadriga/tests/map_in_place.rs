@@ -136,8 +136,8 @@ fn collect_runs_on_more_than_one_thread() {
             .unwrap();
         assert_eq!(got, (0..64).collect::<Vec<_>>());
         let threads = THREADS.lock().unwrap().take().unwrap();
-        assert_eq!(threads.len(), 2, "both pool threads took pieces");
-        assert!(!threads.contains(&thread::current().id()));
+        // The pool's two threads, and the caller's when the lanes fall behind.
+        assert!(threads.len() >= 2, "pieces ran on {} threads", threads.len());
     });
 }
 
