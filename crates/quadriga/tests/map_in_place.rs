@@ -137,7 +137,11 @@ fn collect_runs_on_more_than_one_thread() {
         assert_eq!(got, (0..64).collect::<Vec<_>>());
         let threads = THREADS.lock().unwrap().take().unwrap();
         // The pool's two threads, and the caller's when the lanes fall behind.
-        assert!(threads.len() >= 2, "pieces ran on {} threads", threads.len());
+        assert!(
+            threads.len() >= 2,
+            "pieces ran on {} threads",
+            threads.len()
+        );
     });
 }
 

@@ -44,12 +44,21 @@ fn two_hundred_naps_finish_five_times_faster_on_auto_than_on_two_threads() {
         assert!(
             on_auto * 5 <= on_fixed,
             "auto {on_auto:?} vs two threads {on_fixed:?}; decisions: {:#?}",
-            auto.decisions().iter().map(ToString::to_string).collect::<Vec<_>>()
+            auto.decisions()
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
         );
         assert!(auto.threads() > 2, "it kept more than one per core");
         let decisions = auto.decisions();
-        assert_eq!(decisions[0].to, std::thread::available_parallelism().unwrap().get());
-        assert!(decisions.iter().any(|d| d.to > d.from), "a climb, with its reason");
+        assert_eq!(
+            decisions[0].to,
+            std::thread::available_parallelism().unwrap().get()
+        );
+        assert!(
+            decisions.iter().any(|d| d.to > d.from),
+            "a climb, with its reason"
+        );
     });
 }
 
@@ -63,7 +72,11 @@ fn submitted_naps_climb_too() {
             assert_eq!(h.join().unwrap(), i as u32);
         }
         // Two threads would take 5 s.
-        assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
     });
 }
 

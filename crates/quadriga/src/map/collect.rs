@@ -40,6 +40,9 @@ pub(crate) trait Job: Send {
     /// Runs every item of the piece; with `skip` (the map or its pool was
     /// cancelled) every item ends as cancelled without running.
     fn run(&mut self, skip: bool);
+
+    /// The number of items it runs.
+    fn len(&self) -> usize;
 }
 
 /// How an item's result is stored: as it is, or unwrapped (stopping at the
@@ -99,6 +102,10 @@ struct Ran<'a, E> {
 }
 
 impl<T: Task, S: Slot<T::Output>> Job for Piece<'_, T, S> {
+    fn len(&self) -> usize {
+        self.inputs.len()
+    }
+
     fn run(&mut self, skip: bool) {
         let task = self.task;
         let base = self.base;

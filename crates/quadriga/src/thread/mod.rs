@@ -6,6 +6,7 @@
 
 mod auto;
 mod gate;
+mod insights;
 mod scope;
 
 use std::fmt;
@@ -13,6 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+pub use insights::{Insights, WorkerInsights};
 pub use scope::Scope;
 
 use crate::context::{self, CancelToken};
@@ -26,6 +28,7 @@ use crate::task::Task;
 use crate::adapt::LimitDecision;
 use auto::Auto;
 use gate::Gate;
+use insights::Stats;
 
 /// State shared by the pool and its running jobs.
 #[derive(Debug)]
@@ -34,6 +37,8 @@ struct Shared {
     /// Set by `Shutdown::Cancel`: queued tasks are skipped, running ones see it
     /// through their token.
     cancelled: Arc<AtomicBool>,
+    /// What each thread did, for [`ThreadPool::insights`].
+    stats: Stats,
 }
 
 /// A pool of threads that runs tasks, closures and parallel maps.
@@ -187,9 +192,16 @@ impl ThreadPoolBuilder {
         // run before `main`, and `ProcessPool::build`), not a thread pool's.
         crate::panic::install_hook();
         let name = self.name;
+        let shared = Arc::new(Shared {
+            gate: Gate::new(),
+            cancelled: Arc::new(AtomicBool::new(false)),
+            stats: Stats::new(threads),
+        });
+        let started = Arc::clone(&shared);
         let mut builder = rayon_core::ThreadPoolBuilder::new()
             .num_threads(threads)
-            .thread_name(move |i| format!("{name}-{i}"));
+            .thread_name(move |i| format!("{name}-{i}"))
+            .start_handler(move |i| started.stats.ready(i));
         if let Some(bytes) = self.stack_size {
             builder = builder.stack_size(bytes);
         }
@@ -198,10 +210,7 @@ impl ThreadPoolBuilder {
             .map_err(|e| BuildError::Spawn(std::io::Error::other(e.to_string())))?;
         Ok(ThreadPool {
             rayon,
-            shared: Arc::new(Shared {
-                gate: Gate::new(),
-                cancelled: Arc::new(AtomicBool::new(false)),
-            }),
+            shared,
             threads,
             auto,
         })
@@ -296,6 +305,22 @@ impl ThreadPool {
     /// ```
     pub fn decisions(&self) -> Vec<LimitDecision> {
         self.auto.as_ref().map_or_else(Vec::new, |a| a.decisions())
+    }
+
+    /// What each thread has done so far: tasks, busy and idle time, start-up,
+    /// mean and longest task. `println!("{}", pool.insights())` prints a
+    /// summary table.
+    ///
+    /// ```
+    /// let pool = quadriga::ThreadPool::new(2)?;
+    /// pool.spawn(|| std::thread::sleep(std::time::Duration::from_millis(5))).join().unwrap();
+    /// let insights = pool.insights();
+    /// assert_eq!(insights.tasks(), 1);
+    /// assert_eq!(insights.workers.len(), 2);
+    /// # Ok::<(), quadriga::BuildError>(())
+    /// ```
+    pub fn insights(&self) -> Insights {
+        self.shared.stats.insights(self.threads())
     }
 
     /// Runs `job` on the pool: at once, or through an auto pool's admission.
@@ -400,11 +425,13 @@ impl ThreadPool {
                     Some(completer.cancellable()),
                     Some(Arc::clone(&shared.cancelled)),
                 );
+                let timing = shared.stats.begin(rayon_core::current_thread_index());
                 let result = {
                     let _ctx = context::Enter::new(token);
                     let _in_task = InTask::enter();
                     panic::catch(f)
                 };
+                shared.stats.end(timing, 1);
                 completer.complete(result.and_then(|r| r));
             }
             shared.gate.leave();
@@ -579,6 +606,8 @@ impl<T: Task> Dispatch<T> for ThreadPool {
                 return;
             }
             let started = Instant::now();
+            let timing = shared.stats.begin(rayon_core::current_thread_index());
+            let len = items.len() as u64;
             {
                 let token = CancelToken::new(
                     Some(Arc::clone(&cancel) as Arc<dyn context::Cancellable>),
@@ -589,6 +618,7 @@ impl<T: Task> Dispatch<T> for ThreadPool {
                 let _in_task = InTask::enter();
                 map::run_items(task, base, &mut items, &mut out, skip);
             }
+            shared.stats.end(timing, len);
             reply.send(started.elapsed(), out, items);
             shared.gate.leave();
         });
@@ -638,7 +668,10 @@ impl<T: Task> Dispatch<T> for ThreadPool {
             let _ctx = context::Enter::new(token.clone());
             let _in_task = InTask::enter();
             for mut job in rx.try_iter() {
+                let timing = self.shared.stats.begin(rayon_core::current_thread_index());
+                let len = job.len() as u64;
                 job.run(token.is_cancelled());
+                self.shared.stats.end(timing, len);
             }
         };
         self.rayon.in_place_scope(|s| {
@@ -649,7 +682,10 @@ impl<T: Task> Dispatch<T> for ThreadPool {
                     let _ctx = context::Enter::new(token.clone());
                     let _in_task = InTask::enter();
                     for mut job in rx {
+                        let timing = self.shared.stats.begin(rayon_core::current_thread_index());
+                        let len = job.len() as u64;
                         job.run(token.is_cancelled());
+                        self.shared.stats.end(timing, len);
                     }
                 });
             }
