@@ -25,8 +25,7 @@ struct Worker {
     busy_since: AtomicU64,
 }
 
-/// The counters of a pool: one per thread, and one for callers' threads that
-/// run pieces of an in-place collect themselves.
+/// The counters of a pool: one per thread.
 #[derive(Debug)]
 pub(super) struct Stats {
     origin: Instant,
@@ -41,11 +40,11 @@ pub(super) struct Timing {
 }
 
 impl Stats {
-    /// Counters for `threads` threads (and the callers).
+    /// Counters for `threads` threads.
     pub(super) fn new(threads: usize) -> Self {
         Self {
             origin: Instant::now(),
-            workers: (0..=threads).map(|_| Worker::default()).collect(),
+            workers: (0..threads).map(|_| Worker::default()).collect(),
         }
     }
 
@@ -62,12 +61,12 @@ impl Stats {
         }
     }
 
-    /// Starts timing a job on thread `index` (`None`: a caller's thread).
+    /// Starts timing a job on thread `index` (`None`: not one of the pool's
+    /// threads, which is not recorded).
     pub(super) fn begin(&self, index: Option<usize>) -> Timing {
-        let worker = index.unwrap_or(self.workers.len() - 1);
+        let worker = index.unwrap_or(usize::MAX);
         let start = self.now();
-        let w = &self.workers[worker];
-        if index.is_some() {
+        if let Some(w) = self.workers.get(worker) {
             let gap = start.saturating_sub(w.last_end.load(Ordering::Relaxed));
             w.idle.fetch_add(gap, Ordering::Relaxed);
             w.busy_since.store(start, Ordering::Relaxed);
@@ -78,7 +77,9 @@ impl Stats {
     /// Ends a job of `tasks` tasks begun with [`begin`](Self::begin).
     pub(super) fn end(&self, timing: Timing, tasks: u64) {
         let end = self.now();
-        let w = &self.workers[timing.worker];
+        let Some(w) = self.workers.get(timing.worker) else {
+            return;
+        };
         let took = end.saturating_sub(timing.start);
         w.tasks.fetch_add(tasks, Ordering::Relaxed);
         w.busy.fetch_add(took, Ordering::Relaxed);
@@ -91,12 +92,10 @@ impl Stats {
     pub(super) fn insights(&self, limit: usize) -> Insights {
         let now = self.now();
         let ns = Duration::from_nanos;
-        let last = self.workers.len() - 1;
         let workers = self
             .workers
             .iter()
             .enumerate()
-            .filter(|(i, w)| *i < last || w.tasks.load(Ordering::Relaxed) > 0)
             .map(|(i, w)| {
                 let tasks = w.tasks.load(Ordering::Relaxed);
                 let mut busy = w.busy.load(Ordering::Relaxed);
@@ -105,18 +104,14 @@ impl Stats {
                 let since = w.busy_since.load(Ordering::Relaxed);
                 if since > 0 {
                     busy += now.saturating_sub(since);
-                } else if ready > 0 || i == last {
+                } else if ready > 0 {
                     idle += now.saturating_sub(w.last_end.load(Ordering::Relaxed).max(ready));
                 }
                 WorkerInsights {
-                    name: if i == last {
-                        "callers".to_owned()
-                    } else {
-                        format!("thread {i}")
-                    },
+                    name: format!("thread {i}"),
                     tasks,
                     busy: ns(busy),
-                    idle: if i == last { Duration::ZERO } else { ns(idle) },
+                    idle: ns(idle),
                     startup: ns(ready),
                     mean_task: ns(busy.checked_div(tasks).unwrap_or(0)),
                     max_task: ns(w.max.load(Ordering::Relaxed)),
@@ -155,21 +150,20 @@ pub struct Insights {
     /// How many threads ran tasks at once at the snapshot (an auto pool's
     /// current choice).
     pub limit: usize,
-    /// One entry per thread, then `callers` if callers' threads ran pieces of
-    /// an in-place collect themselves.
+    /// One entry per thread.
     pub workers: Vec<WorkerInsights>,
 }
 
 /// One thread's share of [`Insights`].
 #[derive(Debug, Clone)]
 pub struct WorkerInsights {
-    /// `thread N`, or `callers`.
+    /// `thread N`.
     pub name: String,
     /// Tasks (map items count one each) it ran.
     pub tasks: u64,
     /// Time spent running them.
     pub busy: Duration,
-    /// Time since it started spent waiting for work (zero for `callers`).
+    /// Time since it started spent waiting for work.
     pub idle: Duration,
     /// Time from the pool's start until the thread was ready.
     pub startup: Duration,

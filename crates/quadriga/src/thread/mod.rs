@@ -663,17 +663,6 @@ impl<T: Task> Dispatch<T> for ThreadPool {
                 Some(Arc::clone(&self.shared.cancelled)),
             )
         };
-        let lane = |rx: &crossbeam_channel::Receiver<Box<dyn Job + 'a>>| {
-            let token = token();
-            let _ctx = context::Enter::new(token.clone());
-            let _in_task = InTask::enter();
-            for mut job in rx.try_iter() {
-                let timing = self.shared.stats.begin(rayon_core::current_thread_index());
-                let len = job.len() as u64;
-                job.run(token.is_cancelled());
-                self.shared.stats.end(timing, len);
-            }
-        };
         self.rayon.in_place_scope(|s| {
             for _ in 0..lanes {
                 let rx = rx.clone();
@@ -689,22 +678,14 @@ impl<T: Task> Dispatch<T> for ThreadPool {
                     }
                 });
             }
-            // This thread pulls; when the lanes fall behind (or have not woken
-            // yet, on a busy machine) it runs the job itself rather than wait.
+            drop(rx);
+            // This thread pulls and hands out; it runs nothing itself, so the
+            // pool's size is the number of tasks running at once.
             while let Some(job) = next() {
-                match tx.try_send(job) {
-                    Ok(()) => {}
-                    Err(crossbeam_channel::TrySendError::Full(job)) => {
-                        lane(&rx);
-                        // The lanes hold a receiver until this sender is dropped.
-                        let _ = tx.send(job);
-                    }
-                    Err(crossbeam_channel::TrySendError::Disconnected(_)) => {}
-                }
+                // The lanes hold a receiver until this sender is dropped.
+                let _ = tx.send(job);
             }
             drop(tx);
-            // What the lanes have not taken yet, this thread runs.
-            lane(&rx);
         });
         self.shared.gate.leave();
     }
