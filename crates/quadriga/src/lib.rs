@@ -122,7 +122,7 @@ pub use process::{Process, ProcessHandle, ProcessPool, ProcessPoolBuilder};
 #[doc(hidden)]
 pub use task::__private;
 pub use task::Task;
-pub use thread::{Scope, ThreadPool, ThreadPoolBuilder};
+pub use thread::{Insights, Scope, ThreadPool, ThreadPoolBuilder, WorkerInsights};
 pub use wait::{AsCompleted, WaitFor, as_completed, wait};
 
 /// Makes a plain function a [`Task`]: `#[quadriga::task]`.

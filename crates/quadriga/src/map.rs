@@ -19,6 +19,10 @@
 //! Dropping a map cancels it: queued chunks are skipped and running tasks see
 //! their [`CancelToken`](crate::CancelToken) cancelled.
 
+mod collect;
+mod progress;
+
+use std::any::{Any, TypeId};
 use std::collections::VecDeque;
 use std::fmt;
 use std::iter::Fuse;
@@ -31,6 +35,8 @@ use crossbeam_channel::{Receiver, Sender};
 use crate::context::Cancellable;
 use crate::error::TaskError;
 use crate::task::Task;
+
+pub(crate) use collect::Job;
 
 /// How much work one chunk should carry, by default (threads: a chunk costs
 /// about a microsecond to hand over, so 100 µs keeps that near 1%).
@@ -73,6 +79,26 @@ pub(crate) trait Dispatch<T: Task>: Sync {
     /// it did anything.
     fn help(&self) -> bool {
         false
+    }
+
+    /// Whether [`run_jobs`](Self::run_jobs) runs jobs in parallel: then a map
+    /// collected into a `Vec` writes its results in place.
+    fn runs_jobs(&self) -> bool {
+        false
+    }
+
+    /// Runs the jobs that `next` yields (it is called on this thread until it
+    /// returns `None`), spread over the backend's threads, each exactly once;
+    /// returns when all have run. A job runs with `skip` when `cancel` or the
+    /// backend was cancelled, or the backend is shut down.
+    fn run_jobs<'a>(
+        &self,
+        cancel: &Arc<MapCancel>,
+        next: &mut dyn FnMut() -> Option<Box<dyn Job + 'a>>,
+    ) {
+        while let Some(mut job) = next() {
+            job.run(cancel.is_cancelled());
+        }
     }
 }
 
@@ -279,7 +305,6 @@ struct Engine<'p, T: Task, I: Iterator<Item = T::Input>> {
     free_in: Vec<Vec<T::Input>>,
     free_out: Vec<Results<T::Output>>,
     sizer: ChunkSizer,
-    window: usize,
     next_seq: u64,
     next_index: u64,
     in_flight: usize,
@@ -288,7 +313,6 @@ struct Engine<'p, T: Task, I: Iterator<Item = T::Input>> {
 impl<'p, T: Task, I: Iterator<Item = T::Input>> Engine<'p, T, I> {
     fn new(backend: &'p dyn Dispatch<T>, task: T, inputs: I) -> Self {
         let (tx, rx) = crossbeam_channel::unbounded();
-        let parallelism = backend.parallelism().max(1);
         Self {
             backend,
             task,
@@ -302,11 +326,16 @@ impl<'p, T: Task, I: Iterator<Item = T::Input>> Engine<'p, T, I> {
                 size_of::<T::Input>() + size_of::<Result<T::Output, TaskError>>(),
                 backend.target_chunk(),
             ),
-            window: 2 * parallelism + 2,
             next_seq: 0,
             next_index: 0,
             in_flight: 0,
         }
+    }
+
+    /// How many chunks may be dispatched and not yet yielded: read each time,
+    /// since a self-sizing pool changes its parallelism as it runs.
+    fn window(&self) -> usize {
+        2 * self.backend.parallelism().max(1) + 2
     }
 
     /// Pulls and dispatches one chunk. Returns `false` when the input is exhausted.
@@ -347,7 +376,7 @@ impl<'p, T: Task, I: Iterator<Item = T::Input>> Engine<'p, T, I> {
 
     /// Keeps an emptied result buffer for a later chunk.
     fn recycle(&mut self, mut out: Results<T::Output>) {
-        if out.capacity() > 0 && self.free_out.len() < self.window {
+        if out.capacity() > 0 && self.free_out.len() < self.window() {
             out.clear();
             self.free_out.push(out);
         }
@@ -372,7 +401,7 @@ impl<'p, T: Task, I: Iterator<Item = T::Input>> Engine<'p, T, I> {
         };
         self.in_flight -= 1;
         self.sizer.observe(done.results.len(), done.elapsed);
-        if done.spare.capacity() > 0 && self.free_in.len() < self.window {
+        if done.spare.capacity() > 0 && self.free_in.len() < self.window() {
             let mut spare = std::mem::take(&mut done.spare);
             spare.clear();
             self.free_in.push(spare);
@@ -391,6 +420,15 @@ impl<T: Task, I: Iterator<Item = T::Input>> Drop for Engine<'_, T, I> {
     fn drop(&mut self) {
         self.cancel.0.store(true, Ordering::Relaxed);
     }
+}
+
+/// `value` as `C`, which the caller checked is its very type.
+fn cast<V: 'static, C: 'static>(value: V) -> C {
+    let mut slot = Some(value);
+    (&mut slot as &mut dyn Any)
+        .downcast_mut::<Option<C>>()
+        .and_then(Option::take)
+        .expect("cast to the same type")
 }
 
 /// An ordered, lazy, bounded parallel map: yields each input's result in input
@@ -422,6 +460,8 @@ pub struct Map<'p, T: Task, I: Iterator<Item = T::Input>> {
     front_seq: u64,
     /// The chunk being yielded, in reverse order: `pop` gives the next item.
     current: Results<T::Output>,
+    /// The progress bar, if asked for.
+    progress: Option<progress::Progress>,
 }
 
 impl<'p, T: Task, I: Iterator<Item = T::Input>> Map<'p, T, I> {
@@ -431,7 +471,29 @@ impl<'p, T: Task, I: Iterator<Item = T::Input>> Map<'p, T, I> {
             pending: VecDeque::new(),
             front_seq: 0,
             current: Vec::new(),
+            progress: None,
         }
+    }
+
+    /// Shows a progress bar on the terminal while the map runs, as tqdm does:
+    /// items done, the rate and, when the input's length is known, the time
+    /// left. It draws on stderr only when stderr is a terminal: in a pipe, a
+    /// file or CI it is silent and costs next to nothing.
+    ///
+    /// ```
+    /// #[quadriga::task]
+    /// fn square(x: u64) -> u64 {
+    ///     x * x
+    /// }
+    ///
+    /// let pool = quadriga::ThreadPool::new(2)?;
+    /// let squares: Vec<u64> = pool.map(square, 0..1_000).progress().map(Result::unwrap).collect();
+    /// assert_eq!(squares.len(), 1_000);
+    /// # Ok::<(), quadriga::BuildError>(())
+    /// ```
+    pub fn progress(mut self) -> Self {
+        self.progress = Some(progress::Progress::new(self.engine.inputs.size_hint()));
+        self
     }
 }
 
@@ -452,12 +514,80 @@ impl<T: Task, I: Iterator<Item = T::Input>> Iterator for Map<'_, T, I> {
 }
 
 impl<T: Task, I: Iterator<Item = T::Input>> Map<'_, T, I> {
+    /// Collects the results, like [`Iterator::collect`], which it shadows so
+    /// that the common cases are fast: collected straight from the map into
+    /// `Result<Vec<_>, TaskError>` or `Vec<Result<_, TaskError>>`, an input
+    /// of known length (a range, a `Vec`, a slice, anything whose
+    /// [`size_hint`](Iterator::size_hint) has an upper bound) is split across
+    /// the pool's threads, and each thread writes its results in place, as
+    /// rayon's `par_iter().map().collect()` does. Any other target, or an
+    /// input of unknown length, streams through [`Iterator::collect`].
+    ///
+    /// Into `Result<Vec<_>, _>`, the answer is the error of the first failed
+    /// item in input order, as with `Iterator::collect`.
+    ///
+    /// ```
+    /// #[quadriga::task]
+    /// fn square(x: u64) -> u64 {
+    ///     x * x
+    /// }
+    ///
+    /// let pool = quadriga::ThreadPool::new(2)?;
+    /// let squares: Vec<u64> = pool.map(square, 0..100_000).collect::<Result<_, _>>().unwrap();
+    /// assert_eq!(squares[300], 90_000);
+    /// # Ok::<(), quadriga::BuildError>(())
+    /// ```
+    #[allow(clippy::should_implement_trait)]
+    pub fn collect<C>(mut self) -> C
+    where
+        C: FromIterator<Result<T::Output, TaskError>> + 'static,
+    {
+        let fresh = self.engine.next_seq == 0;
+        let bounded = self.engine.inputs.size_hint().1.is_some();
+        if fresh && bounded && self.progress.is_none() && self.engine.backend.runs_jobs() {
+            if TypeId::of::<C>() == TypeId::of::<Result<Vec<T::Output>, TaskError>>() {
+                let collected = self.collect_in_place::<collect::Unwrap>();
+                return cast(collected);
+            }
+            if TypeId::of::<C>() == TypeId::of::<Vec<Result<T::Output, TaskError>>>() {
+                let collected = self
+                    .collect_in_place::<collect::Keep>()
+                    .expect("a kept result is never an error");
+                return cast(collected);
+            }
+        }
+        Iterator::collect(self)
+    }
+
+    fn collect_in_place<S: collect::Slot<T::Output>>(&mut self) -> Result<Vec<S::Elem>, TaskError> {
+        let engine = &mut self.engine;
+        collect::collect::<T, _, S>(
+            engine.backend,
+            engine.task,
+            &mut engine.inputs,
+            &engine.cancel,
+        )
+    }
+
     #[cold]
     fn next_chunk(&mut self) -> Option<Result<T::Output, TaskError>> {
+        let item = self.next_chunk_inner();
+        if let Some(progress) = &self.progress {
+            // The item about to be yielded and the rest of its chunk: the bar
+            // moves a chunk at a time (bars of tiny items redraw rarely).
+            match &item {
+                Some(_) => progress.advance(self.current.len() + 1),
+                None => progress.finish(),
+            }
+        }
+        item
+    }
+
+    fn next_chunk_inner(&mut self) -> Option<Result<T::Output, TaskError>> {
         let drained = std::mem::take(&mut self.current);
         self.engine.recycle(drained);
         loop {
-            while self.pending.len() < self.engine.window && self.engine.dispatch_one() {
+            while self.pending.len() < self.engine.window() && self.engine.dispatch_one() {
                 self.pending.push_back(None);
             }
             match self.pending.front_mut() {
@@ -541,7 +671,7 @@ impl<T: Task, I: Iterator<Item = T::Input>> Iterator for MapUnordered<'_, T, I> 
             }
             let drained = std::mem::take(&mut self.current);
             self.engine.recycle(drained);
-            while self.engine.in_flight < self.engine.window && self.engine.dispatch_one() {}
+            while self.engine.in_flight < self.engine.window() && self.engine.dispatch_one() {}
             if self.engine.in_flight == 0 {
                 return None;
             }

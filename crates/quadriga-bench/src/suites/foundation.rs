@@ -9,6 +9,12 @@
 //!    Python).
 //! 3. Parallel efficiency `T1 / (n · Tn)` of a CPU-bound `map` on all cores
 //!    (goal ≥ 90%), with rayon's efficiency on the same work as reference.
+//! 4. `ThreadPool::auto()` against the best fixed size of a sweep, on an
+//!    I/O-bound map (tasks that sleep; goal ≥ 90% of the best, and ≥ 5×
+//!    `new(ncores)`) and on a CPU-bound one (goal ≥ 90% of the best); Python's
+//!    `ThreadPoolExecutor` of its default size on the same I/O-bound map, for
+//!    reference. The auto pool is built once and reused across repetitions,
+//!    as a program's pool is: it keeps what it has learnt.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -80,6 +86,13 @@ struct Sizes {
     eff_item_time: Duration,
     /// Repetitions of benchmark 3.
     eff_plan: Plan,
+    /// Tasks of the I/O-bound map of benchmark 4, and how long each sleeps.
+    io_tasks: u64,
+    io_sleep: Duration,
+    /// Items of the CPU-bound map of benchmark 4.
+    auto_cpu_items: u64,
+    /// Repetitions of benchmark 4.
+    auto_plan: Plan,
 }
 
 impl Sizes {
@@ -95,6 +108,10 @@ impl Sizes {
                 eff_items: 100,
                 eff_item_time: Duration::from_micros(500),
                 eff_plan: Plan::new(1, 2),
+                io_tasks: 200,
+                io_sleep: Duration::from_millis(20),
+                auto_cpu_items: 200,
+                auto_plan: Plan::new(1, 2),
             }
         } else {
             Self {
@@ -106,6 +123,10 @@ impl Sizes {
                 eff_items: 2_000,
                 eff_item_time: Duration::from_micros(500),
                 eff_plan: Plan::new(1, 5),
+                io_tasks: 1_000,
+                io_sleep: Duration::from_millis(20),
+                auto_cpu_items: 2_000,
+                auto_plan: Plan::new(1, 3),
             }
         }
     }
@@ -146,6 +167,8 @@ pub(crate) fn run(ctx: &Ctx) -> anyhow::Result<Vec<Row>> {
     rows.extend(submit_join(ctx, &sizes, &qpool, &rpool)?);
     progress("CPU-bound map: parallel efficiency");
     rows.push(efficiency(&sizes, n, &qpool, &rpool)?);
+    progress("auto-sized pool: I/O-bound and CPU-bound sweeps");
+    rows.extend(auto_vs_sweep(ctx, &sizes, n)?);
     Ok(rows)
 }
 
@@ -474,4 +497,211 @@ fn efficiency(
         "quadriga_efficiency_best": q1s.min_s / (n as f64 * qns.min_s),
         "rayon_efficiency_best": r1s.min_s / (n as f64 * rns.min_s),
     })))
+}
+
+/// The I/O-bound task of benchmark 4: a blocking sleep of `micros` µs.
+#[quadriga::task]
+fn nap(i: u64, micros: u64) -> u64 {
+    std::thread::sleep(Duration::from_micros(micros));
+    i
+}
+
+/// Benchmark 4: `ThreadPool::auto()` against a sweep of fixed sizes, on an
+/// I/O-bound and a CPU-bound map, and Python's default `ThreadPoolExecutor`
+/// on the I/O-bound one.
+fn auto_vs_sweep(ctx: &Ctx, sizes: &Sizes, n: usize) -> anyhow::Result<Vec<Row>> {
+    let auto = ThreadPool::auto().context("building the auto pool")?;
+    let io_tasks = sizes.io_tasks;
+    let micros = u64::try_from(sizes.io_sleep.as_micros())?;
+    let io_map = |pool: &ThreadPool| -> Vec<u64> {
+        pool.map(nap, (0..io_tasks).map(|i| (i, micros)))
+            .collect::<Result<_, _>>()
+            .expect("a benchmark task failed")
+    };
+    let rounds = calibrate(sizes.eff_item_time);
+    let cpu_items = sizes.auto_cpu_items;
+    let cpu_map = |pool: &ThreadPool| -> Vec<u64> {
+        pool.map(burn, (0..cpu_items).map(|i| (i, rounds)))
+            .collect::<Result<_, _>>()
+            .expect("a benchmark task failed")
+    };
+    let sweep = |workload: &dyn Fn(&ThreadPool) -> Vec<u64>,
+                 levels: &[usize]|
+     -> anyhow::Result<(Stats, Vec<(usize, Stats)>)> {
+        let pools = levels
+            .iter()
+            .map(|&k| ThreadPool::new(k).map(|p| (k, p)))
+            .collect::<Result<Vec<_>, _>>()
+            .context("building the sweep's pools")?;
+        let mut bodies: Vec<Box<dyn FnMut()>> = vec![Box::new(|| {
+            black_box(workload(&auto));
+        })];
+        for (_, pool) in &pools {
+            bodies.push(Box::new(move || {
+                black_box(workload(pool));
+            }));
+        }
+        let mut refs: Vec<&mut dyn FnMut()> = bodies.iter_mut().map(|b| &mut **b as _).collect();
+        let mut stats = measure_interleaved(sizes.auto_plan, &mut refs);
+        let fixed = levels.iter().copied().zip(stats.drain(1..)).collect();
+        Ok((stats.pop().expect("the auto body"), fixed))
+    };
+    let best = |fixed: &[(usize, Stats)]| -> (usize, Stats) {
+        fixed
+            .iter()
+            .min_by(|a, b| a.1.median_s.total_cmp(&b.1.median_s))
+            .map(|(k, s)| (*k, s.clone()))
+            .expect("a sweep of at least one size")
+    };
+
+    let mut levels: Vec<usize> = [n, 2 * n, 8, 16, 32, 64, 128, 256]
+        .into_iter()
+        .filter(|&k| k >= n)
+        .collect();
+    levels.sort_unstable();
+    levels.dedup();
+    let (io_auto, io_fixed) = sweep(&io_map, &levels)?;
+    let (io_best_k, io_best) = best(&io_fixed);
+    let io_ncores = io_fixed
+        .iter()
+        .find(|(k, _)| *k == n)
+        .map(|(_, s)| s.clone())
+        .expect("the sweep includes n");
+    let io_decisions: Vec<String> = auto.decisions().iter().map(ToString::to_string).collect();
+    let io_limit = auto.threads();
+    let io_label = format!(
+        "map {io_tasks} × {} ms sleeps (I/O-bound)",
+        sizes.io_sleep.as_millis()
+    );
+    let sweep_json = |fixed: &[(usize, Stats)]| -> serde_json::Value {
+        fixed
+            .iter()
+            .map(|(k, s)| json!({ "threads": k, "stats": s }))
+            .collect()
+    };
+    let mut rows = vec![
+        Row::new(
+            SUITE,
+            "auto_io_vs_best_fixed",
+            io_label.clone(),
+            Unit::ItemsPerSec,
+            io_auto.throughput(io_tasks),
+            "best fixed size of a sweep",
+            Ok(io_best.throughput(io_tasks)),
+            Goal::RatioAtLeast { min: 0.9 },
+        )
+        .note(format!(
+            "auto {} (now {io_limit} threads); best fixed: {io_best_k} threads {}",
+            io_auto.brief(),
+            io_best.brief()
+        ))
+        .details(json!({
+            "auto": io_auto,
+            "auto_threads_after": io_limit,
+            "auto_decisions": io_decisions,
+            "sweep": sweep_json(&io_fixed),
+            "best_threads": io_best_k,
+        })),
+        Row::new(
+            SUITE,
+            "auto_io_vs_ncores",
+            io_label.clone(),
+            Unit::ItemsPerSec,
+            io_auto.throughput(io_tasks),
+            "ThreadPool::new(ncores)",
+            Ok(io_ncores.throughput(io_tasks)),
+            Goal::RatioAtLeast { min: 5.0 },
+        )
+        .note(format!(
+            "auto {}; {n} threads {}",
+            io_auto.brief(),
+            io_ncores.brief()
+        )),
+    ];
+
+    progress("python ThreadPoolExecutor (default size) on the I/O-bound map");
+    let python = peer::run_script(
+        &ctx.python,
+        "sleep_pool.py",
+        &[
+            io_tasks.to_string(),
+            sizes.io_sleep.as_millis().to_string(),
+            "--reps".to_owned(),
+            sizes.python_reps.to_string(),
+        ],
+    );
+    let python_rate = python.as_ref().map_err(Clone::clone).and_then(|v| {
+        let secs = v["seconds"].as_f64().ok_or("no `seconds` in its JSON")?;
+        if secs > 0.0 {
+            Ok(io_tasks as f64 / secs)
+        } else {
+            Err(format!("it took {secs} s"))
+        }
+    });
+    rows.push(
+        Row::new(
+            SUITE,
+            "auto_io_vs_python",
+            io_label,
+            Unit::ItemsPerSec,
+            io_auto.throughput(io_tasks),
+            "Python ThreadPoolExecutor (default size)",
+            python_rate,
+            Goal::None,
+        )
+        .note(match &python {
+            Ok(v) => format!(
+                "auto {} (median); Python {} workers, best {}",
+                io_auto.brief(),
+                v["workers"],
+                format_seconds(v["seconds"].as_f64().unwrap_or(f64::NAN))
+            ),
+            Err(why) => format!("Python skipped: {why}"),
+        })
+        .details(json!({
+            "auto": io_auto,
+            "python": match &python {
+                Ok(v) => v.clone(),
+                Err(why) => json!({ "skipped": why }),
+            },
+        })),
+    );
+
+    let cpu_levels: Vec<usize> = {
+        let mut l = vec![1, n.div_ceil(2), n, 2 * n, 4 * n];
+        l.sort_unstable();
+        l.dedup();
+        l
+    };
+    let (cpu_auto, cpu_fixed) = sweep(&cpu_map, &cpu_levels)?;
+    let (cpu_best_k, cpu_best) = best(&cpu_fixed);
+    rows.push(
+        Row::new(
+            SUITE,
+            "auto_cpu_vs_best_fixed",
+            format!(
+                "CPU-bound map {cpu_items} × ~{} µs",
+                sizes.eff_item_time.as_micros()
+            ),
+            Unit::ItemsPerSec,
+            cpu_auto.throughput(cpu_items),
+            "best fixed size of a sweep",
+            Ok(cpu_best.throughput(cpu_items)),
+            Goal::RatioAtLeast { min: 0.9 },
+        )
+        .note(format!(
+            "auto {} (now {} threads); best fixed: {cpu_best_k} threads {}",
+            cpu_auto.brief(),
+            auto.threads(),
+            cpu_best.brief()
+        ))
+        .details(json!({
+            "auto": cpu_auto,
+            "auto_threads_after": auto.threads(),
+            "auto_decisions": auto.decisions().iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "sweep": sweep_json(&cpu_fixed),
+            "best_threads": cpu_best_k,
+        })),
+    );
+    Ok(rows)
 }

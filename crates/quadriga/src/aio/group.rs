@@ -342,10 +342,45 @@ impl<T: Send + 'static> TaskGroup<T> {
     async fn collect(&mut self) -> Vec<Option<Result<T, TaskError>>> {
         let mut slots: Vec<Option<Result<T, TaskError>>> = Vec::new();
         slots.resize_with(self.spawned, || None);
-        while let Some((index, result)) = self.join_next().await {
-            slots[index] = Some(result);
+        poll_fn(|cx| self.poll_drain(cx, &mut slots)).await;
+        if !self.orphans.is_empty() {
+            // Each index that never reported is one of the orphans, as in
+            // `poll_join_next`.
+            for (index, slot) in slots.iter_mut().enumerate() {
+                if slot.is_none() && !self.is_marked(index) {
+                    let Some(err) = self.orphans.pop() else { break };
+                    self.mark(index);
+                    *slot = Some(tag(Err(err), index));
+                }
+            }
         }
         slots
+    }
+
+    /// Moves every finished outcome into its slot, under one lock of the set
+    /// per wake-up (not one per outcome); ready when the set is empty.
+    fn poll_drain(
+        &mut self,
+        cx: &mut Context<'_>,
+        slots: &mut [Option<Result<T, TaskError>>],
+    ) -> Poll<()> {
+        let mut set = self.shared.set.lock();
+        loop {
+            match set.poll_join_next(cx) {
+                Poll::Ready(Some(Ok((index, result)))) => slots[index] = Some(result),
+                Poll::Ready(Some(Err(e))) => self.orphans.push(if e.is_cancelled() {
+                    self.shared.cancelled_error()
+                } else {
+                    TaskError::from(e)
+                }),
+                Poll::Ready(None) => return Poll::Ready(()),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+
+    fn is_marked(&self, index: usize) -> bool {
+        self.reported[index / 64] & (1 << (index % 64)) != 0
     }
 
     fn mark(&mut self, index: usize) {

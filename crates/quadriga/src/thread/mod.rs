@@ -4,7 +4,9 @@
 //! needs on top: handles, panics as data, cancellation tokens, the admission
 //! [`gate`] for shutdown, and the shared `map` engine's dispatcher.
 
+mod auto;
 mod gate;
+mod insights;
 mod scope;
 
 use std::fmt;
@@ -12,17 +14,21 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+pub use insights::{Insights, WorkerInsights};
 pub use scope::Scope;
 
 use crate::context::{self, CancelToken};
 use crate::error::{BuildError, TaskError};
 use crate::executor::Shutdown;
 use crate::handle::{self, Completer, TaskHandle};
-use crate::map::{self, Chunk, Dispatch, Map, MapUnordered};
+use crate::map::{self, Chunk, Dispatch, Job, Map, MapCancel, MapUnordered};
 use crate::panic::{self, InTask};
 use crate::task::Task;
 
+use crate::adapt::LimitDecision;
+use auto::Auto;
 use gate::Gate;
+use insights::Stats;
 
 /// State shared by the pool and its running jobs.
 #[derive(Debug)]
@@ -31,6 +37,8 @@ struct Shared {
     /// Set by `Shutdown::Cancel`: queued tasks are skipped, running ones see it
     /// through their token.
     cancelled: Arc<AtomicBool>,
+    /// What each thread did, for [`ThreadPool::insights`].
+    stats: Stats,
 }
 
 /// A pool of threads that runs tasks, closures and parallel maps.
@@ -60,6 +68,8 @@ pub struct ThreadPool {
     rayon: rayon_core::ThreadPool,
     shared: Arc<Shared>,
     threads: usize,
+    /// The admission of a self-sizing pool ([`ThreadPool::auto`]).
+    auto: Option<Arc<Auto>>,
 }
 
 /// Configures and builds a [`ThreadPool`].
@@ -83,6 +93,8 @@ pub struct ThreadPoolBuilder {
     threads: Option<usize>,
     name: String,
     stack_size: Option<usize>,
+    auto: bool,
+    max_threads: Option<usize>,
 }
 
 impl Default for ThreadPoolBuilder {
@@ -91,6 +103,8 @@ impl Default for ThreadPoolBuilder {
             threads: None,
             name: "quadriga".to_owned(),
             stack_size: None,
+            auto: false,
+            max_threads: None,
         }
     }
 }
@@ -111,6 +125,31 @@ impl ThreadPoolBuilder {
     /// The number of threads. Zero is an error at [`build`](Self::build).
     pub fn threads(mut self, threads: usize) -> Self {
         self.threads = Some(threads);
+        self.auto = false;
+        self
+    }
+
+    /// Lets measurement choose how many threads run tasks at once, as
+    /// [`ThreadPool::auto`] does: about one per core for CPU-bound tasks, more
+    /// while throughput keeps rising for tasks that wait (blocking I/O,
+    /// sleeps), at most [`max_threads`](Self::max_threads).
+    ///
+    /// ```
+    /// let pool = quadriga::ThreadPool::builder().auto().max_threads(32).build()?;
+    /// assert!(pool.is_auto());
+    /// assert_eq!(pool.max_threads(), 32);
+    /// # Ok::<(), quadriga::BuildError>(())
+    /// ```
+    pub fn auto(mut self) -> Self {
+        self.auto = true;
+        self
+    }
+
+    /// The most threads an [`auto`](Self::auto) pool may run at once (default
+    /// 256, and no more than free memory allows for their stacks). Zero is an
+    /// error at [`build`](Self::build).
+    pub fn max_threads(mut self, max: usize) -> Self {
+        self.max_threads = Some(max);
         self
     }
 
@@ -133,19 +172,36 @@ impl ThreadPoolBuilder {
     /// [`BuildError::ZeroThreads`] if zero threads were asked for;
     /// [`BuildError::Spawn`] if the system refused to start a thread.
     pub fn build(self) -> Result<ThreadPool, BuildError> {
-        let threads = match self.threads {
-            Some(0) => return Err(BuildError::ZeroThreads),
-            Some(n) => n,
-            None => std::thread::available_parallelism().map_or(1, usize::from),
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let (threads, auto) = if self.auto {
+            let max = match self.max_threads {
+                Some(0) => return Err(BuildError::ZeroThreads),
+                Some(n) => n,
+                None => auto::DEFAULT_MAX,
+            };
+            (max, Some(Arc::new(Auto::new(cores, max))))
+        } else {
+            match self.threads {
+                Some(0) => return Err(BuildError::ZeroThreads),
+                Some(n) => (n, None),
+                None => (cores, None),
+            }
         };
         // The panic hook only: diverting a worker process is the process
         // backend's job (its constructor in `.init_array`, which Linux's loaders
         // run before `main`, and `ProcessPool::build`), not a thread pool's.
         crate::panic::install_hook();
         let name = self.name;
+        let shared = Arc::new(Shared {
+            gate: Gate::new(),
+            cancelled: Arc::new(AtomicBool::new(false)),
+            stats: Stats::new(threads),
+        });
+        let started = Arc::clone(&shared);
         let mut builder = rayon_core::ThreadPoolBuilder::new()
             .num_threads(threads)
-            .thread_name(move |i| format!("{name}-{i}"));
+            .thread_name(move |i| format!("{name}-{i}"))
+            .start_handler(move |i| started.stats.ready(i));
         if let Some(bytes) = self.stack_size {
             builder = builder.stack_size(bytes);
         }
@@ -154,11 +210,9 @@ impl ThreadPoolBuilder {
             .map_err(|e| BuildError::Spawn(std::io::Error::other(e.to_string())))?;
         Ok(ThreadPool {
             rayon,
-            shared: Arc::new(Shared {
-                gate: Gate::new(),
-                cancelled: Arc::new(AtomicBool::new(false)),
-            }),
+            shared,
             threads,
+            auto,
         })
     }
 }
@@ -180,14 +234,106 @@ impl ThreadPool {
         Self::builder().threads(threads).build()
     }
 
+    /// A pool that sizes itself by measurement, for work that blocks (file
+    /// and network I/O, sleeps, calls into blocking libraries) or whose nature
+    /// is unknown: it starts at one thread per core, keeps that for CPU-bound
+    /// tasks, and runs more at once while throughput keeps rising, on the same
+    /// controller as `quadriga run -j auto` ([`adapt`](crate::adapt)). It
+    /// holds up to [`max_threads`](Self::max_threads) threads (256, fewer if
+    /// memory is short) but lets only [`threads`](Self::threads) run tasks at
+    /// a time; [`decisions`](Self::decisions) says why.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// #[quadriga::task]
+    /// fn fetch(i: u32) -> u32 {
+    ///     std::thread::sleep(Duration::from_millis(20)); // a blocking call
+    ///     i
+    /// }
+    ///
+    /// let pool = quadriga::ThreadPool::auto()?;
+    /// let got: Vec<u32> = pool.map(fetch, 0..64).collect::<Result<_, _>>().unwrap();
+    /// assert_eq!(got.len(), 64);
+    /// for d in pool.decisions() {
+    ///     println!("{d}");
+    /// }
+    /// # Ok::<(), quadriga::BuildError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`BuildError::Spawn`] if the system refused to start a thread.
+    pub fn auto() -> Result<Self, BuildError> {
+        Self::builder().auto().build()
+    }
+
     /// A builder for a configured pool.
     pub fn builder() -> ThreadPoolBuilder {
         ThreadPoolBuilder::new()
     }
 
-    /// The number of threads.
+    /// The number of threads that run tasks at once: fixed, or for an
+    /// [`auto`](Self::auto) pool the number measurement chose so far.
     pub fn threads(&self) -> usize {
+        match &self.auto {
+            Some(auto) => auto.limit(),
+            None => self.threads,
+        }
+    }
+
+    /// The most threads the pool may run at once: [`threads`](Self::threads),
+    /// or an [`auto`](Self::auto) pool's maximum.
+    pub fn max_threads(&self) -> usize {
         self.threads
+    }
+
+    /// Whether the pool sizes itself ([`ThreadPool::auto`]).
+    pub fn is_auto(&self) -> bool {
+        self.auto.is_some()
+    }
+
+    /// An [`auto`](Self::auto) pool's changes of size so far, oldest first,
+    /// each with the measurement behind it (as `quadriga run -j auto -v`
+    /// prints them); empty for a fixed pool.
+    ///
+    /// ```
+    /// let pool = quadriga::ThreadPool::builder().auto().build()?;
+    /// let start = &pool.decisions()[0];
+    /// assert_eq!(start.to, pool.threads());
+    /// # Ok::<(), quadriga::BuildError>(())
+    /// ```
+    pub fn decisions(&self) -> Vec<LimitDecision> {
+        self.auto.as_ref().map_or_else(Vec::new, |a| a.decisions())
+    }
+
+    /// What each thread has done so far: tasks, busy and idle time, start-up,
+    /// mean and longest task. `println!("{}", pool.insights())` prints a
+    /// summary table.
+    ///
+    /// ```
+    /// let pool = quadriga::ThreadPool::new(2)?;
+    /// pool.spawn(|| std::thread::sleep(std::time::Duration::from_millis(5))).join().unwrap();
+    /// let insights = pool.insights();
+    /// assert_eq!(insights.tasks(), 1);
+    /// assert_eq!(insights.workers.len(), 2);
+    /// # Ok::<(), quadriga::BuildError>(())
+    /// ```
+    pub fn insights(&self) -> Insights {
+        self.shared.stats.insights(self.threads())
+    }
+
+    /// Runs `job` on the pool: at once, or through an auto pool's admission.
+    fn start<F: FnOnce() + Send + 'static>(&self, job: F) {
+        match &self.auto {
+            None => self.rayon.spawn(job),
+            Some(auto) => {
+                if let Some((job, started)) = auto.admit(Box::new(job)) {
+                    let auto = Arc::clone(auto);
+                    self.rayon.spawn(move || auto.run(job, started));
+                }
+            }
+        }
     }
 
     /// Runs `task(input)` on the pool and returns its handle.
@@ -267,7 +413,7 @@ impl ThreadPool {
             return;
         }
         let shared = Arc::clone(&self.shared);
-        self.rayon.spawn(move || {
+        self.start(move || {
             if shared.cancelled.load(Ordering::Relaxed) {
                 if completer.start() {
                     completer.complete(Err(TaskError::cancelled(
@@ -279,11 +425,13 @@ impl ThreadPool {
                     Some(completer.cancellable()),
                     Some(Arc::clone(&shared.cancelled)),
                 );
+                let timing = shared.stats.begin(rayon_core::current_thread_index());
                 let result = {
                     let _ctx = context::Enter::new(token);
                     let _in_task = InTask::enter();
                     panic::catch(f)
                 };
+                shared.stats.end(timing, 1);
                 completer.complete(result.and_then(|r| r));
             }
             shared.gate.leave();
@@ -450,7 +598,7 @@ impl<T: Task> Dispatch<T> for ThreadPool {
             return;
         }
         let shared = Arc::clone(&self.shared);
-        self.rayon.spawn(move || {
+        self.start(move || {
             if reply.is_abandoned() {
                 // The map was dropped: skip the work and build no answer.
                 drop(reply);
@@ -458,6 +606,8 @@ impl<T: Task> Dispatch<T> for ThreadPool {
                 return;
             }
             let started = Instant::now();
+            let timing = shared.stats.begin(rayon_core::current_thread_index());
+            let len = items.len() as u64;
             {
                 let token = CancelToken::new(
                     Some(Arc::clone(&cancel) as Arc<dyn context::Cancellable>),
@@ -468,20 +618,95 @@ impl<T: Task> Dispatch<T> for ThreadPool {
                 let _in_task = InTask::enter();
                 map::run_items(task, base, &mut items, &mut out, skip);
             }
+            shared.stats.end(timing, len);
             reply.send(started.elapsed(), out, items);
             shared.gate.leave();
         });
     }
 
     fn parallelism(&self) -> usize {
-        self.threads
+        self.threads()
+    }
+
+    fn runs_jobs(&self) -> bool {
+        // An auto pool's maps stream, chunk by chunk, through its admission,
+        // so that the number running follows the measured limit.
+        self.auto.is_none()
+    }
+
+    fn run_jobs<'a>(
+        &self,
+        cancel: &Arc<MapCancel>,
+        next: &mut dyn FnMut() -> Option<Box<dyn Job + 'a>>,
+    ) {
+        if !self.shared.gate.enter() {
+            while let Some(mut job) = next() {
+                job.run(true);
+            }
+            return;
+        }
+        // One lane per thread that may run, fed through a channel as this
+        // thread pulls the jobs: the lanes start on the first job while the
+        // next ones are pulled, and a lane that finishes early takes the next.
+        let lanes = self.threads.max(1);
+        // A few jobs queued per lane keep the lanes fed and bound the inputs
+        // pulled ahead; on one of the pool's own threads, which the lanes may
+        // need, the queue is unbounded so that pulling never waits for them.
+        let (tx, rx) = if self.rayon.current_thread_index().is_some() {
+            crossbeam_channel::unbounded::<Box<dyn Job + 'a>>()
+        } else {
+            crossbeam_channel::bounded::<Box<dyn Job + 'a>>(2 * lanes)
+        };
+        let token = || {
+            CancelToken::new(
+                Some(Arc::clone(cancel) as Arc<dyn context::Cancellable>),
+                Some(Arc::clone(&self.shared.cancelled)),
+            )
+        };
+        self.rayon.in_place_scope(|s| {
+            for _ in 0..lanes {
+                let rx = rx.clone();
+                s.spawn(move |_| {
+                    let token = token();
+                    let _ctx = context::Enter::new(token.clone());
+                    let _in_task = InTask::enter();
+                    for mut job in rx {
+                        let timing = self.shared.stats.begin(rayon_core::current_thread_index());
+                        let len = job.len() as u64;
+                        job.run(token.is_cancelled());
+                        self.shared.stats.end(timing, len);
+                    }
+                });
+            }
+            drop(rx);
+            // This thread pulls and hands out; it runs nothing itself, so the
+            // pool's size is the number of tasks running at once.
+            while let Some(job) = next() {
+                // The lanes hold a receiver until this sender is dropped.
+                let _ = tx.send(job);
+            }
+            drop(tx);
+        });
+        self.shared.gate.leave();
     }
 
     fn help(&self) -> bool {
         // A map consumed on one of our own threads must not block it: run queued
-        // work instead (which may be the very chunk it waits for).
-        self.rayon.current_thread_index().is_some()
-            && matches!(rayon_core::yield_now(), Some(rayon_core::Yield::Executed))
+        // work instead (which may be the very chunk it waits for, queued in
+        // rayon-core or in an auto pool's admission).
+        if self.rayon.current_thread_index().is_none() {
+            return false;
+        }
+        if matches!(rayon_core::yield_now(), Some(rayon_core::Yield::Executed)) {
+            return true;
+        }
+        match self.auto.as_ref().and_then(|a| a.steal()) {
+            Some(job) => {
+                job();
+                true
+            }
+            None => false,
+        }
     }
 }
 
@@ -498,7 +723,8 @@ impl Drop for ThreadPool {
 impl fmt::Debug for ThreadPool {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ThreadPool")
-            .field("threads", &self.threads)
+            .field("threads", &self.threads())
+            .field("auto", &self.is_auto())
             .field("shut_down", &self.is_shut_down())
             .finish_non_exhaustive()
     }
