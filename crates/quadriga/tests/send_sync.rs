@@ -76,6 +76,8 @@ pin_traits! {
     quadriga::Shutdown => [Send, Sync, Unpin],
     quadriga::WaitFor => [Send, Sync, Unpin],
     quadriga::CancelToken => [Send, Sync, Unpin],
+    quadriga::Insights => [Send, Sync, Unpin],
+    quadriga::WorkerInsights => [Send, Sync, Unpin],
 }
 
 // Handles follow their output (`Send`/`Sync` only if `T: Send`; the output
