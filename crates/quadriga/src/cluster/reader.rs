@@ -11,8 +11,15 @@
 //! free slots left), and blocks only when all were empty; a blocking read over
 //! several shards asks for one entry per shard, and over fewer shards when
 //! fewer slots are free.
+//!
+//! On a Redis Cluster one command may only name keys of one hash slot, and
+//! each shard has its own slot, so a read cannot wait on several shards at
+//! once. There the reader waits on one shard at a time (in turn) for at most
+//! `CLUSTER_SLICE`, then looks at every shard again without blocking: an
+//! idle worker sends about `shards + 1` reads per slice, and an entry on a
+//! shard it is not waiting on is taken within one slice.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use redis::Value;
 
@@ -22,6 +29,10 @@ use super::delivery::Delivery;
 use super::error::Error;
 use super::keys::{GROUP, Keys};
 use super::reply;
+
+/// On a Redis Cluster, the longest a read waits on one shard before it looks
+/// at the others again.
+pub(crate) const CLUSTER_SLICE: Duration = Duration::from_millis(50);
 
 /// Reads new entries for one consumer, blocking up to a given time. Made by
 /// [`Broker::reader`](super::Broker::reader).
@@ -60,27 +71,44 @@ impl Reader {
         let start = self.next;
         self.next = (self.next + 1) % shards;
         let order: Vec<u16> = (0..shards).map(|i| (start + i) % shards).collect();
-        let mut out = Vec::new();
-        if shards > 1 {
-            for &shard in &order {
-                let room = free_slots - out.len();
-                if room == 0 {
+        let sliced = shards > 1 && self.link.is_cluster();
+        let deadline = Instant::now() + block;
+        let mut turn = 0;
+        loop {
+            let mut out = Vec::new();
+            if shards > 1 {
+                for &shard in &order {
+                    let room = free_slots - out.len();
+                    if room == 0 {
+                        return Ok(out);
+                    }
+                    out.extend(self.xreadgroup(&[shard], room, None)?);
+                }
+                if !out.is_empty() {
                     return Ok(out);
                 }
-                out.extend(self.xreadgroup(&[shard], room, None)?);
             }
-            if !out.is_empty() {
-                return Ok(out);
+            if sliced {
+                // One slot per command: wait on one shard, for a slice, in turn.
+                let left = deadline.saturating_duration_since(Instant::now());
+                let wait = left.min(CLUSTER_SLICE);
+                let shard = order[turn % order.len()];
+                turn += 1;
+                let got = self.xreadgroup(&[shard], free_slots, Some(wait))?;
+                if !got.is_empty() || left <= CLUSTER_SLICE {
+                    return Ok(got);
+                }
+                continue;
             }
+            // All empty: block on as many shards as there are free slots, one
+            // entry each (or on the only shard, for all the free slots).
+            let (watch, count) = if shards == 1 {
+                (&order[..], free_slots)
+            } else {
+                (&order[..free_slots.min(order.len())], 1)
+            };
+            return self.xreadgroup(watch, count, Some(block));
         }
-        // All empty: block on as many shards as there are free slots, one
-        // entry each (or on the only shard, for all the free slots).
-        let (watch, count) = if shards == 1 {
-            (&order[..], free_slots)
-        } else {
-            (&order[..free_slots.min(order.len())], 1)
-        };
-        self.xreadgroup(watch, count, Some(block))
     }
 
     fn xreadgroup(

@@ -19,6 +19,8 @@ pub(crate) struct RedisServer {
     dir: PathBuf,
     password: Option<String>,
     appendonly: bool,
+    /// Extra `redis-server` arguments (cluster mode).
+    extra: Vec<String>,
 }
 
 impl RedisServer {
@@ -38,6 +40,10 @@ impl RedisServer {
     }
 
     fn with(password: Option<String>, appendonly: bool) -> Self {
+        Self::with_args(password, appendonly, Vec::new())
+    }
+
+    fn with_args(password: Option<String>, appendonly: bool, extra: Vec<String>) -> Self {
         static N: AtomicU32 = AtomicU32::new(0);
         let dir = std::env::temp_dir().join(format!(
             "quadriga-redis-{}-{}",
@@ -52,6 +58,7 @@ impl RedisServer {
             dir,
             password,
             appendonly,
+            extra,
         };
         server.spawn();
         server
@@ -74,6 +81,7 @@ impl RedisServer {
         if let Some(pw) = &self.password {
             cmd.args(["--requirepass", pw]);
         }
+        cmd.args(&self.extra);
         let child = cmd.spawn().unwrap_or_else(|e| {
             panic!("could not start redis-server ({e}): install it (apt-get install redis-server; scripts/test.sh does)")
         });
@@ -154,4 +162,101 @@ impl Drop for RedisServer {
 pub(crate) fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
     l.local_addr().expect("its address").port()
+}
+
+/// A Redis Cluster of `masters` durable `redis-server`s (no replicas) on
+/// loopback, each in its own temp dir, with every slot assigned; each server
+/// is stopped by pid when dropped.
+#[derive(Debug)]
+pub(crate) struct RedisCluster {
+    nodes: Vec<RedisServer>,
+}
+
+impl RedisCluster {
+    /// Starts the servers in cluster mode, assigns the slots
+    /// (`redis-cli --cluster create`) and waits (at most 30 s) until every
+    /// node reports `cluster_state:ok`.
+    pub(crate) fn start(masters: usize) -> Self {
+        let nodes: Vec<RedisServer> = (0..masters)
+            .map(|_| {
+                // The bus port is given: the default (port + 10000) may be
+                // taken or past 65535.
+                let extra = [
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    "nodes.conf",
+                    "--cluster-node-timeout",
+                    "5000",
+                    "--cluster-port",
+                    &free_port().to_string(),
+                ]
+                .map(str::to_owned)
+                .to_vec();
+                RedisServer::with_args(None, true, extra)
+            })
+            .collect();
+        let mut create = Command::new("redis-cli");
+        create.arg("--cluster").arg("create");
+        for n in &nodes {
+            create.arg(format!("127.0.0.1:{}", n.port));
+        }
+        let out = create
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .stdin(Stdio::null())
+            .output()
+            .expect("run redis-cli --cluster create");
+        assert!(
+            out.status.success(),
+            "redis-cli --cluster create failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let cluster = RedisCluster { nodes };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !cluster
+            .nodes
+            .iter()
+            .all(|n| cluster_info(n.port).contains("cluster_state:ok"))
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the cluster did not become ready in 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        cluster
+    }
+
+    /// `redis+cluster://127.0.0.1:<port>,...` naming every node as a seed.
+    pub(crate) fn url(&self) -> String {
+        let seeds: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
+        format!("redis+cluster://{}/", seeds.join(","))
+    }
+
+    /// The nodes.
+    pub(crate) fn nodes(&self) -> &[RedisServer] {
+        &self.nodes
+    }
+}
+
+/// `CLUSTER INFO` of the node on `port` (empty when it does not answer).
+fn cluster_info(port: u16) -> String {
+    Command::new("redis-cli")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "CLUSTER",
+            "INFO",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default()
 }
