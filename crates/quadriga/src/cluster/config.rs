@@ -25,7 +25,9 @@ pub struct BrokerConfig {
     /// server; `redis+cluster://[user:password@]host:port[,host:port...]/`
     /// for a Redis Cluster, given by one or more seed nodes (the client
     /// learns the others; each shard's keys share a hash tag, so the shards
-    /// spread over the cluster's nodes).
+    /// spread over the cluster's nodes). `rediss://` and `rediss+cluster://`
+    /// connect over TLS, trusting the system's root certificates (or the
+    /// bundle named by `SSL_CERT_FILE`).
     pub url: String,
     /// The first part of every key (default `quadriga`).
     pub prefix: String,

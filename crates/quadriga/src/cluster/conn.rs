@@ -6,6 +6,12 @@
 //! Redis Cluster (the `redis` crate's cluster client, which routes each
 //! command by its first key and follows `MOVED`/`ASK`). Every command the
 //! broker sends names keys of one hash tag only, so either works the same.
+//!
+//! `rediss://` (and `rediss+cluster://`) connect over TLS (rustls, with the
+//! system's root certificates; `SSL_CERT_FILE` names another CA bundle).
+//! rustls takes its crypto provider from its crate features (ring, enabled by
+//! our `cluster` feature); a program that also enables another provider
+//! installs one as the process default before connecting.
 
 use std::time::Duration;
 

@@ -19,8 +19,10 @@ pub(crate) struct RedisServer {
     dir: PathBuf,
     password: Option<String>,
     appendonly: bool,
-    /// Extra `redis-server` arguments (cluster mode).
+    /// Extra `redis-server` arguments (cluster mode, TLS files).
     extra: Vec<String>,
+    /// Whether its port speaks TLS only (see [`RedisServer::with_tls`]).
+    tls: bool,
 }
 
 impl RedisServer {
@@ -43,7 +45,31 @@ impl RedisServer {
         Self::with_args(password, appendonly, Vec::new())
     }
 
+    /// A durable server whose port speaks TLS only, with the certificate
+    /// and key files given (clients are not asked for certificates).
+    pub(crate) fn with_tls(cert: &std::path::Path, key: &std::path::Path) -> Self {
+        let mut server = Self::with_args_deferred(None, true, Vec::new());
+        server.tls = true;
+        server.extra = vec![
+            "--tls-cert-file".into(),
+            cert.display().to_string(),
+            "--tls-key-file".into(),
+            key.display().to_string(),
+            "--tls-auth-clients".into(),
+            "no".into(),
+        ];
+        server.spawn();
+        server
+    }
+
     fn with_args(password: Option<String>, appendonly: bool, extra: Vec<String>) -> Self {
+        let mut server = Self::with_args_deferred(password, appendonly, extra);
+        server.spawn();
+        server
+    }
+
+    /// Makes its directory and picks its port; does not start it.
+    fn with_args_deferred(password: Option<String>, appendonly: bool, extra: Vec<String>) -> Self {
         static N: AtomicU32 = AtomicU32::new(0);
         let dir = std::env::temp_dir().join(format!(
             "quadriga-redis-{}-{}",
@@ -52,22 +78,25 @@ impl RedisServer {
         ));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("make the server's temp dir");
-        let mut server = RedisServer {
+        RedisServer {
             child: None,
             port: free_port(),
             dir,
             password,
             appendonly,
             extra,
-        };
-        server.spawn();
-        server
+            tls: false,
+        }
     }
 
     fn spawn(&mut self) {
         let mut cmd = Command::new("redis-server");
-        cmd.arg("--port")
-            .arg(self.port.to_string())
+        if self.tls {
+            cmd.args(["--port", "0", "--tls-port"]);
+        } else {
+            cmd.arg("--port");
+        }
+        cmd.arg(self.port.to_string())
             .args(["--bind", "127.0.0.1", "--save", "", "--daemonize", "no"])
             .args(["--appendonly", if self.appendonly { "yes" } else { "no" }])
             .args(["--appendfsync", "always"])
@@ -93,7 +122,14 @@ impl RedisServer {
     fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            if let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) {
+            // A TLS port: listening is ready enough (an empty data dir
+            // loads at once).
+            if self.tls && TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            if !self.tls
+                && let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port))
+            {
                 let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
                 let mut buf = [0u8; 64];
                 if s.write_all(b"PING\r\n").is_ok() {
@@ -119,11 +155,13 @@ impl RedisServer {
         }
     }
 
-    /// `redis://127.0.0.1:<port>/`, with the password if there is one.
+    /// `redis://127.0.0.1:<port>/` (`rediss://` with TLS), with the password
+    /// if there is one.
     pub(crate) fn url(&self) -> String {
+        let scheme = if self.tls { "rediss" } else { "redis" };
         match &self.password {
-            Some(pw) => format!("redis://:{pw}@127.0.0.1:{}/", self.port),
-            None => format!("redis://127.0.0.1:{}/", self.port),
+            Some(pw) => format!("{scheme}://:{pw}@127.0.0.1:{}/", self.port),
+            None => format!("{scheme}://127.0.0.1:{}/", self.port),
         }
     }
 
