@@ -2,7 +2,8 @@
 //! loopback (`redis+cluster://` URLs): a map and single tasks through 2
 //! worker processes, every result checked, the outcomes spread over the
 //! cluster's nodes; an idle multi-shard read waits its block time and no
-//! more; an unreachable cluster is reported within a bounded time.
+//! more; durability is read from every master; an unreachable cluster is
+//! reported within a bounded time.
 //!
 //! Worker processes are this test binary re-executed into
 //! `cluster_worker_process` with `QUADRIGA_CLUSTER_WORKER` set; the servers
@@ -176,6 +177,32 @@ fn an_idle_read_over_shards_on_several_nodes_waits_its_block_time() {
             taken += reader.read(2, block).unwrap().len();
         }
         assert_eq!(taken, usize::from(SHARDS));
+    });
+}
+
+#[test]
+fn durability_is_read_from_every_master() {
+    let cluster = RedisCluster::start(3);
+    let url = cluster.url();
+    let connect = move || Broker::connect(BrokerConfig::new(url.as_str()).queue("d"));
+    let ports: Vec<u16> = cluster.nodes().iter().map(|n| n.port()).collect();
+    common::within(60, move || {
+        let broker = connect().unwrap();
+        assert!(broker.durability().is_durable(), "{}", broker.durability());
+        // One master of three stops persisting: the cluster is not durable,
+        // whichever node a client happens to ask first.
+        let out = Command::new("redis-cli")
+            .args(["-h", "127.0.0.1", "-p", &ports[1].to_string()])
+            .args(["CONFIG", "SET", "appendonly", "no"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        for _ in 0..3 {
+            let broker = connect().unwrap();
+            assert_eq!(broker.durability().appendonly, Some(false));
+            assert!(broker.durability().warning().is_some());
+        }
     });
 }
 

@@ -16,7 +16,8 @@
 use std::time::Duration;
 
 use redis::cluster::{ClusterClient, ClusterConnection};
-use redis::{Client, Connection, ConnectionLike};
+use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo};
+use redis::{Client, Connection, ConnectionLike, Value};
 
 use super::address::Address;
 use super::error::{Error, ErrorKind};
@@ -168,6 +169,37 @@ impl Link {
         reply: Duration,
         f: impl FnOnce(&mut dyn ConnectionLike) -> redis::RedisResult<T>,
     ) -> Result<T, Error> {
+        self.call_con(what, reply, |con| f(con.as_dyn()))
+    }
+
+    /// Runs `cmd` (a command without keys) on every master of a cluster, or
+    /// on the one server: one reply per server.
+    pub(crate) fn call_on_masters(
+        &mut self,
+        what: &str,
+        cmd: &redis::Cmd,
+    ) -> Result<Vec<Value>, Error> {
+        let io = self.io_timeout;
+        self.call_con(what, io, |con| match con {
+            Con::Single(c) => cmd.query(c).map(|v| vec![v]),
+            Con::Cluster(c) => {
+                let every = RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, None));
+                // Without a response policy the reply maps each node's
+                // address to its answer.
+                match c.route_command(cmd, every)? {
+                    Value::Map(pairs) => Ok(pairs.into_iter().map(|(_, v)| v).collect()),
+                    other => Ok(vec![other]),
+                }
+            }
+        })
+    }
+
+    fn call_con<T>(
+        &mut self,
+        what: &str,
+        reply: Duration,
+        f: impl FnOnce(&mut Con) -> redis::RedisResult<T>,
+    ) -> Result<T, Error> {
         let con = match self.con {
             Some(ref mut con) => con,
             None => {
@@ -189,7 +221,7 @@ impl Link {
         };
         let result = con
             .set_timeouts(reply, self.io_timeout)
-            .and_then(|()| f(con.as_dyn()));
+            .and_then(|()| f(con));
         result.map_err(|e| {
             let err = Error::from_redis(&e, true, what);
             if err.kind() != ErrorKind::Protocol {
