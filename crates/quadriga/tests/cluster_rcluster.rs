@@ -18,7 +18,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use quadriga::Shutdown;
-use quadriga::cluster::{Broker, BrokerConfig, ClusterPool, ErrorKind, WORKER_URL_ENV};
+use quadriga::cluster::{
+    Broker, BrokerConfig, Cancelled, ClusterPool, ErrorKind, TaskId, WORKER_URL_ENV,
+};
 use redis_server::{RedisCluster, free_port};
 
 const SHARDS: u16 = 6;
@@ -166,17 +168,41 @@ fn an_idle_read_over_shards_on_several_nodes_waits_its_block_time() {
             assert!(took >= block, "returned early: {took:?}");
             assert!(took < block + Duration::from_secs(3), "took {took:?}");
         }
-        // An entry on any shard is found by a later read (each shard in turn).
+        // An entry on any shard is found by a later read (each shard in turn);
+        // fetch and cancel by id work on whichever node holds the shard.
+        let mut ids = Vec::new();
         for _ in 0..SHARDS {
             let entry = broker.entry("tests.nothing", vec![vec![1]], None);
             broker.enqueue(&entry).unwrap();
+            ids.extend(entry.ids());
         }
+        for &id in &ids {
+            assert_eq!(broker.fetch(id).unwrap(), None, "pending");
+        }
+        let unknown = TaskId {
+            seq: 999_999,
+            ..ids[0]
+        };
+        assert_eq!(
+            broker.fetch(unknown).unwrap_err().kind(),
+            ErrorKind::UnknownTask
+        );
+        // Cancelling the last shard's task removes it from its stream.
+        let cancelled = ids.pop().unwrap();
+        assert_eq!(broker.cancel(cancelled).unwrap(), Cancelled::Removed);
+        assert!(broker.fetch(cancelled).unwrap().is_some());
         let mut taken = 0;
         let deadline = Instant::now() + Duration::from_secs(10);
-        while taken < usize::from(SHARDS) && Instant::now() < deadline {
+        while taken < ids.len() && Instant::now() < deadline {
             taken += reader.read(2, block).unwrap().len();
         }
-        assert_eq!(taken, usize::from(SHARDS));
+        assert_eq!(taken, ids.len());
+        assert!(
+            reader
+                .read(2, Duration::from_millis(100))
+                .unwrap()
+                .is_empty()
+        );
     });
 }
 

@@ -3,7 +3,8 @@
 //! time by `openssl` (a throwaway CA and a server certificate for
 //! 127.0.0.1): tasks run when the client trusts the CA (`SSL_CERT_FILE`),
 //! and a client that trusts another CA is refused with an error, in bounded
-//! time, instead of hanging.
+//! time, instead of hanging; the same over TLS to a Redis Cluster of 3
+//! masters (`rediss+cluster://`, TLS on the cluster bus too).
 //!
 //! `SSL_CERT_FILE` is read by every TLS connection, so each client runs in a
 //! child process (this test binary re-executed into `tls_client_body`) with
@@ -15,15 +16,18 @@ mod redis_server;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use quadriga::Shutdown;
 use quadriga::cluster::{Broker, BrokerConfig, ClusterPool, Worker};
-use redis_server::RedisServer;
+use redis_server::{RedisCluster, RedisServer};
 
 /// Tells the child what to do: `ok` or `refused`.
 const MODE_ENV: &str = "QUADRIGA_TEST_TLS_MODE";
 const URL_ENV: &str = "QUADRIGA_TEST_TLS_URL";
+/// The queue's shards in the child (default 1).
+const SHARDS_ENV: &str = "QUADRIGA_TEST_TLS_SHARDS";
 
 #[quadriga::task]
 fn square(x: u64) -> u64 {
@@ -43,8 +47,10 @@ fn tls_client_body() {
         eprintln!("refused as expected: {err}");
         return;
     }
+    let shards: u16 = std::env::var(SHARDS_ENV).map_or(1, |s| s.parse().unwrap());
     let worker = Worker::builder(url.as_str())
         .queue("q")
+        .shards(shards)
         .concurrency(2)
         .build()
         .unwrap();
@@ -52,6 +58,7 @@ fn tls_client_body() {
     let thread = std::thread::spawn(move || worker.run().unwrap());
     let pool = ClusterPool::builder(url.as_str())
         .queue("q")
+        .shards(shards)
         .build()
         .unwrap();
     assert_eq!(pool.submit(square, 12).join().unwrap(), 144);
@@ -70,7 +77,12 @@ struct Certs(PathBuf);
 
 impl Certs {
     fn make() -> Self {
-        let dir = std::env::temp_dir().join(format!("quadriga-tls-{}", std::process::id()));
+        static N: AtomicU32 = AtomicU32::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "quadriga-tls-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"];
@@ -155,8 +167,9 @@ fn openssl(dir: &Path, a: &[&str], b: &[&str], c: &[&str]) {
 
 /// Runs `tls_client_body` in a child trusting `ca`, in `mode`; whether it
 /// passed, with its output.
-fn client(url: &str, ca: &Path, mode: &str) -> (bool, String) {
+fn client(url: &str, ca: &Path, mode: &str, shards: u16) -> (bool, String) {
     let out = Command::new(std::env::current_exe().unwrap())
+        .env(SHARDS_ENV, shards.to_string())
         .args(["tls_client_body", "--exact", "--nocapture"])
         .args(["--test-threads", "1"])
         .env(MODE_ENV, mode)
@@ -183,9 +196,9 @@ fn tasks_run_over_tls_with_a_trusted_certificate_and_an_untrusted_one_is_refused
     let ca = certs.path("ca.crt");
     let other = certs.path("other-ca.crt");
     common::within(120, move || {
-        let (ok, out) = client(&url, &ca, "ok");
+        let (ok, out) = client(&url, &ca, "ok", 1);
         assert!(ok, "the client trusting the CA failed:\n{out}");
-        let (ok, out) = client(&url, &other, "refused");
+        let (ok, out) = client(&url, &other, "refused", 1);
         assert!(ok, "the client trusting another CA was not refused:\n{out}");
         assert!(out.contains("refused as expected"), "{out}");
         // A plain-text client on the TLS port gets an error, not a hang.
@@ -198,5 +211,19 @@ fn tasks_run_over_tls_with_a_trusted_certificate_and_an_untrusted_one_is_refused
         )
         .unwrap_err();
         assert!(started.elapsed() < Duration::from_secs(10), "{err}");
+    });
+}
+
+#[test]
+fn tasks_run_over_tls_on_a_redis_cluster() {
+    let certs = Certs::make();
+    let ca = certs.path("ca.crt");
+    let cluster =
+        RedisCluster::start_tls(3, &certs.path("server.crt"), &certs.path("server.key"), &ca);
+    let url = cluster.url();
+    assert!(url.starts_with("rediss+cluster://"));
+    common::within(120, move || {
+        let (ok, out) = client(&url, &ca, "ok", 6);
+        assert!(ok, "the client on the TLS cluster failed:\n{out}");
     });
 }

@@ -48,6 +48,11 @@ impl RedisServer {
     /// A durable server whose port speaks TLS only, with the certificate
     /// and key files given (clients are not asked for certificates).
     pub(crate) fn with_tls(cert: &std::path::Path, key: &std::path::Path) -> Self {
+        Self::tls_with(cert, key, Vec::new())
+    }
+
+    /// [`with_tls`](Self::with_tls), with more arguments.
+    fn tls_with(cert: &std::path::Path, key: &std::path::Path, more: Vec<String>) -> Self {
         let mut server = Self::with_args_deferred(None, true, Vec::new());
         server.tls = true;
         server.extra = vec![
@@ -58,6 +63,7 @@ impl RedisServer {
             "--tls-auth-clients".into(),
             "no".into(),
         ];
+        server.extra.extend(more);
         server.spawn();
         server
     }
@@ -215,26 +221,39 @@ impl RedisCluster {
     /// (`redis-cli --cluster create`) and waits (at most 30 s) until every
     /// node reports `cluster_state:ok`.
     pub(crate) fn start(masters: usize) -> Self {
-        let nodes: Vec<RedisServer> = (0..masters)
+        let nodes = (0..masters)
+            .map(|_| RedisServer::with_args(None, true, cluster_args()))
+            .collect();
+        Self::create(nodes, None)
+    }
+
+    /// [`start`](Self::start) with TLS on every port and on the cluster bus:
+    /// `cert`/`key` signed by `ca`, which the nodes trust.
+    pub(crate) fn start_tls(
+        masters: usize,
+        cert: &std::path::Path,
+        key: &std::path::Path,
+        ca: &std::path::Path,
+    ) -> Self {
+        let nodes = (0..masters)
             .map(|_| {
-                // The bus port is given: the default (port + 10000) may be
-                // taken or past 65535.
-                let extra = [
-                    "--cluster-enabled",
-                    "yes",
-                    "--cluster-config-file",
-                    "nodes.conf",
-                    "--cluster-node-timeout",
-                    "5000",
-                    "--cluster-port",
-                    &free_port().to_string(),
-                ]
-                .map(str::to_owned)
-                .to_vec();
-                RedisServer::with_args(None, true, extra)
+                let mut more = cluster_args();
+                more.extend(["--tls-cluster".into(), "yes".into()]);
+                more.extend(["--tls-ca-cert-file".into(), ca.display().to_string()]);
+                RedisServer::tls_with(cert, key, more)
             })
             .collect();
+        Self::create(nodes, Some(ca))
+    }
+
+    fn create(nodes: Vec<RedisServer>, tls_ca: Option<&std::path::Path>) -> Self {
+        let cli = |cmd: &mut Command| {
+            if let Some(ca) = tls_ca {
+                cmd.arg("--tls").arg("--cacert").arg(ca);
+            }
+        };
         let mut create = Command::new("redis-cli");
+        cli(&mut create);
         create.arg("--cluster").arg("create");
         for n in &nodes {
             create.arg(format!("127.0.0.1:{}", n.port));
@@ -252,11 +271,22 @@ impl RedisCluster {
         );
         let cluster = RedisCluster { nodes };
         let deadline = Instant::now() + Duration::from_secs(30);
-        while !cluster
-            .nodes
-            .iter()
-            .all(|n| cluster_info(n.port).contains("cluster_state:ok"))
-        {
+        let ready = |port: u16| {
+            let mut info = Command::new("redis-cli");
+            cli(&mut info);
+            info.args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "CLUSTER",
+                "INFO",
+            ])
+            .stdin(Stdio::null())
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("cluster_state:ok"))
+        };
+        while !cluster.nodes.iter().all(|n| ready(n.port)) {
             assert!(
                 Instant::now() < deadline,
                 "the cluster did not become ready in 30 s"
@@ -266,14 +296,21 @@ impl RedisCluster {
         cluster
     }
 
-    /// `redis+cluster://127.0.0.1:<port>,...` naming every node as a seed.
+    /// `redis+cluster://127.0.0.1:<port>,...` (`rediss+cluster://` with
+    /// TLS) naming every node as a seed.
     pub(crate) fn url(&self) -> String {
         let seeds: Vec<String> = self
             .nodes
             .iter()
             .map(|n| format!("127.0.0.1:{}", n.port))
             .collect();
-        format!("redis+cluster://{}/", seeds.join(","))
+        let tls = self.nodes.first().is_some_and(|n| n.tls);
+        let scheme = if tls {
+            "rediss+cluster"
+        } else {
+            "redis+cluster"
+        };
+        format!("{scheme}://{}/", seeds.join(","))
     }
 
     /// The nodes.
@@ -282,19 +319,19 @@ impl RedisCluster {
     }
 }
 
-/// `CLUSTER INFO` of the node on `port` (empty when it does not answer).
-fn cluster_info(port: u16) -> String {
-    Command::new("redis-cli")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "CLUSTER",
-            "INFO",
-        ])
-        .stdin(Stdio::null())
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-        .unwrap_or_default()
+/// The arguments of a cluster node. The bus port is given: the default
+/// (port + 10000) may be taken or past 65535.
+fn cluster_args() -> Vec<String> {
+    [
+        "--cluster-enabled",
+        "yes",
+        "--cluster-config-file",
+        "nodes.conf",
+        "--cluster-node-timeout",
+        "5000",
+        "--cluster-port",
+        &free_port().to_string(),
+    ]
+    .map(str::to_owned)
+    .to_vec()
 }
