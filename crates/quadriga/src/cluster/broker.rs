@@ -17,7 +17,7 @@ use super::entry::{Entry, Item};
 use super::error::{Error, ErrorKind};
 use super::keys::{GROUP, Keys, TaskId};
 use super::outcome::Outcome;
-use super::reader::Reader;
+use super::reader::{Reader, Slice};
 use super::reply;
 use super::scripts;
 use crate::{TaskError, TaskErrorKind};
@@ -119,6 +119,8 @@ pub struct Broker {
     shared: Arc<Shared>,
     /// Where the next sweep of each shard starts.
     cursors: Vec<String>,
+    /// How long a read of replies waits on one shard, on a Redis Cluster.
+    pub(crate) reply_slice: Slice,
 }
 
 impl Broker {
@@ -172,6 +174,7 @@ impl Broker {
                 durability,
             }),
             cursors: vec!["0-0".into(); shards],
+            reply_slice: Slice::new(),
         };
         broker.ensure_groups()?;
         Ok(broker)
@@ -184,6 +187,7 @@ impl Broker {
             link: self.link.fresh(),
             shared: Arc::clone(&self.shared),
             cursors: self.cursors.clone(),
+            reply_slice: Slice::new(),
         }
     }
 

@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use redis::cluster::{ClusterClient, ClusterConnection};
 use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo};
+use redis::io::tcp::TcpSettings;
 use redis::{Client, Connection, ConnectionLike, Value};
 
 use super::address::Address;
@@ -109,6 +110,7 @@ impl Link {
                     .retries(CLUSTER_RETRIES)
                     .min_retry_wait(CLUSTER_MIN_RETRY_WAIT_MS)
                     .max_retry_wait(CLUSTER_MAX_RETRY_WAIT_MS)
+                    .tcp_settings(TcpSettings::default().set_nodelay(true))
                     .build()
                     .map_err(bad)?;
                 (

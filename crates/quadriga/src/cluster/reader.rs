@@ -14,10 +14,14 @@
 //!
 //! On a Redis Cluster one command may only name keys of one hash slot, and
 //! each shard has its own slot, so a read cannot wait on several shards at
-//! once. There the reader waits on one shard at a time (in turn) for at most
-//! `CLUSTER_SLICE`, then looks at every shard again without blocking: an
-//! idle worker sends about `shards + 1` reads per slice, and an entry on a
-//! shard it is not waiting on is taken within one slice.
+//! once. There the reader waits on one shard at a time (in turn) for a
+//! slice ([`Slice`]), then looks at every shard again without blocking. The
+//! slice is short (2 ms) for 250 ms after something came, so a busy queue is
+//! served at once, then doubles while nothing comes, up to 50 ms. Slices
+//! shorter than that are slept through (a short `BLOCK` ends only at the
+//! server's next periodic tick, up to 100 ms later); the longest block on a
+//! shard. An idle worker sends about `shards + 1` reads per 50 ms; an entry on
+//! a shard it is not waiting on is taken within one slice.
 
 use std::time::{Duration, Instant};
 
@@ -30,9 +34,55 @@ use super::error::Error;
 use super::keys::{GROUP, Keys};
 use super::reply;
 
-/// On a Redis Cluster, the longest a read waits on one shard before it looks
-/// at the others again.
-pub(crate) const CLUSTER_SLICE: Duration = Duration::from_millis(50);
+/// On a Redis Cluster, how long a read waits on one shard before it looks at
+/// the others again: [`MIN`](Self::MIN) for [`HOT`](Self::HOT) after
+/// something came, then doubling while nothing does, up to
+/// [`MAX`](Self::MAX).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Slice {
+    wait: Duration,
+    found_at: Instant,
+}
+
+impl Slice {
+    pub(crate) const MIN: Duration = Duration::from_millis(2);
+    pub(crate) const MAX: Duration = Duration::from_millis(50);
+    pub(crate) const HOT: Duration = Duration::from_millis(250);
+
+    pub(crate) fn new() -> Self {
+        Slice {
+            wait: Self::MIN,
+            found_at: Instant::now(),
+        }
+    }
+
+    /// The wait of the next slice, at most `left`.
+    pub(crate) fn next(&self, left: Duration) -> Duration {
+        left.min(self.wait)
+    }
+
+    /// Whether the next slice is short enough to sleep through rather than
+    /// block in the server: a server times out blocked reads in its periodic
+    /// task (`hz`, 10 per second by default), so a short `BLOCK` may last far
+    /// longer than asked.
+    pub(crate) fn sleeps(&self) -> bool {
+        self.wait < Self::MAX
+    }
+
+    /// Something came: wait briefly again.
+    pub(crate) fn found(&mut self) {
+        self.wait = Self::MIN;
+        self.found_at = Instant::now();
+    }
+
+    /// A slice passed with nothing: once the queue has been quiet for a
+    /// while, wait longer next time.
+    pub(crate) fn idle(&mut self) {
+        if self.found_at.elapsed() >= Self::HOT {
+            self.wait = (self.wait * 2).min(Self::MAX);
+        }
+    }
+}
 
 /// Reads new entries for one consumer, blocking up to a given time. Made by
 /// [`Broker::reader`](super::Broker::reader).
@@ -44,6 +94,8 @@ pub struct Reader {
     max_entry_bytes: usize,
     /// The shard the next read starts at.
     next: u16,
+    /// The wait on one shard, on a Redis Cluster.
+    slice: Slice,
 }
 
 impl Reader {
@@ -54,6 +106,7 @@ impl Reader {
             consumer,
             max_entry_bytes,
             next: 0,
+            slice: Slice::new(),
         }
     }
 
@@ -80,22 +133,34 @@ impl Reader {
                 for &shard in &order {
                     let room = free_slots - out.len();
                     if room == 0 {
+                        self.slice.found();
                         return Ok(out);
                     }
                     out.extend(self.xreadgroup(&[shard], room, None)?);
                 }
                 if !out.is_empty() {
+                    self.slice.found();
                     return Ok(out);
                 }
             }
             if sliced {
                 // One slot per command: wait on one shard, for a slice, in turn.
                 let left = deadline.saturating_duration_since(Instant::now());
-                let wait = left.min(CLUSTER_SLICE);
+                let wait = self.slice.next(left);
                 let shard = order[turn % order.len()];
                 turn += 1;
-                let got = self.xreadgroup(&[shard], free_slots, Some(wait))?;
-                if !got.is_empty() || left <= CLUSTER_SLICE {
+                let got = if self.slice.sleeps() {
+                    std::thread::sleep(wait);
+                    Vec::new()
+                } else {
+                    self.xreadgroup(&[shard], free_slots, Some(wait))?
+                };
+                if got.is_empty() {
+                    self.slice.idle();
+                } else {
+                    self.slice.found();
+                }
+                if !got.is_empty() || wait >= left {
                     return Ok(got);
                 }
                 continue;
@@ -184,5 +249,34 @@ pub(crate) fn stream_entries(v: &Value) -> Result<Vec<(&Value, &Value)>, Error> 
                 )),
             })
             .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_slice_stays_short_while_hot_then_grows_to_a_blocking_one() {
+        let mut slice = Slice::new();
+        slice.idle();
+        assert_eq!(slice.next(Duration::from_secs(1)), Slice::MIN, "still hot");
+        assert!(slice.sleeps());
+        // Quiet for longer than HOT: it doubles up to MAX, then blocks.
+        slice.found_at = Instant::now() - Slice::HOT;
+        let mut waits = Vec::new();
+        for _ in 0..8 {
+            slice.idle();
+            waits.push(slice.next(Duration::from_secs(1)));
+        }
+        assert!(waits.windows(2).all(|w| w[0] <= w[1]), "{waits:?}");
+        assert_eq!(*waits.last().unwrap(), Slice::MAX);
+        assert!(!slice.sleeps());
+        assert_eq!(
+            slice.next(Duration::from_millis(7)),
+            Duration::from_millis(7)
+        );
+        slice.found();
+        assert_eq!(slice.next(Duration::from_secs(1)), Slice::MIN);
     }
 }

@@ -9,7 +9,7 @@ use super::broker::{Broker, random};
 use super::error::Error;
 use super::keys::TaskId;
 use super::outcome::Outcome;
-use super::reader::{CLUSTER_SLICE, stream_entries};
+use super::reader::stream_entries;
 use super::reply;
 use crate::TaskError;
 
@@ -31,7 +31,8 @@ impl Broker {
             return self.xread_replies(&all, after, Some(block), count);
         }
         // A Redis Cluster takes keys of one slot per command: look at every
-        // shard without blocking, then wait on one (in turn) for a slice.
+        // shard without blocking, then wait on one (in turn) for a slice
+        // (short after a completion, longer while none come: `Slice`).
         let deadline = Instant::now() + block;
         let mut turn = (random() % u64::from(shards)) as u16;
         loop {
@@ -40,13 +41,24 @@ impl Broker {
                 done.extend(self.xread_replies(&[shard], after, None, count)?);
             }
             if !done.is_empty() {
+                self.reply_slice.found();
                 return Ok(done);
             }
             let left = deadline.saturating_duration_since(Instant::now());
-            let wait = left.min(CLUSTER_SLICE);
+            let wait = self.reply_slice.next(left);
             turn = (turn + 1) % shards;
-            let done = self.xread_replies(&[turn], after, Some(wait), count)?;
-            if !done.is_empty() || left <= CLUSTER_SLICE {
+            let done = if self.reply_slice.sleeps() {
+                std::thread::sleep(wait);
+                Vec::new()
+            } else {
+                self.xread_replies(&[turn], after, Some(wait), count)?
+            };
+            if done.is_empty() {
+                self.reply_slice.idle();
+            } else {
+                self.reply_slice.found();
+            }
+            if !done.is_empty() || wait >= left {
                 return Ok(done);
             }
         }
