@@ -21,7 +21,8 @@
 //! shorter than that are slept through (a short `BLOCK` ends only at the
 //! server's next periodic tick, up to 100 ms later); the longest block on a
 //! shard. An idle worker sends about `shards + 1` reads per 50 ms; an entry on
-//! a shard it is not waiting on is taken within one slice.
+//! a shard it is not waiting on is taken within one slice (once idle, up to
+//! about 100 ms: the server's tick again).
 
 use std::time::{Duration, Instant};
 
