@@ -559,28 +559,15 @@ impl Broker {
         }
         let result = self.shared.keys.result(id);
         let queued = self.shared.keys.queued(id);
-        let io = self.link.io_timeout();
-        // One round trip where pipelines work: both keys are in the task's
-        // shard's slot. The cluster client pipelines nothing: two commands.
-        let (outcome, known): (Option<Vec<u8>>, bool) = if self.link.is_cluster() {
-            let outcome: Option<Vec<u8>> = self.link.call("fetching an outcome", io, |con| {
-                redis::cmd("GET").arg(&result).query(con)
-            })?;
-            let known = outcome.is_some()
-                || self.link.call("fetching an outcome", io, |con| {
-                    redis::cmd("EXISTS").arg(&queued).query(con)
-                })?;
-            (outcome, known)
-        } else {
-            self.link.call("fetching an outcome", io, |con| {
-                redis::pipe()
-                    .cmd("GET")
-                    .arg(&result)
-                    .cmd("EXISTS")
-                    .arg(&queued)
-                    .query(con)
-            })?
-        };
+        // One round trip: both keys are in the task's shard's slot.
+        let (outcome, known): (Option<Vec<u8>>, bool) = self.link.query_pipe(
+            "fetching an outcome",
+            redis::pipe()
+                .cmd("GET")
+                .arg(&result)
+                .cmd("EXISTS")
+                .arg(&queued),
+        )?;
         match outcome {
             Some(bytes) => Outcome::decode(&bytes, self.shared.config.max_entry_bytes).map(Some),
             None if known => Ok(None),

@@ -15,10 +15,10 @@
 
 use std::time::Duration;
 
-use redis::cluster::{ClusterClient, ClusterConnection};
+use redis::cluster::{ClusterClient, ClusterConnection, ClusterPipeline};
 use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo};
 use redis::io::tcp::TcpSettings;
-use redis::{Client, Connection, ConnectionLike, Value};
+use redis::{Client, Connection, ConnectionLike, FromRedisValue, Pipeline, Value};
 
 use super::address::Address;
 use super::error::{Error, ErrorKind};
@@ -172,6 +172,28 @@ impl Link {
         f: impl FnOnce(&mut dyn ConnectionLike) -> redis::RedisResult<T>,
     ) -> Result<T, Error> {
         self.call_con(what, reply, |con| f(con.as_dyn()))
+    }
+
+    /// Sends `pipe` in one round trip per server: as it is to one server; on
+    /// a Redis Cluster as a cluster pipeline, each command routed to the
+    /// node of its key (the cluster connection takes no plain pipeline).
+    /// Replies come back in order either way.
+    pub(crate) fn query_pipe<T: FromRedisValue>(
+        &mut self,
+        what: &str,
+        pipe: &Pipeline,
+    ) -> Result<T, Error> {
+        let io = self.io_timeout;
+        self.call_con(what, io, |con| match con {
+            Con::Single(c) => pipe.query(c),
+            Con::Cluster(c) => {
+                let mut cluster = ClusterPipeline::new();
+                for cmd in pipe.cmd_iter() {
+                    cluster.add_command(cmd.clone());
+                }
+                cluster.query(c)
+            }
+        })
     }
 
     /// Runs `cmd` (a command without keys) on every master of a cluster, or
