@@ -17,11 +17,17 @@ for component in rustfmt clippy; do
     fi
 done
 
-# The cluster tests start their own redis-server (Debian's package).
-if ! command -v redis-server >/dev/null 2>&1; then
+# The cluster tests start their own redis-server (Debian's package, which
+# brings redis-cli for the Redis Cluster test) and make a throwaway TLS
+# certificate with openssl.
+missing=()
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+if [ "${#missing[@]}" -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
     $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq redis-server
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}"
 fi
 redis-server --version
 

@@ -17,7 +17,7 @@ use super::entry::{Entry, Item};
 use super::error::{Error, ErrorKind};
 use super::keys::{GROUP, Keys, TaskId};
 use super::outcome::Outcome;
-use super::reader::Reader;
+use super::reader::{Reader, Slice};
 use super::reply;
 use super::scripts;
 use crate::{TaskError, TaskErrorKind};
@@ -119,6 +119,8 @@ pub struct Broker {
     shared: Arc<Shared>,
     /// Where the next sweep of each shard starts.
     cursors: Vec<String>,
+    /// How long a read of replies waits on one shard, on a Redis Cluster.
+    pub(crate) reply_slice: Slice,
 }
 
 impl Broker {
@@ -172,6 +174,7 @@ impl Broker {
                 durability,
             }),
             cursors: vec!["0-0".into(); shards],
+            reply_slice: Slice::new(),
         };
         broker.ensure_groups()?;
         Ok(broker)
@@ -184,6 +187,7 @@ impl Broker {
             link: self.link.fresh(),
             shared: Arc::clone(&self.shared),
             cursors: self.cursors.clone(),
+            reply_slice: Slice::new(),
         }
     }
 
@@ -555,17 +559,15 @@ impl Broker {
         }
         let result = self.shared.keys.result(id);
         let queued = self.shared.keys.queued(id);
-        let io = self.link.io_timeout();
         // One round trip: both keys are in the task's shard's slot.
-        let (outcome, known): (Option<Vec<u8>>, bool) =
-            self.link.call("fetching an outcome", io, |con| {
-                redis::pipe()
-                    .cmd("GET")
-                    .arg(&result)
-                    .cmd("EXISTS")
-                    .arg(&queued)
-                    .query(con)
-            })?;
+        let (outcome, known): (Option<Vec<u8>>, bool) = self.link.query_pipe(
+            "fetching an outcome",
+            redis::pipe()
+                .cmd("GET")
+                .arg(&result)
+                .cmd("EXISTS")
+                .arg(&queued),
+        )?;
         match outcome {
             Some(bytes) => Outcome::decode(&bytes, self.shared.config.max_entry_bytes).map(Some),
             None if known => Ok(None),
@@ -735,33 +737,69 @@ pub(crate) fn secs(d: Duration) -> u64 {
 }
 
 fn read_durability(link: &mut Link) -> Result<Durability, Error> {
-    let mut get = |name: &str| -> Result<Option<String>, Error> {
-        let io = link.io_timeout();
-        match link.call("reading the persistence settings", io, |con| {
-            redis::cmd("CONFIG")
-                .arg("GET")
-                .arg(name)
-                .query::<Value>(con)
-        }) {
-            Ok(v) => {
-                let pairs = reply::pairs(&v, "CONFIG GET")?;
-                Ok(match pairs.first() {
-                    Some((_, value)) => Some(reply::text(value, "a setting")?),
-                    None => None,
+    // Every master's settings (one server: its own): a promise holds only if
+    // every node that holds shards keeps it.
+    let mut get = |name: &str| -> Result<Vec<Option<String>>, Error> {
+        let mut cmd = redis::cmd("CONFIG");
+        cmd.arg("GET").arg(name);
+        match link.call_on_masters("reading the persistence settings", &cmd) {
+            Ok(replies) => replies
+                .iter()
+                .map(|v| {
+                    let pairs = reply::pairs(v, "CONFIG GET")?;
+                    Ok(match pairs.first() {
+                        Some((_, value)) => Some(reply::text(value, "a setting")?),
+                        None => None,
+                    })
                 })
-            }
+                .collect(),
             // CONFIG may be renamed away or refused to this user (managed
             // services): the settings are then unknown, not an error.
-            Err(e) if e.kind() == ErrorKind::Protocol || e.kind() == ErrorKind::Auth => Ok(None),
+            Err(e) if e.kind() == ErrorKind::Protocol || e.kind() == ErrorKind::Auth => {
+                Ok(vec![None])
+            }
             Err(e) => Err(e),
         }
     };
-    let appendonly = get("appendonly")?.map(|v| v == "yes");
-    let appendfsync = get("appendfsync")?;
+    let appendonly = weakest_appendonly(&get("appendonly")?);
+    let appendfsync = weakest_appendfsync(&get("appendfsync")?);
     Ok(Durability {
         appendonly,
         appendfsync,
     })
+}
+
+/// `appendonly` over several servers: off if any is off, unknown if any is
+/// unknown, else on.
+fn weakest_appendonly(values: &[Option<String>]) -> Option<bool> {
+    if values
+        .iter()
+        .any(|v| v.as_deref().is_some_and(|v| v != "yes"))
+    {
+        Some(false)
+    } else if values.is_empty() || values.iter().any(Option::is_none) {
+        None
+    } else {
+        Some(true)
+    }
+}
+
+/// `appendfsync` over several servers: the weakest (`no` < `everysec` <
+/// `always`); unknown if any is unknown.
+fn weakest_appendfsync(values: &[Option<String>]) -> Option<String> {
+    let rank = |v: &str| match v {
+        "always" => 2,
+        "everysec" => 1,
+        _ => 0,
+    };
+    let mut weakest: Option<&str> = None;
+    for v in values {
+        let v = v.as_deref()?;
+        if weakest.is_none_or(|w| rank(v) < rank(w)) {
+            weakest = Some(v);
+        }
+    }
+    weakest.map(str::to_owned)
 }
 
 /// A random 64-bit number (std's hasher keys are random per process; the
@@ -785,4 +823,38 @@ pub(crate) fn host_name() -> String {
         .ok()
         .filter(|s| !s.is_empty() && s.len() <= 64 && !s.contains(char::is_whitespace))
         .unwrap_or_else(|| "localhost".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn some(v: &[&str]) -> Vec<Option<String>> {
+        v.iter().map(|s| Some((*s).to_owned())).collect()
+    }
+
+    #[test]
+    fn the_weakest_node_decides_the_durability_of_a_cluster() {
+        assert_eq!(
+            weakest_appendonly(&some(&["yes", "yes", "yes"])),
+            Some(true)
+        );
+        assert_eq!(
+            weakest_appendonly(&some(&["yes", "no", "yes"])),
+            Some(false)
+        );
+        let mut unknown = some(&["yes", "yes"]);
+        unknown.push(None);
+        assert_eq!(weakest_appendonly(&unknown), None);
+        assert_eq!(weakest_appendonly(&[]), None);
+        assert_eq!(
+            weakest_appendfsync(&some(&["always", "everysec", "always"])).as_deref(),
+            Some("everysec")
+        );
+        assert_eq!(
+            weakest_appendfsync(&some(&["always", "no"])).as_deref(),
+            Some("no")
+        );
+        assert_eq!(weakest_appendfsync(&unknown), None);
+    }
 }

@@ -21,7 +21,13 @@ use super::entry::DEFAULT_MAX_ENTRY_BYTES;
 /// ```
 #[derive(Clone, Debug)]
 pub struct BrokerConfig {
-    /// `redis://[user:password@]host:port/[db]` (or `unix://`).
+    /// `redis://[user:password@]host:port/[db]` (or `unix://`) for one
+    /// server; `redis+cluster://[user:password@]host:port[,host:port...]/`
+    /// for a Redis Cluster, given by one or more seed nodes (the client
+    /// learns the others; each shard's keys share a hash tag, so the shards
+    /// spread over the cluster's nodes). `rediss://` and `rediss+cluster://`
+    /// connect over TLS, trusting the system's root certificates (or the
+    /// bundle named by `SSL_CERT_FILE`).
     pub url: String,
     /// The first part of every key (default `quadriga`).
     pub prefix: String,

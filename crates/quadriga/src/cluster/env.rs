@@ -7,6 +7,7 @@
 //! | `QUADRIGA_CLUSTER_WORKER` | the broker URL | (not a worker) |
 //! | `QUADRIGA_CLUSTER_QUEUE` | the queue | `default` |
 //! | `QUADRIGA_CLUSTER_PREFIX` | the key prefix | `quadriga` |
+//! | `QUADRIGA_CLUSTER_SHARDS` | the queue's shards (as its clients have) | 1 |
 //! | `QUADRIGA_CLUSTER_CONCURRENCY` | entries run at once | one per core |
 //! | `QUADRIGA_CLUSTER_LEASE_MS` | the lease, in ms | 10,000 |
 //! | `QUADRIGA_CLUSTER_RETRIES` | retries on worker loss | 3 |
@@ -36,6 +37,9 @@ pub(crate) fn divert_if_worker() {
     }
     if let Some(prefix) = var("QUADRIGA_CLUSTER_PREFIX") {
         builder = builder.prefix(prefix);
+    }
+    if let Some(n) = number("QUADRIGA_CLUSTER_SHARDS") {
+        builder = builder.shards(n.min(u64::from(u16::MAX)) as u16);
     }
     if let Some(n) = number("QUADRIGA_CLUSTER_CONCURRENCY") {
         builder = builder.concurrency(n as usize);

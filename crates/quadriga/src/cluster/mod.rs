@@ -65,6 +65,11 @@
 //!   reply lost with a dropped connection leaves the caller unsure whether it
 //!   ran ([`Error::is_outcome_unknown`]).
 //! * Durability is read on connect ([`Durability`]), not assumed.
+//! * **Redis Cluster** (`redis+cluster://host:port,host:port/`, see
+//!   `address.rs`): every script and command names keys of one shard (one
+//!   hash tag, one slot) only, so the shards spread over the nodes. As one
+//!   command cannot wait on several slots, readers there wait on one shard at
+//!   a time for a short slice, then look at all of them (`reader.rs`).
 //!
 //! The scripts' exact contracts are in `scripts.rs`.
 //!
@@ -80,6 +85,7 @@
 //!   `QUADRIGA_CLUSTER_WORKER=<url>` makes [`init`](crate::init) one
 //!   (`env.rs`).
 
+mod address;
 mod broker;
 mod config;
 mod conn;

@@ -11,8 +11,20 @@
 //! free slots left), and blocks only when all were empty; a blocking read over
 //! several shards asks for one entry per shard, and over fewer shards when
 //! fewer slots are free.
+//!
+//! On a Redis Cluster one command may only name keys of one hash slot, and
+//! each shard has its own slot, so a read cannot wait on several shards at
+//! once. There the reader waits on one shard at a time (in turn) for a
+//! slice ([`Slice`]), then looks at every shard again without blocking. The
+//! slice is short (2 ms) for 250 ms after something came, so a busy queue is
+//! served at once, then doubles while nothing comes, up to 50 ms. Slices
+//! shorter than that are slept through (a short `BLOCK` ends only at the
+//! server's next periodic tick, up to 100 ms later); the longest block on a
+//! shard. An idle worker sends about `shards + 1` reads per 50 ms; an entry on
+//! a shard it is not waiting on is taken within one slice (once idle, up to
+//! about 100 ms: the server's tick again).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use redis::Value;
 
@@ -22,6 +34,56 @@ use super::delivery::Delivery;
 use super::error::Error;
 use super::keys::{GROUP, Keys};
 use super::reply;
+
+/// On a Redis Cluster, how long a read waits on one shard before it looks at
+/// the others again: [`MIN`](Self::MIN) for [`HOT`](Self::HOT) after
+/// something came, then doubling while nothing does, up to
+/// [`MAX`](Self::MAX).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Slice {
+    wait: Duration,
+    found_at: Instant,
+}
+
+impl Slice {
+    pub(crate) const MIN: Duration = Duration::from_millis(2);
+    pub(crate) const MAX: Duration = Duration::from_millis(50);
+    pub(crate) const HOT: Duration = Duration::from_millis(250);
+
+    pub(crate) fn new() -> Self {
+        Slice {
+            wait: Self::MIN,
+            found_at: Instant::now(),
+        }
+    }
+
+    /// The wait of the next slice, at most `left`.
+    pub(crate) fn next(&self, left: Duration) -> Duration {
+        left.min(self.wait)
+    }
+
+    /// Whether the next slice is short enough to sleep through rather than
+    /// block in the server: a server times out blocked reads in its periodic
+    /// task (`hz`, 10 per second by default), so a short `BLOCK` may last far
+    /// longer than asked.
+    pub(crate) fn sleeps(&self) -> bool {
+        self.wait < Self::MAX
+    }
+
+    /// Something came: wait briefly again.
+    pub(crate) fn found(&mut self) {
+        self.wait = Self::MIN;
+        self.found_at = Instant::now();
+    }
+
+    /// A slice passed with nothing: once the queue has been quiet for a
+    /// while, wait longer next time.
+    pub(crate) fn idle(&mut self) {
+        if self.found_at.elapsed() >= Self::HOT {
+            self.wait = (self.wait * 2).min(Self::MAX);
+        }
+    }
+}
 
 /// Reads new entries for one consumer, blocking up to a given time. Made by
 /// [`Broker::reader`](super::Broker::reader).
@@ -33,6 +95,8 @@ pub struct Reader {
     max_entry_bytes: usize,
     /// The shard the next read starts at.
     next: u16,
+    /// The wait on one shard, on a Redis Cluster.
+    slice: Slice,
 }
 
 impl Reader {
@@ -43,6 +107,7 @@ impl Reader {
             consumer,
             max_entry_bytes,
             next: 0,
+            slice: Slice::new(),
         }
     }
 
@@ -60,27 +125,56 @@ impl Reader {
         let start = self.next;
         self.next = (self.next + 1) % shards;
         let order: Vec<u16> = (0..shards).map(|i| (start + i) % shards).collect();
-        let mut out = Vec::new();
-        if shards > 1 {
-            for &shard in &order {
-                let room = free_slots - out.len();
-                if room == 0 {
+        let sliced = shards > 1 && self.link.is_cluster();
+        let deadline = Instant::now() + block;
+        let mut turn = 0;
+        loop {
+            let mut out = Vec::new();
+            if shards > 1 {
+                for &shard in &order {
+                    let room = free_slots - out.len();
+                    if room == 0 {
+                        self.slice.found();
+                        return Ok(out);
+                    }
+                    out.extend(self.xreadgroup(&[shard], room, None)?);
+                }
+                if !out.is_empty() {
+                    self.slice.found();
                     return Ok(out);
                 }
-                out.extend(self.xreadgroup(&[shard], room, None)?);
             }
-            if !out.is_empty() {
-                return Ok(out);
+            if sliced {
+                // One slot per command: wait on one shard, for a slice, in turn.
+                let left = deadline.saturating_duration_since(Instant::now());
+                let wait = self.slice.next(left);
+                let shard = order[turn % order.len()];
+                turn += 1;
+                let got = if self.slice.sleeps() {
+                    std::thread::sleep(wait);
+                    Vec::new()
+                } else {
+                    self.xreadgroup(&[shard], free_slots, Some(wait))?
+                };
+                if got.is_empty() {
+                    self.slice.idle();
+                } else {
+                    self.slice.found();
+                }
+                if !got.is_empty() || wait >= left {
+                    return Ok(got);
+                }
+                continue;
             }
+            // All empty: block on as many shards as there are free slots, one
+            // entry each (or on the only shard, for all the free slots).
+            let (watch, count) = if shards == 1 {
+                (&order[..], free_slots)
+            } else {
+                (&order[..free_slots.min(order.len())], 1)
+            };
+            return self.xreadgroup(watch, count, Some(block));
         }
-        // All empty: block on as many shards as there are free slots, one
-        // entry each (or on the only shard, for all the free slots).
-        let (watch, count) = if shards == 1 {
-            (&order[..], free_slots)
-        } else {
-            (&order[..free_slots.min(order.len())], 1)
-        };
-        self.xreadgroup(watch, count, Some(block))
     }
 
     fn xreadgroup(
@@ -156,5 +250,34 @@ pub(crate) fn stream_entries(v: &Value) -> Result<Vec<(&Value, &Value)>, Error> 
                 )),
             })
             .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_slice_stays_short_while_hot_then_grows_to_a_blocking_one() {
+        let mut slice = Slice::new();
+        slice.idle();
+        assert_eq!(slice.next(Duration::from_secs(1)), Slice::MIN, "still hot");
+        assert!(slice.sleeps());
+        // Quiet for longer than HOT: it doubles up to MAX, then blocks.
+        slice.found_at = Instant::now() - Slice::HOT;
+        let mut waits = Vec::new();
+        for _ in 0..8 {
+            slice.idle();
+            waits.push(slice.next(Duration::from_secs(1)));
+        }
+        assert!(waits.windows(2).all(|w| w[0] <= w[1]), "{waits:?}");
+        assert_eq!(*waits.last().unwrap(), Slice::MAX);
+        assert!(!slice.sleeps());
+        assert_eq!(
+            slice.next(Duration::from_millis(7)),
+            Duration::from_millis(7)
+        );
+        slice.found();
+        assert_eq!(slice.next(Duration::from_secs(1)), Slice::MIN);
     }
 }

@@ -1,11 +1,11 @@
 //! The client's side of completions: reading its reply streams (which of its
 //! tasks finished) and fetching many outcomes in one round trip per shard.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use redis::Value;
 
-use super::broker::Broker;
+use super::broker::{Broker, random};
 use super::error::Error;
 use super::keys::TaskId;
 use super::outcome::Outcome;
@@ -25,28 +25,77 @@ impl Broker {
         block: Duration,
         count: usize,
     ) -> Result<Vec<(TaskId, Duration)>, Error> {
+        let shards = self.keys().shards();
+        if shards == 1 || !self.link().is_cluster() {
+            let all: Vec<u16> = (0..shards).collect();
+            return self.xread_replies(&all, after, Some(block), count);
+        }
+        // A Redis Cluster takes keys of one slot per command: look at every
+        // shard without blocking, then wait on one (in turn) for a slice
+        // (short after a completion, longer while none come: `Slice`).
+        let deadline = Instant::now() + block;
+        let mut turn = (random() % u64::from(shards)) as u16;
+        loop {
+            let mut done = Vec::new();
+            for shard in 0..shards {
+                done.extend(self.xread_replies(&[shard], after, None, count)?);
+            }
+            if !done.is_empty() {
+                self.reply_slice.found();
+                return Ok(done);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            let wait = self.reply_slice.next(left);
+            turn = (turn + 1) % shards;
+            let done = if self.reply_slice.sleeps() {
+                std::thread::sleep(wait);
+                Vec::new()
+            } else {
+                self.xread_replies(&[turn], after, Some(wait), count)?
+            };
+            if done.is_empty() {
+                self.reply_slice.idle();
+            } else {
+                self.reply_slice.found();
+            }
+            if !done.is_empty() || wait >= left {
+                return Ok(done);
+            }
+        }
+    }
+
+    /// One `XREAD` of the reply streams of `shards`, blocking up to `block`
+    /// when given.
+    fn xread_replies(
+        &mut self,
+        shards: &[u16],
+        after: &mut [String],
+        block: Option<Duration>,
+        count: usize,
+    ) -> Result<Vec<(TaskId, Duration)>, Error> {
         let keys = self.keys().clone();
         let client = self.client_id();
-        let shards = keys.shards();
         let mut cmd = redis::cmd("XREAD");
-        cmd.arg("COUNT")
-            .arg(count.max(1))
-            .arg("BLOCK")
-            .arg(block.as_millis().max(1) as u64)
-            .arg("STREAMS");
-        for shard in 0..shards {
+        cmd.arg("COUNT").arg(count.max(1));
+        if let Some(block) = block {
+            cmd.arg("BLOCK").arg(block.as_millis().max(1) as u64);
+        }
+        cmd.arg("STREAMS");
+        for &shard in shards {
             cmd.arg(keys.reply(shard, client));
         }
-        for id in after.iter() {
-            cmd.arg(id);
+        for &shard in shards {
+            cmd.arg(&after[usize::from(shard)]);
         }
         let link = self.link();
-        let wait = block + link.io_timeout();
+        let wait = block.unwrap_or_default() + link.io_timeout();
         let v: Value = link.call("reading completions", wait, |con| cmd.query(con))?;
         let mut done = Vec::new();
         for (stream, list) in stream_entries(&v)? {
             let name = reply::bytes(stream, "a reply stream's name")?;
-            let Some(shard) = (0..shards).find(|&s| keys.reply(s, client).as_bytes() == name)
+            let Some(&shard) = shards
+                .iter()
+                .find(|&&s| keys.reply(s, client).as_bytes() == name)
             else {
                 return Err(Error::protocol("XREAD", "a stream that was not asked for"));
             };

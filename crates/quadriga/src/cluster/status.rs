@@ -136,7 +136,6 @@ pub fn read_status(config: &BrokerConfig) -> Result<Status, Error> {
 /// How many consecutive shard streams exist, from shard 0 (`EXISTS` in
 /// pipelined batches of 64).
 fn count_shards(link: &mut Link, probe: &Keys) -> Result<u16, Error> {
-    let io = link.io_timeout();
     let mut n = 0u16;
     while n < MAX_SHARDS {
         let batch: Vec<u16> = (n..MAX_SHARDS.min(n + 64)).collect();
@@ -144,8 +143,8 @@ fn count_shards(link: &mut Link, probe: &Keys) -> Result<u16, Error> {
         for &s in &batch {
             pipe.cmd("EXISTS").arg(probe.stream(s));
         }
-        let found: Vec<u8> =
-            link.call("looking for the queue's shards", io, |con| pipe.query(con))?;
+        // One command per key: on a Redis Cluster each goes to its shard's node.
+        let found: Vec<u8> = link.query_pipe("looking for the queue's shards", &pipe)?;
         for (&s, &exists) in batch.iter().zip(&found) {
             if exists == 0 {
                 return Ok(s);
@@ -173,23 +172,22 @@ fn snapshot(
     let mut shards = Vec::with_capacity(usize::from(count));
     for shard in 0..count {
         let stream = keys.stream(shard);
+        let mut pipe = redis::pipe();
+        pipe.cmd("XLEN")
+            .arg(&stream)
+            .cmd("XPENDING")
+            .arg(&stream)
+            .arg(GROUP)
+            .cmd("XINFO")
+            .arg("GROUPS")
+            .arg(&stream)
+            .cmd("XLEN")
+            .arg(keys.dead(shard))
+            .cmd("ZCARD")
+            .arg(keys.delayed(shard));
+        // A shard's keys share one hash tag: one node, one round trip.
         let (len, pending, groups, dead, delayed): (u64, Value, Value, u64, u64) =
-            link.call("reading a shard's status", io, |con| {
-                redis::pipe()
-                    .cmd("XLEN")
-                    .arg(&stream)
-                    .cmd("XPENDING")
-                    .arg(&stream)
-                    .arg(GROUP)
-                    .cmd("XINFO")
-                    .arg("GROUPS")
-                    .arg(&stream)
-                    .cmd("XLEN")
-                    .arg(keys.dead(shard))
-                    .cmd("ZCARD")
-                    .arg(keys.delayed(shard))
-                    .query(con)
-            })?;
+            link.query_pipe("reading a shard's status", &pipe)?;
         let (leased, oldest_leased) = pending_summary(&pending, &mut held)?;
         let after = last_delivered(&groups)?;
         let first_waiting: Value = link.call("reading the oldest waiting entry", io, |con| {

@@ -19,6 +19,10 @@ pub(crate) struct RedisServer {
     dir: PathBuf,
     password: Option<String>,
     appendonly: bool,
+    /// Extra `redis-server` arguments (cluster mode, TLS files).
+    extra: Vec<String>,
+    /// Whether its port speaks TLS only (see [`RedisServer::with_tls`]).
+    tls: bool,
 }
 
 impl RedisServer {
@@ -38,6 +42,40 @@ impl RedisServer {
     }
 
     fn with(password: Option<String>, appendonly: bool) -> Self {
+        Self::with_args(password, appendonly, Vec::new())
+    }
+
+    /// A durable server whose port speaks TLS only, with the certificate
+    /// and key files given (clients are not asked for certificates).
+    pub(crate) fn with_tls(cert: &std::path::Path, key: &std::path::Path) -> Self {
+        Self::tls_with(cert, key, Vec::new())
+    }
+
+    /// [`with_tls`](Self::with_tls), with more arguments.
+    fn tls_with(cert: &std::path::Path, key: &std::path::Path, more: Vec<String>) -> Self {
+        let mut server = Self::with_args_deferred(None, true, Vec::new());
+        server.tls = true;
+        server.extra = vec![
+            "--tls-cert-file".into(),
+            cert.display().to_string(),
+            "--tls-key-file".into(),
+            key.display().to_string(),
+            "--tls-auth-clients".into(),
+            "no".into(),
+        ];
+        server.extra.extend(more);
+        server.spawn();
+        server
+    }
+
+    fn with_args(password: Option<String>, appendonly: bool, extra: Vec<String>) -> Self {
+        let mut server = Self::with_args_deferred(password, appendonly, extra);
+        server.spawn();
+        server
+    }
+
+    /// Makes its directory and picks its port; does not start it.
+    fn with_args_deferred(password: Option<String>, appendonly: bool, extra: Vec<String>) -> Self {
         static N: AtomicU32 = AtomicU32::new(0);
         let dir = std::env::temp_dir().join(format!(
             "quadriga-redis-{}-{}",
@@ -46,21 +84,25 @@ impl RedisServer {
         ));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("make the server's temp dir");
-        let mut server = RedisServer {
+        RedisServer {
             child: None,
             port: free_port(),
             dir,
             password,
             appendonly,
-        };
-        server.spawn();
-        server
+            extra,
+            tls: false,
+        }
     }
 
     fn spawn(&mut self) {
         let mut cmd = Command::new("redis-server");
-        cmd.arg("--port")
-            .arg(self.port.to_string())
+        if self.tls {
+            cmd.args(["--port", "0", "--tls-port"]);
+        } else {
+            cmd.arg("--port");
+        }
+        cmd.arg(self.port.to_string())
             .args(["--bind", "127.0.0.1", "--save", "", "--daemonize", "no"])
             .args(["--appendonly", if self.appendonly { "yes" } else { "no" }])
             .args(["--appendfsync", "always"])
@@ -74,6 +116,7 @@ impl RedisServer {
         if let Some(pw) = &self.password {
             cmd.args(["--requirepass", pw]);
         }
+        cmd.args(&self.extra);
         let child = cmd.spawn().unwrap_or_else(|e| {
             panic!("could not start redis-server ({e}): install it (apt-get install redis-server; scripts/test.sh does)")
         });
@@ -85,7 +128,14 @@ impl RedisServer {
     fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            if let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) {
+            // A TLS port: listening is ready enough (an empty data dir
+            // loads at once).
+            if self.tls && TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            if !self.tls
+                && let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port))
+            {
                 let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
                 let mut buf = [0u8; 64];
                 if s.write_all(b"PING\r\n").is_ok() {
@@ -111,11 +161,13 @@ impl RedisServer {
         }
     }
 
-    /// `redis://127.0.0.1:<port>/`, with the password if there is one.
+    /// `redis://127.0.0.1:<port>/` (`rediss://` with TLS), with the password
+    /// if there is one.
     pub(crate) fn url(&self) -> String {
+        let scheme = if self.tls { "rediss" } else { "redis" };
         match &self.password {
-            Some(pw) => format!("redis://:{pw}@127.0.0.1:{}/", self.port),
-            None => format!("redis://127.0.0.1:{}/", self.port),
+            Some(pw) => format!("{scheme}://:{pw}@127.0.0.1:{}/", self.port),
+            None => format!("{scheme}://127.0.0.1:{}/", self.port),
         }
     }
 
@@ -154,4 +206,132 @@ impl Drop for RedisServer {
 pub(crate) fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
     l.local_addr().expect("its address").port()
+}
+
+/// A Redis Cluster of `masters` durable `redis-server`s (no replicas) on
+/// loopback, each in its own temp dir, with every slot assigned; each server
+/// is stopped by pid when dropped.
+#[derive(Debug)]
+pub(crate) struct RedisCluster {
+    nodes: Vec<RedisServer>,
+}
+
+impl RedisCluster {
+    /// Starts the servers in cluster mode, assigns the slots
+    /// (`redis-cli --cluster create`) and waits (at most 30 s) until every
+    /// node reports `cluster_state:ok`.
+    pub(crate) fn start(masters: usize) -> Self {
+        let nodes = (0..masters)
+            .map(|_| RedisServer::with_args(None, true, cluster_args()))
+            .collect();
+        Self::create(nodes, None)
+    }
+
+    /// [`start`](Self::start) with TLS on every port and on the cluster bus:
+    /// `cert`/`key` signed by `ca`, which the nodes trust.
+    pub(crate) fn start_tls(
+        masters: usize,
+        cert: &std::path::Path,
+        key: &std::path::Path,
+        ca: &std::path::Path,
+    ) -> Self {
+        let nodes = (0..masters)
+            .map(|_| {
+                let mut more = cluster_args();
+                more.extend(["--tls-cluster".into(), "yes".into()]);
+                more.extend(["--tls-ca-cert-file".into(), ca.display().to_string()]);
+                RedisServer::tls_with(cert, key, more)
+            })
+            .collect();
+        Self::create(nodes, Some(ca))
+    }
+
+    fn create(nodes: Vec<RedisServer>, tls_ca: Option<&std::path::Path>) -> Self {
+        let cli = |cmd: &mut Command| {
+            if let Some(ca) = tls_ca {
+                cmd.arg("--tls").arg("--cacert").arg(ca);
+            }
+        };
+        let mut create = Command::new("redis-cli");
+        cli(&mut create);
+        create.arg("--cluster").arg("create");
+        for n in &nodes {
+            create.arg(format!("127.0.0.1:{}", n.port));
+        }
+        let out = create
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .stdin(Stdio::null())
+            .output()
+            .expect("run redis-cli --cluster create");
+        assert!(
+            out.status.success(),
+            "redis-cli --cluster create failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let cluster = RedisCluster { nodes };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let ready = |port: u16| {
+            let mut info = Command::new("redis-cli");
+            cli(&mut info);
+            info.args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "CLUSTER",
+                "INFO",
+            ])
+            .stdin(Stdio::null())
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("cluster_state:ok"))
+        };
+        while !cluster.nodes.iter().all(|n| ready(n.port)) {
+            assert!(
+                Instant::now() < deadline,
+                "the cluster did not become ready in 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        cluster
+    }
+
+    /// `redis+cluster://127.0.0.1:<port>,...` (`rediss+cluster://` with
+    /// TLS) naming every node as a seed.
+    pub(crate) fn url(&self) -> String {
+        let seeds: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
+        let tls = self.nodes.first().is_some_and(|n| n.tls);
+        let scheme = if tls {
+            "rediss+cluster"
+        } else {
+            "redis+cluster"
+        };
+        format!("{scheme}://{}/", seeds.join(","))
+    }
+
+    /// The nodes.
+    pub(crate) fn nodes(&self) -> &[RedisServer] {
+        &self.nodes
+    }
+}
+
+/// The arguments of a cluster node. The bus port is given: the default
+/// (port + 10000) may be taken or past 65535.
+fn cluster_args() -> Vec<String> {
+    [
+        "--cluster-enabled",
+        "yes",
+        "--cluster-config-file",
+        "nodes.conf",
+        "--cluster-node-timeout",
+        "5000",
+        "--cluster-port",
+        &free_port().to_string(),
+    ]
+    .map(str::to_owned)
+    .to_vec()
 }
