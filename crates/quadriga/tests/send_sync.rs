@@ -257,20 +257,22 @@ pin_traits! {
     quadriga::data::MapReduce<'static, quadriga::ThreadPool, count_lines> => [!Send, !Sync, Unpin],
 }
 
-// The cluster: the pool is shared by threads like the local pools; the
-// broker and reader own one connection each, used by one thread at a time.
+// The cluster: the pool is shared by threads like the local pools. The
+// broker, reader and worker own a connection each (the redis crate's cluster
+// client keeps its slot map in `RefCell`s): they move between threads but are
+// used by one at a time; a worker is stopped through its `WorkerStop`.
 #[cfg(feature = "cluster")]
 pin_traits! {
     quadriga::cluster::ClusterPool => [Send, Sync, Unpin],
     quadriga::cluster::ClusterPoolBuilder => [Send, Sync, Unpin],
-    quadriga::cluster::Worker => [Send, Sync, Unpin],
+    quadriga::cluster::Worker => [Send, !Sync, Unpin],
     quadriga::cluster::WorkerBuilder => [Send, Sync, Unpin],
     quadriga::cluster::WorkerStop => [Send, Sync, Unpin],
     quadriga::cluster::WorkerReport => [Send, Sync, Unpin],
     quadriga::cluster::Isolation => [Send, Sync, Unpin],
-    quadriga::cluster::Broker => [Send, Sync, Unpin],
+    quadriga::cluster::Broker => [Send, !Sync, Unpin],
     quadriga::cluster::BrokerConfig => [Send, Sync, Unpin],
-    quadriga::cluster::Reader => [Send, Sync, Unpin],
+    quadriga::cluster::Reader => [Send, !Sync, Unpin],
     quadriga::cluster::TaskId => [Send, Sync, Unpin],
     quadriga::cluster::Entry => [Send, Sync, Unpin],
     quadriga::cluster::Outcome => [Send, Sync, Unpin],

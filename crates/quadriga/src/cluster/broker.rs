@@ -311,13 +311,16 @@ impl Broker {
     }
 
     /// Reclaims up to `max` entries whose holders' leases lapsed, raising
-    /// their delivery counts. Those past the delivery limit become dead
+    /// their delivery counts. An entry counts as lapsed once four fifths of a
+    /// lease passed without a heartbeat (holders beat every third of a
+    /// lease), so that a worker's loss, found by sweeps every tenth of a
+    /// lease, costs its task at most one lease. Those past the delivery limit become dead
     /// letters (their tasks' outcomes `lost`); the rest are now this
     /// consumer's to run. Each shard is scanned from where the last sweep
     /// stopped.
     pub fn sweep(&mut self, max: usize) -> Result<Sweep, Error> {
         let mut found = Sweep::default();
-        let lease_ms = self.shared.config.lease.as_millis().max(1) as u64;
+        let lapsed_ms = (self.shared.config.lease.as_millis() * 4 / 5).max(1) as u64;
         for shard in 0..self.shared.keys.shards() {
             let room = max.saturating_sub(found.reclaimed.len() + found.dead.len());
             if room == 0 {
@@ -326,7 +329,7 @@ impl Broker {
             let mut call = scripts::SWEEP.key(self.shared.keys.stream(shard));
             call.arg(GROUP)
                 .arg(&self.shared.consumer)
-                .arg(lease_ms)
+                .arg(lapsed_ms)
                 .arg(&self.cursors[usize::from(shard)])
                 .arg(room);
             let io = self.link.io_timeout();

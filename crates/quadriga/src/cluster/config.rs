@@ -43,8 +43,10 @@ pub struct BrokerConfig {
     /// How long a command may wait for its reply (default 5 s). A blocking
     /// read waits its block time plus this.
     pub io_timeout: Duration,
-    /// An entry whose holder has not heartbeaten for this long may be
-    /// reclaimed by a sweeper (default 10 s).
+    /// The longest a task waits after its worker is lost before it runs
+    /// elsewhere (default 10 s): holders heartbeat every third of it, and an
+    /// entry without a heartbeat for four fifths of it is reclaimed by the
+    /// next sweep (every tenth of it).
     pub lease: Duration,
     /// Deliveries after which a reclaimed entry is dead-lettered instead of
     /// run again: 1 + retries on worker loss (default 4).

@@ -404,7 +404,9 @@ impl Worker {
                 continue;
             }
             let got = if Instant::now() >= next_sweep {
-                next_sweep = Instant::now() + lease / 2;
+                // Every tenth of a lease: a lost worker's entry lapses at
+                // four fifths, so its task runs again within one lease.
+                next_sweep = Instant::now() + (lease / 10).max(Duration::from_millis(50));
                 self.broker.sweep(free).map(|s| {
                     state.dead.fetch_add(s.dead.len() as u64, Ordering::Relaxed);
                     s.reclaimed
