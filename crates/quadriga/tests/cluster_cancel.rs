@@ -3,18 +3,17 @@
 //! (its child process killed); the handle resolves once, as cancelled, and
 //! the recorded outcome says so.
 
+#[path = "common/cluster_worker.rs"]
+mod cluster_worker;
 mod common;
 #[path = "common/redis.rs"]
 mod redis_server;
 
 use std::path::{Path, PathBuf};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
-use quadriga::cluster::{
-    Broker, BrokerConfig, Cancelled, ClusterPool, Isolation, Outcome, Worker, WorkerReport,
-    WorkerStop,
-};
+use cluster_worker::InProcess;
+use quadriga::cluster::{Broker, BrokerConfig, Cancelled, ClusterPool, Isolation, Outcome, Worker};
 use quadriga::{TaskErrorKind, TaskHandle};
 use redis_server::RedisServer;
 
@@ -38,41 +37,16 @@ fn note_and_sleep(path: String, ms: u64) -> u32 {
     std::process::id()
 }
 
-struct InProcess {
-    stop: WorkerStop,
-    thread: Option<JoinHandle<WorkerReport>>,
-}
-
-impl InProcess {
-    fn start(url: &str, isolation: Isolation) -> Self {
-        let worker = Worker::builder(url)
+fn in_process(url: &str, isolation: Isolation) -> InProcess {
+    InProcess::run(
+        Worker::builder(url)
             .queue("q")
             .concurrency(1)
             .lease(Duration::from_millis(1500))
             .isolation(isolation)
             .build()
-            .unwrap();
-        let stop = worker.stopper();
-        let thread = std::thread::spawn(move || worker.run().unwrap());
-        InProcess {
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    fn stop(mut self) -> WorkerReport {
-        self.stop.stop();
-        self.thread.take().unwrap().join().unwrap()
-    }
-}
-
-impl Drop for InProcess {
-    fn drop(&mut self) {
-        self.stop.stop();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
+            .unwrap(),
+    )
 }
 
 fn temp(name: &str) -> PathBuf {
@@ -149,7 +123,7 @@ fn a_waiting_task_leaves_the_broker_and_never_runs() {
             "{recorded:?}"
         );
         // A worker that comes now never sees it, and serves the next task.
-        let worker = InProcess::start(&url, Isolation::Threads);
+        let worker = in_process(&url, Isolation::Threads);
         assert_eq!(pool.submit(square, 4).join().unwrap(), 16);
         assert!(!path.exists(), "the cancelled task ran");
         assert_eq!(pool.pending(), 0);
@@ -163,7 +137,7 @@ fn a_running_task_is_stopped_by_its_worker_and_its_child_killed() {
     common::within(90, || {
         let server = RedisServer::start();
         let url = server.url();
-        let worker = InProcess::start(&url, Isolation::Processes);
+        let worker = in_process(&url, Isolation::Processes);
         let pool = ClusterPool::builder(&url).queue("q").build().unwrap();
         let path = temp("running");
         let h = pool.submit(

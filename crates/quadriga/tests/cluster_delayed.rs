@@ -3,15 +3,17 @@
 //! broker until due (not by the client or a worker), run when due, removed
 //! by a cancel.
 
+#[path = "common/cluster_worker.rs"]
+mod cluster_worker;
 mod common;
 #[path = "common/redis.rs"]
 mod redis_server;
 
 use std::path::PathBuf;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use quadriga::cluster::{Broker, BrokerConfig, ClusterPool, Worker, WorkerReport, WorkerStop};
+use cluster_worker::InProcess;
+use quadriga::cluster::{Broker, BrokerConfig, ClusterPool, Worker};
 use redis_server::RedisServer;
 
 #[quadriga::task]
@@ -43,35 +45,15 @@ fn flaky(path: String, succeed_on: usize) -> Result<usize, String> {
     }
 }
 
-struct InProcess {
-    stop: WorkerStop,
-    thread: Option<JoinHandle<WorkerReport>>,
-}
-
-impl InProcess {
-    fn start(url: &str) -> Self {
-        let worker = Worker::builder(url)
+fn in_process(url: &str) -> InProcess {
+    InProcess::run(
+        Worker::builder(url)
             .queue("q")
             .concurrency(2)
             .lease(Duration::from_secs(2))
             .build()
-            .unwrap();
-        let stop = worker.stopper();
-        let thread = std::thread::spawn(move || worker.run().unwrap());
-        InProcess {
-            stop,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for InProcess {
-    fn drop(&mut self) {
-        self.stop.stop();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
+            .unwrap(),
+    )
 }
 
 fn pool(url: &str) -> ClusterPool {
@@ -113,7 +95,7 @@ fn a_countdown_is_held_by_the_broker_and_runs_when_due() {
         let h = pool.submit_after(square, 3, Duration::from_millis(1500));
         // Held by the broker, not in the stream where a worker would take it.
         assert_eq!(queued(&url), (0, 1));
-        let _worker = InProcess::start(&url);
+        let _worker = in_process(&url);
         assert_eq!(h.join().unwrap(), 9);
         let waited = started.elapsed();
         assert!(
@@ -136,7 +118,7 @@ fn a_cancelled_countdown_leaves_the_broker() {
     common::within(60, || {
         let server = RedisServer::start();
         let url = server.url();
-        let _worker = InProcess::start(&url);
+        let _worker = in_process(&url);
         let pool = pool(&url);
         let h = pool.submit_after(square, 3, Duration::from_secs(60));
         assert_eq!(queued(&url), (0, 1));
@@ -162,7 +144,7 @@ fn retries_after_task_errors_back_off_doubling() {
     common::within(60, || {
         let server = RedisServer::start();
         let url = server.url();
-        let _worker = InProcess::start(&url);
+        let _worker = in_process(&url);
         let pool = ClusterPool::builder(&url)
             .queue("q")
             .retries_on_task_error(3)
@@ -235,7 +217,7 @@ fn cancelling_a_task_between_retries_removes_the_waiting_retry() {
     common::within(60, || {
         let server = RedisServer::start();
         let url = server.url();
-        let _worker = InProcess::start(&url);
+        let _worker = in_process(&url);
         let pool = ClusterPool::builder(&url)
             .queue("q")
             .retries_on_task_error(3)

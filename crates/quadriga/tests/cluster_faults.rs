@@ -9,6 +9,8 @@
 //! `cluster_worker_process` with `QUADRIGA_CLUSTER_WORKER` set, where
 //! `quadriga::init()` diverts them; every one is killed and reaped at the end.
 
+#[path = "common/cluster_worker.rs"]
+mod cluster_worker;
 mod common;
 #[path = "common/redis.rs"]
 mod redis_server;
@@ -16,12 +18,10 @@ mod redis_server;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use quadriga::cluster::{
-    Broker, BrokerConfig, ClusterPool, ErrorKind, WORKER_URL_ENV, Worker, WorkerReport, WorkerStop,
-};
+use cluster_worker::InProcess;
+use quadriga::cluster::{Broker, BrokerConfig, ClusterPool, ErrorKind, WORKER_URL_ENV, Worker};
 use quadriga::{TaskErrorKind, TaskHandle};
 use redis_server::RedisServer;
 use rustix::process::{Pid, Signal, kill_process};
@@ -128,41 +128,15 @@ fn signal(pid: u32, sig: Signal) {
     kill_process(Pid::from_raw(pid as i32).unwrap(), sig).unwrap();
 }
 
-/// A worker on a thread of this process.
-struct InProcess {
-    stop: WorkerStop,
-    thread: Option<JoinHandle<WorkerReport>>,
-}
-
-impl InProcess {
-    fn start(url: &str) -> Self {
-        let worker = Worker::builder(url)
+fn in_process(url: &str) -> InProcess {
+    InProcess::run(
+        Worker::builder(url)
             .queue("q")
             .concurrency(1)
             .lease(Duration::from_secs(2))
             .build()
-            .unwrap();
-        let stop = worker.stopper();
-        let thread = std::thread::spawn(move || worker.run().unwrap());
-        InProcess {
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    fn stop(mut self) -> WorkerReport {
-        self.stop.stop();
-        self.thread.take().unwrap().join().unwrap()
-    }
-}
-
-impl Drop for InProcess {
-    fn drop(&mut self) {
-        self.stop.stop();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
+            .unwrap(),
+    )
 }
 
 fn raw(url: &str) -> redis::Connection {
@@ -465,7 +439,7 @@ fn a_wrong_password_is_refused_and_the_right_one_works() {
             let err = Worker::builder(&url).build().unwrap_err();
             assert_eq!(err.kind(), ErrorKind::Auth, "{err}");
         }
-        let worker = InProcess::start(&server.url());
+        let worker = in_process(&server.url());
         let pool = ClusterPool::builder(server.url())
             .queue("q")
             .build()
@@ -481,7 +455,7 @@ fn foreign_entries_in_the_stream_are_dead_lettered_with_a_reason() {
     common::within(60, || {
         let server = RedisServer::start();
         let url = server.url();
-        let worker = InProcess::start(&url);
+        let worker = in_process(&url);
         let mut broker = Broker::connect(BrokerConfig::new(&url).queue("q")).unwrap();
         let stream = broker.keys().stream(0);
         let mut con = raw(&url);
@@ -554,7 +528,7 @@ fn an_acl_user_with_its_password_works_and_a_wrong_one_is_refused() {
             "no password echoed: {err}"
         );
         let url = format!("redis://tasks:tasks-pw@127.0.0.1:{port}/");
-        let worker = InProcess::start(&url);
+        let worker = in_process(&url);
         let pool = ClusterPool::builder(&url).queue("q").build().unwrap();
         assert_eq!(pool.submit(square, 8).join().unwrap(), 64);
         drop(pool);

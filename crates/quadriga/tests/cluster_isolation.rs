@@ -7,17 +7,17 @@
 //! process pool (diverted before `main`); worker processes of their own are
 //! re-executed into `cluster_worker_process`.
 
+#[path = "common/cluster_worker.rs"]
+mod cluster_worker;
 mod common;
 #[path = "common/redis.rs"]
 mod redis_server;
 
 use std::process::{Child, Command, Stdio};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use quadriga::cluster::{
-    ClusterPool, ErrorKind, Isolation, WORKER_URL_ENV, Worker, WorkerReport, WorkerStop,
-};
+use cluster_worker::InProcess;
+use quadriga::cluster::{ClusterPool, ErrorKind, Isolation, WORKER_URL_ENV, Worker};
 use redis_server::RedisServer;
 
 /// Misbehaves as told, else returns the pid of the process it ran in.
@@ -51,36 +51,6 @@ fn cluster_worker_process() {
     }
 }
 
-struct InProcess {
-    stop: WorkerStop,
-    thread: Option<JoinHandle<WorkerReport>>,
-}
-
-impl InProcess {
-    fn start(worker: Worker) -> Self {
-        let stop = worker.stopper();
-        let thread = std::thread::spawn(move || worker.run().unwrap());
-        InProcess {
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    fn stop(mut self) -> WorkerReport {
-        self.stop.stop();
-        self.thread.take().unwrap().join().unwrap()
-    }
-}
-
-impl Drop for InProcess {
-    fn drop(&mut self) {
-        self.stop.stop();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
 fn pool(url: &str) -> ClusterPool {
     ClusterPool::builder(url).queue("q").build().unwrap()
 }
@@ -98,7 +68,7 @@ fn a_crash_or_hang_fails_one_task_and_the_worker_carries_on() {
             .memory_limit(1 << 30)
             .build()
             .unwrap();
-        let worker = InProcess::start(worker);
+        let worker = InProcess::run(worker);
         let pool = pool(&server.url());
 
         // Tasks run in a child, not in this process.

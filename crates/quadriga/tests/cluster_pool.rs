@@ -7,17 +7,17 @@
 //! `cluster_worker_process` with `QUADRIGA_CLUSTER_WORKER` set, where
 //! `quadriga::init()` diverts them; every one is killed and reaped at the end.
 
+#[path = "common/cluster_worker.rs"]
+mod cluster_worker;
 mod common;
 #[path = "common/redis.rs"]
 mod redis_server;
 
 use std::process::{Child, Command, Stdio};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use quadriga::cluster::{
-    Broker, BrokerConfig, ClusterPool, WORKER_URL_ENV, Worker, WorkerReport, WorkerStop,
-};
+use cluster_worker::InProcess;
+use quadriga::cluster::{Broker, BrokerConfig, ClusterPool, WORKER_URL_ENV, Worker};
 use quadriga::{Executor, Shutdown, Task, TaskError, TaskErrorKind};
 use redis_server::RedisServer;
 
@@ -137,41 +137,15 @@ impl Drop for Workers {
     }
 }
 
-/// A worker on a thread of this process.
-struct InProcess {
-    stop: WorkerStop,
-    thread: Option<JoinHandle<WorkerReport>>,
-}
-
-impl InProcess {
-    fn start(server: &RedisServer, concurrency: usize) -> Self {
-        let worker = Worker::builder(server.url())
+fn in_process(server: &RedisServer, concurrency: usize) -> InProcess {
+    InProcess::run(
+        Worker::builder(server.url())
             .queue("q")
             .concurrency(concurrency)
             .lease(Duration::from_secs(2))
             .build()
-            .unwrap();
-        let stop = worker.stopper();
-        let thread = std::thread::spawn(move || worker.run().unwrap());
-        InProcess {
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    fn stop(mut self) -> WorkerReport {
-        self.stop.stop();
-        self.thread.take().unwrap().join().unwrap()
-    }
-}
-
-impl Drop for InProcess {
-    fn drop(&mut self) {
-        self.stop.stop();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
+            .unwrap(),
+    )
 }
 
 fn pool(server: &RedisServer) -> ClusterPool {
@@ -185,7 +159,7 @@ fn pool(server: &RedisServer) -> ClusterPool {
 fn submit_and_join() {
     common::within(60, || {
         let server = RedisServer::start();
-        let worker = InProcess::start(&server, 2);
+        let worker = in_process(&server, 2);
         let pool = pool(&server);
         let h = pool.submit(square, 12);
         assert_eq!(h.join().unwrap(), 144);
@@ -206,7 +180,7 @@ fn submit_and_join() {
 fn map_of_ten_thousand_items_equals_the_sequential_result() {
     common::within(120, || {
         let server = RedisServer::start();
-        let _worker = InProcess::start(&server, 2);
+        let _worker = in_process(&server, 2);
         let pool = pool(&server);
         let got: Vec<u64> = pool.map(square, 1..=10_000).map(Result::unwrap).collect();
         let want: Vec<u64> = (1..=10_000u64).map(|x| x * x).collect();
@@ -229,7 +203,7 @@ fn map_of_ten_thousand_items_equals_the_sequential_result() {
 fn task_errors_fail_and_panics_panic() {
     common::within(60, || {
         let server = RedisServer::start();
-        let _worker = InProcess::start(&server, 2);
+        let _worker = in_process(&server, 2);
         let pool = pool(&server);
         let err = pool.submit(inverse, 0).join().unwrap_err();
         assert_eq!(err.kind(), TaskErrorKind::Failed);
@@ -251,7 +225,7 @@ fn task_errors_fail_and_panics_panic() {
 fn an_unknown_task_name_ends_with_a_clear_error() {
     common::within(60, || {
         let server = RedisServer::start();
-        let _worker = InProcess::start(&server, 1);
+        let _worker = in_process(&server, 1);
         let pool = pool(&server);
         let started = Instant::now();
         let err = pool.submit(Ghost, 1).join().unwrap_err();
