@@ -119,7 +119,11 @@ def test_a_failing_initializer_breaks_the_pool_without_a_hang():
 
 CTRL_C_SCRIPT = textwrap.dedent(
     """
-    import sys, time
+    import signal, sys, time
+    # A job started in the background by a non-interactive shell inherits
+    # SIGINT ignored, and Python then keeps it so: stand for a terminal's
+    # foreground process, which is what this test is about.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     sys.path.insert(0, {tests!r})
     import quadriga, tasks
     with quadriga.ProcessPool(2) as pool:
