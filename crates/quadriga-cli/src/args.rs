@@ -369,9 +369,10 @@ pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(total))
 }
 
-/// Parses a size: bytes with an optional K M G T P (×1024ⁿ) or k m g t p (×1000ⁿ).
-pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
-    let bad = || format!("bad size {s:?} (expected e.g. 500M or 2G)");
+/// A number with an optional K M G T P suffix, scaled: ×1024ⁿ for capitals;
+/// for lower case ×1000ⁿ, or ×1024ⁿ where `lower_binary` (GNU's `--block`).
+/// `None` if it is not such a number.
+pub(crate) fn scaled(s: &str, lower_binary: bool) -> Option<f64> {
     let s = s.trim();
     let (num, mult) = match s.chars().last() {
         Some(c) if c.is_ascii_alphabetic() => {
@@ -381,9 +382,9 @@ pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
                 'g' => 3,
                 't' => 4,
                 'p' => 5,
-                _ => return Err(bad()),
+                _ => return None,
             };
-            let base: f64 = if c.is_ascii_uppercase() {
+            let base: f64 = if c.is_ascii_uppercase() || lower_binary {
                 1024.0
             } else {
                 1000.0
@@ -392,11 +393,17 @@ pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
         }
         _ => (s, 1.0),
     };
-    let v: f64 = num.parse().map_err(|_| bad())?;
+    Some(num.parse::<f64>().ok()? * mult)
+}
+
+/// Parses a size: bytes with an optional K M G T P (×1024ⁿ) or k m g t p (×1000ⁿ).
+pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
+    let bad = || format!("bad size {s:?} (expected e.g. 500M or 2G)");
+    let v = scaled(s, false).ok_or_else(bad)?;
     if !v.is_finite() || v < 0.0 {
         return Err(bad());
     }
-    Ok((v * mult) as u64)
+    Ok(v as u64)
 }
 
 /// What the trailing words hold: the command, then the input sources.

@@ -76,22 +76,7 @@ fn parse_block(s: &str) -> Result<i64, String> {
         Some(rest) => (true, rest),
         None => (false, t),
     };
-    let (num, exp) = match t.chars().last() {
-        Some(c) if c.is_ascii_alphabetic() => {
-            let exp = match c.to_ascii_lowercase() {
-                'k' => 1,
-                'm' => 2,
-                'g' => 3,
-                't' => 4,
-                'p' => 5,
-                _ => return Err(bad()),
-            };
-            (&t[..t.len() - 1], exp)
-        }
-        _ => (t, 0),
-    };
-    let v: f64 = num.parse().map_err(|_| bad())?;
-    let v = v * 1024f64.powi(exp);
+    let v = crate::args::scaled(t, true).ok_or_else(bad)?;
     if !v.is_finite() || v < 1.0 || v > i64::MAX as f64 {
         return Err(bad());
     }
