@@ -19,7 +19,10 @@
 #![forbid(unsafe_code)]
 
 mod args;
+mod columns;
+mod cpus;
 mod dashboard;
+mod extra_args;
 mod halt;
 mod input;
 mod joblog;
@@ -27,6 +30,7 @@ mod output;
 mod pipe;
 mod program;
 mod progress;
+mod rpl;
 mod runner;
 mod status;
 mod template;
@@ -93,6 +97,10 @@ impl From<ExitStatus> for ExitCode {
 }
 
 fn run(args: args::RunArgs) -> ExitStatus {
+    if let Some(line) = args.extra.info() {
+        println!("{line}");
+        return ExitStatus::Success;
+    }
     let plan = match args.plan() {
         Ok(plan) => plan,
         Err(msg) => {
@@ -100,6 +108,7 @@ fn run(args: args::RunArgs) -> ExitStatus {
             return ExitStatus::Error;
         }
     };
+    plan.setup.clone().install();
     match runner::run(plan) {
         Ok(Outcome::Finished(n)) => ExitStatus::Jobs(n),
         Ok(Outcome::Interrupted(sig)) => ExitStatus::Signal(sig),
