@@ -307,6 +307,8 @@ pub(crate) struct Plan {
     pub(crate) pipe: Option<crate::pipe::PipeSpec>,
     /// `--workdir`, `--files`, `--nice`: how each job is started.
     pub(crate) setup: crate::program::JobSetup,
+    /// `--limit`: a command asked before each job starts (see `limit.rs`).
+    pub(crate) limit: bool,
 }
 
 impl Plan {
@@ -798,6 +800,7 @@ impl RunArgs {
             shell: crate::program::shell(),
             pipe,
             setup,
+            limit: self.extra.limit.is_some(),
         })
     }
 }

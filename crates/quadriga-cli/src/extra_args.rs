@@ -79,6 +79,16 @@ pub(crate) struct ExtraArgs {
     #[arg(long, value_name = "VAR")]
     pub(crate) env: Vec<String>,
 
+    /// Before each job, run COMMAND: exit 0 starts the job, 1 waits, 2 kills
+    /// the youngest job (run again later).
+    #[arg(long, value_name = "COMMAND")]
+    pub(crate) limit: Option<String>,
+
+    /// Accepted for compatibility: output held back is kept in memory up to
+    /// 64 MiB and only then spilled, uncompressed (see docs/gnu-parallel.md).
+    #[arg(long)]
+    pub(crate) compress: bool,
+
     /// Print the number of physical cores and exit (GNU's old name for
     /// --number-of-cores).
     #[arg(long)]

@@ -26,12 +26,14 @@ mod extra_args;
 mod halt;
 mod input;
 mod joblog;
+mod limit;
 mod output;
 mod pipe;
 mod program;
 mod progress;
 mod rpl;
 mod runner;
+mod sem;
 mod status;
 mod template;
 mod watchdog;
@@ -61,6 +63,9 @@ enum Command {
     /// Show a cluster queue's workers and shards (`--json` for scripts).
     #[command(long_about = status::LONG_ABOUT, after_help = status::AFTER_HELP)]
     Status(status::StatusArgs),
+    /// A counting semaphore across shells (like GNU parallel's sem).
+    #[command(after_help = sem::AFTER_HELP)]
+    Sem(sem::SemArgs),
     /// Serve a live page of a cluster queue and `GET /api/status` (its JSON).
     #[command(after_help = dashboard::AFTER_HELP)]
     Dashboard(dashboard::DashboardArgs),
@@ -100,6 +105,9 @@ fn run(args: args::RunArgs) -> ExitStatus {
     if let Some(line) = args.extra.info() {
         println!("{line}");
         return ExitStatus::Success;
+    }
+    if let Some(l) = &args.extra.limit {
+        limit::install(l.as_bytes().to_vec());
     }
     let plan = match args.plan() {
         Ok(plan) => plan,
@@ -157,6 +165,14 @@ fn main() -> ExitCode {
             ExitStatus::Success
         }
         Command::Status(args) => one_line(status::run(&args)),
+        Command::Sem(args) => match sem::run(&args) {
+            Ok(code) => ExitStatus::Jobs(code),
+            Err(e) if e.is::<sem::Timeout>() => {
+                eprintln!("quadriga: {e}");
+                ExitStatus::Jobs(1)
+            }
+            Err(e) => one_line(Err(e)),
+        },
         Command::Dashboard(args) => one_line(dashboard::run(&args)),
     };
     status.into()

@@ -600,3 +600,69 @@ fn number_of_cpus_cores_threads_sockets() {
         }
     }
 }
+
+#[test]
+fn limit_waits_while_the_command_says_1() {
+    let dir = Scratch::new();
+    let go = dir.join("go");
+    let toucher = {
+        let go = go.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(500));
+            std::fs::write(go, "").unwrap();
+        })
+    };
+    // GNU parallel 20221122 prints x and y once `go` exists.
+    let got = run_in(
+        dir.path(),
+        &["-k", "--limit", "test -e go", "echo", ":::", "x", "y"],
+        None,
+    );
+    toucher.join().unwrap();
+    got.status(0);
+    assert_eq!(got.out(), "x\ny\n");
+    assert!(got.elapsed >= std::time::Duration::from_millis(450));
+}
+
+#[test]
+fn limit_2_kills_the_youngest_and_runs_it_again() {
+    let dir = Scratch::new();
+    // The third verdict is 2; the others 0.
+    let limit = "n=$(cat count 2>/dev/null || echo 0); echo $((n+1)) > count; \
+                 [ $n -eq 2 ] && exit 2; exit 0";
+    let got = run_in(
+        dir.path(),
+        &[
+            "-k",
+            "-j2",
+            "--joblog",
+            "log",
+            "--limit",
+            limit,
+            "sleep 1; echo {}",
+            ":::",
+            "a",
+            "b",
+            "c",
+            "d",
+        ],
+        None,
+    );
+    // GNU parallel 20221122 kills b for good (prints a c d, status 1); the
+    // killed job runs again here, as with --memfree (a documented difference).
+    got.status(0);
+    assert_eq!(got.out(), "a\nb\nc\nd\n");
+    let count: u32 = std::fs::read_to_string(dir.join("count"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(count >= 5, "the command was asked {count} times");
+}
+
+#[test]
+fn compress_is_accepted() {
+    let got = run_stdin(&["-k", "--compress", "echo", ":::", "a"], b"");
+    got.status(0);
+    assert_eq!(got.out(), "a\n");
+}
