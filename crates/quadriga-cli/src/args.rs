@@ -309,15 +309,27 @@ pub(crate) struct Plan {
     pub(crate) setup: crate::program::JobSetup,
     /// `--limit`: a command asked before each job starts (see `limit.rs`).
     pub(crate) limit: bool,
+    /// `--pipe --tee`: all of stdin to every job (see `tee.rs`).
+    pub(crate) tee: bool,
 }
 
 impl Plan {
-    /// Tells every template what the run knows once its input is read.
-    pub(crate) fn set_run_facts(&mut self, total: Option<u64>) {
+    /// Tells every template what the run knows once its input is read;
+    /// `--tee` starts here (an error if its jobs cannot all run at once).
+    pub(crate) fn set_run_facts(&mut self, total: Option<u64>) -> Result<(), String> {
         let slots = match self.jobs {
             Jobs::Fixed(n) => n,
             Jobs::Auto => self.cores,
         };
+        if self.tee {
+            let total = total.unwrap_or(0) as usize;
+            if total > slots {
+                return Err(format!(
+                    "--tee runs every job at once: {total} jobs need -j {total} or more (try -j 0)"
+                ));
+            }
+            crate::tee::install(total);
+        }
         let facts = crate::template::RunFacts { total, slots };
         self.template.set_run_facts(facts);
         if let Some(Tag::Template(t)) = &mut self.tag {
@@ -326,11 +338,13 @@ impl Plan {
         if let Some(Results::Named(t)) = &mut self.results {
             t.set_run_facts(facts);
         }
+        Ok(())
     }
 
     /// Whether a template needs the number of jobs before the first starts.
     pub(crate) fn needs_total(&self) -> bool {
-        self.template.needs_total()
+        self.tee
+            || self.template.needs_total()
             || matches!(&self.tag, Some(Tag::Template(t)) if t.needs_total())
             || matches!(&self.results, Some(Results::Named(t)) if t.needs_total())
     }
@@ -513,7 +527,26 @@ impl RunArgs {
     pub(crate) fn plan(mut self) -> Result<Plan, String> {
         let cores = quadriga::child::cores();
         let max_jobs = self.max_jobs.max(1);
-        let jobs = parse_jobs(&self.jobs, cores, max_jobs)?;
+        let mut jobs = parse_jobs(&self.jobs, cores, max_jobs)?;
+        // --pipe --tee: not blocks but all of stdin, to jobs made of the
+        // arguments, all at once (-j auto: as many as --max-jobs).
+        let tee = self.extra.tee && self.pipe.pipe;
+        if tee {
+            if self.pipe.pipepart || self.pipe.round_robin || self.pipe.cat || self.pipe.fifo {
+                return Err(
+                    "--tee works with --pipe alone (not --pipepart, --round-robin, --cat, --fifo)"
+                        .into(),
+                );
+            }
+            if self.arg_file.iter().any(|f| f.as_bytes() == b"-") {
+                return Err("--tee: stdin is the data, not an input source".into());
+            }
+            self.pipe.pipe = false;
+            self.pipe.block = None;
+            if jobs == Jobs::Auto {
+                jobs = Jobs::Fixed(max_jobs);
+            }
+        }
         // --header without a stream: the first input names the columns.
         let streaming = self.pipe.pipe || self.pipe.pipepart || self.pipe.round_robin;
         let column_header = if streaming {
@@ -532,6 +565,12 @@ impl RunArgs {
         };
         let (command, mut sources) =
             split_command(&self.command, &self.arg_sep, &self.arg_file_sep);
+        if tee && (sources.is_empty() && self.arg_file.is_empty()) {
+            return Err("--tee needs the jobs' inputs after ::: (stdin is the data)".into());
+        }
+        if tee && sources.iter().any(|s| s.kind == SourceKind::Stdin) {
+            return Err("--tee: stdin is the data, not an input source".into());
+        }
         let mut file_sources: Vec<SourceSpec> = self
             .arg_file
             .iter()
@@ -801,6 +840,7 @@ impl RunArgs {
             pipe,
             setup,
             limit: self.extra.limit.is_some(),
+            tee,
         })
     }
 }

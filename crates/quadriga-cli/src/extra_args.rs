@@ -84,6 +84,11 @@ pub(crate) struct ExtraArgs {
     #[arg(long, value_name = "COMMAND")]
     pub(crate) limit: Option<String>,
 
+    /// With --pipe: all of stdin to every job (the jobs are the inputs
+    /// after :::, all running at once).
+    #[arg(long)]
+    pub(crate) tee: bool,
+
     /// Accepted for compatibility: output held back is kept in memory up to
     /// 64 MiB and only then spilled, uncompressed (see docs/gnu-parallel.md).
     #[arg(long)]

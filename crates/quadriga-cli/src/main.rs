@@ -35,6 +35,7 @@ mod rpl;
 mod runner;
 mod sem;
 mod status;
+mod tee;
 mod template;
 mod watchdog;
 

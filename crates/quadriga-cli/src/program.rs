@@ -241,6 +241,10 @@ pub(crate) fn spawn_with_stdin(
             cmd
         }
     };
+    let stdin = match stdin {
+        Some(fd) => Some(fd),
+        None => crate::tee::job_stdin()?,
+    };
     match stdin {
         Some(fd) => cmd.stdin(Stdio::from(fd)),
         None => cmd.stdin(dev_null()?),

@@ -358,6 +358,24 @@ const CASES: &[Case] = &[
         stdin: "",
         gnu: "7\n",
     },
+    Case {
+        name: "tee",
+        args: &[
+            "-k",
+            "--pipe",
+            "--tee",
+            "--tag",
+            "echo {#} {}; cat",
+            ":::",
+            "a",
+            "b",
+            ":::",
+            "x",
+            "y",
+        ],
+        stdin: "1\n2\n3\n",
+        gnu: "a x\t1 a x\na x\t1\na x\t2\na x\t3\na y\t2 a y\na y\t1\na y\t2\na y\t3\nb x\t3 b x\nb x\t1\nb x\t2\nb x\t3\nb y\t4 b y\nb y\t1\nb y\t2\nb y\t3\n",
+    },
 ];
 
 /// GNU parallel's output for `args`, if it is installed and succeeds (its
@@ -665,4 +683,48 @@ fn compress_is_accepted() {
     let got = run_stdin(&["-k", "--compress", "echo", ":::", "a"], b"");
     got.status(0);
     assert_eq!(got.out(), "a\n");
+}
+
+#[test]
+fn tee_gives_all_of_stdin_to_every_job() {
+    let data: String = (1..=20000).map(|i| format!("{i}\n")).collect();
+    let args = [
+        "-k",
+        "--pipe",
+        "--tee",
+        "--tag",
+        "grep -c {}",
+        ":::",
+        "4",
+        "5",
+        "6",
+    ];
+    // GNU parallel 20221122's answer.
+    let gnu = "4\t6878\n5\t6878\n6\t6878\n";
+    let got = run_stdin(&args, data.as_bytes());
+    got.status(0);
+    assert_eq!(got.out(), gnu);
+    if let Some(live) = gnu_output(&args, data.as_bytes()) {
+        assert_eq!(live, gnu, "GNU parallel's answer changed");
+    }
+    // A job that stops reading early does not hold the others back.
+    let big = vec![b'x'; 8 << 20];
+    let got = run_stdin(
+        &[
+            "-k",
+            "--pipe",
+            "--tee",
+            "{}",
+            ":::",
+            "head -c 10 >/dev/null; echo early",
+            "wc -c",
+        ],
+        &big,
+    );
+    got.status(0);
+    assert_eq!(got.lines(), ["early", &(8u32 << 20).to_string()]);
+    // Every job at once, or a usage error (GNU parallel's too).
+    let got = run_stdin(&["-j1", "--pipe", "--tee", "cat", ":::", "a", "b"], b"1\n");
+    got.status(255);
+    assert!(got.err().contains("-j"), "{}", got.err());
 }

@@ -108,7 +108,8 @@ pub(crate) fn run(mut plan: Plan) -> Result<Outcome> {
             Feed::Ready(VecDeque::new())
         }
     };
-    plan.set_run_facts(feed.total().map(|n| (n + queue.len()) as u64));
+    plan.set_run_facts(feed.total().map(|n| (n + queue.len()) as u64))
+        .map_err(UsageError)?;
     let mut output = Output::new(
         plan.mode,
         plan.keep_order && plan.resume != Resume::RetryFailed,
