@@ -23,7 +23,8 @@ pub(crate) const LONG_ABOUT: &str = "Run a command once per input, in parallel (
 at xargs speed).\n\n\
 Inputs follow the command after ::: (arguments) or :::: (files), or come from -a FILE or stdin. \
 Replacement strings: {} {.} {/} {//} {/.} {#} {%}, and by position {1} {2.} {3/} {-1} ...; with none, the \
-input is appended. Values are quoted for the shell; a command of plain words runs without one \
+input is appended; --plus and --rpl add more, and with --colsep (or --csv) {1} {2} are \
+columns, named by --header :. Values are quoted for the shell; a command of plain words runs without one \
 (otherwise /bin/sh, or $PARALLEL_SHELL).\n\n\
 -j auto (the default) measures each job's CPU time against its wall time, and the throughput, \
 and picks the number of jobs: about one per core for CPU-bound work, more for work that \
