@@ -781,21 +781,13 @@ impl RunArgs {
                 return Err(e.to_string());
             }
         }
-        if self.extra.tmpdir.is_some() && !self.extra.files {
-            return Err("--tmpdir is used only with --files".into());
-        }
         if self.extra.files && mode == Mode::Ungroup {
             return Err("--files cannot be used with -u".into());
         }
         let setup = crate::program::JobSetup::new(
             self.extra.workdir.as_deref(),
-            self.extra.files.then(|| {
-                self.extra
-                    .tmpdir
-                    .clone()
-                    .or_else(|| std::env::var_os("TMPDIR").map(PathBuf::from))
-                    .unwrap_or_else(|| PathBuf::from("/tmp"))
-            }),
+            self.extra.files,
+            self.extra.tmpdir.clone(),
             self.extra.nice,
         )?;
         let input = (resume != Resume::RetryFailed).then_some(InputSpec {
@@ -807,13 +799,10 @@ impl RunArgs {
             columns,
             eof: self.extra.eof.as_ref().map(|e| e.as_bytes().to_vec()),
             shuffle: self.extra.shuf,
-            line: match self.extra.max_chars {
-                Some(max) if fill => Some(crate::input::LineLimit {
-                    max,
-                    template: std::sync::Arc::new(template.clone()),
-                }),
-                _ => None,
-            },
+            line: self.extra.max_chars.map(|max| crate::input::LineLimit {
+                max,
+                template: std::sync::Arc::new(template.clone()),
+            }),
         });
         Ok(Plan {
             template,

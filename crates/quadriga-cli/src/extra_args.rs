@@ -61,7 +61,7 @@ pub(crate) struct ExtraArgs {
     #[arg(long)]
     pub(crate) files: bool,
 
-    /// Where --files puts its files (default: $TMPDIR, else /tmp).
+    /// Where --files and --wd ... make theirs (default: $TMPDIR, else /tmp).
     #[arg(long, value_name = "DIR")]
     pub(crate) tmpdir: Option<PathBuf>,
 

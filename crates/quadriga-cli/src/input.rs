@@ -307,10 +307,28 @@ impl OpenInput {
         }
         let skip_blank = spec.skip_blank;
         let jobs: Box<dyn Iterator<Item = io::Result<Args>> + Send> = match spec.per_job {
-            PerJob::Exactly(n) => Box::new(Chunks {
-                records,
-                per_job: n,
-            }),
+            PerJob::Exactly(n) => {
+                let chunks = Chunks {
+                    records,
+                    per_job: n,
+                };
+                match spec.line.clone() {
+                    // -s: a job whose command is too long is an error.
+                    Some(limit) => Box::new(chunks.enumerate().map(move |(i, job)| {
+                        let job = job?;
+                        let len = limit.len(&job);
+                        if limit.fits(len) {
+                            Ok(job)
+                        } else {
+                            Err(io::Error::other(format!(
+                                "command line too long ({len} >= {}) at input {i}",
+                                limit.max
+                            )))
+                        }
+                    })),
+                    None => Box::new(chunks),
+                }
+            }
             PerJob::Fill { jobs } => {
                 let all: Vec<Args> = records.collect::<io::Result<_>>()?;
                 let jobs = match &spec.line {

@@ -24,7 +24,7 @@ use crate::template::quote_into;
 pub(crate) enum Workdir {
     /// Every job runs in this directory.
     Dir(PathBuf),
-    /// `...`: each job in a new directory of its own under `$TMPDIR`,
+    /// `...`: each job in a new directory of its own under `--tmpdir`,
     /// removed by the job's shell when the command ends.
     PerJob(PathBuf),
 }
@@ -47,15 +47,24 @@ fn temp_root() -> PathBuf {
 }
 
 impl JobSetup {
-    /// Checks the options.
+    /// Checks the options: `--workdir`, `--files`, `--tmpdir` (where
+    /// `--files` and `--wd ...` make theirs; default `$TMPDIR`, else
+    /// `/tmp`), `--nice`.
     pub(crate) fn new(
         workdir: Option<&OsStr>,
-        files: Option<PathBuf>,
+        files: bool,
+        tmpdir: Option<PathBuf>,
         nice: Option<i32>,
     ) -> Result<Self, String> {
+        if let Some(t) = &tmpdir
+            && !t.is_dir()
+        {
+            return Err(format!("--tmpdir {}: not a directory", t.display()));
+        }
+        let tmpdir = tmpdir.unwrap_or_else(temp_root);
         let workdir = match workdir {
             None => None,
-            Some(w) if w.as_bytes() == b"..." => Some(Workdir::PerJob(temp_root())),
+            Some(w) if w.as_bytes() == b"..." => Some(Workdir::PerJob(tmpdir.clone())),
             Some(w) => {
                 let p = PathBuf::from(w);
                 if !p.is_dir() {
@@ -64,11 +73,7 @@ impl JobSetup {
                 Some(Workdir::Dir(p))
             }
         };
-        if let Some(f) = &files
-            && !f.is_dir()
-        {
-            return Err(format!("--tmpdir {}: not a directory", f.display()));
-        }
+        let files = files.then_some(tmpdir);
         if let Some(n) = nice
             && !(-20..=19).contains(&n)
         {

@@ -448,12 +448,20 @@ fn bad_options_are_usage_errors() {
         ),
         (&["--header", "2", "echo", ":::", "a"], "--header"),
         (&["--env", "A-B", "echo", ":::", "a"], "--env"),
-        (&["--tmpdir", "/tmp", "echo", ":::", "a"], "--files"),
+        (
+            &["--tmpdir", "/nonexistent/dir", "echo", ":::", "a"],
+            "--tmpdir",
+        ),
         (
             &["--wd", "/nonexistent/dir", "echo", ":::", "a"],
             "--workdir",
         ),
         (&["-X", "-s", "5", "echo", "aaaaaa", ":::", "1"], "too long"),
+        // GNU parallel 20221122: "Command line too long (13 >= 5) at input 0: 1", 255.
+        (
+            &["-s", "5", "echo", "aaaaaa", ":::", "1"],
+            "too long (13 >= 5)",
+        ),
     ] {
         let got = run_stdin(args, b"");
         assert_eq!(got.code, Some(255), "{args:?}: {}", got.err());
