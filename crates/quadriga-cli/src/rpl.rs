@@ -814,4 +814,42 @@ mod tests {
             assert!(e.contains("--rpl"), "{bad}: {e}");
         }
     }
+
+    /// A small seeded generator (no dependency): xorshift.
+    struct Rng(u64);
+
+    impl Rng {
+        fn below(&mut self, m: usize) -> usize {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            (self.0 % m as u64) as usize
+        }
+
+        fn text(&mut self, alphabet: &[u8], max: usize) -> String {
+            let n = self.below(max + 1);
+            (0..n)
+                .map(|_| alphabet[self.below(alphabet.len())] as char)
+                .collect()
+        }
+    }
+
+    #[test]
+    fn random_expressions_and_strings_never_panic() {
+        // Expressions and `{...}` insides come from the command line; values
+        // from the input. Neither may crash the runner, whatever they hold.
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let syntax = b"s/:;|$_=()uc lc 1ga.*+?[]{}\\^%#,-0123456789'\"xyz";
+        let plus = Replacements::new(true, &[]).unwrap();
+        for _ in 0..3000 {
+            let expr = rng.text(syntax, 24);
+            let _ = parse_expr(&expr);
+            let _ = Replacements::new(false, &[format!("{{t}} {expr}")]);
+            let inner = rng.text(syntax, 10);
+            let value = rng.text(b"ab./-_x\n ", 16);
+            if let Ok(Some(Found::Value { transform, .. })) = plus.lookup(inner.as_bytes()) {
+                let _ = transform.apply(value.as_bytes());
+            }
+        }
+    }
 }
