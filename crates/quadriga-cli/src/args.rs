@@ -799,6 +799,7 @@ impl RunArgs {
             columns,
             eof: self.extra.eof.as_ref().map(|e| e.as_bytes().to_vec()),
             shuffle: self.extra.shuf,
+            filters: template.filters(),
             line: self.extra.max_chars.map(|max| crate::input::LineLimit {
                 max,
                 template: std::sync::Arc::new(template.clone()),

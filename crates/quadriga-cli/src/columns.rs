@@ -306,7 +306,9 @@ mod tests {
         let (mut plain_cols, mut csv_cols) = (plain.splitter(), csv.splitter());
         for _ in 0..2000 {
             let len = next(40) as usize;
-            let v: Vec<u8> = (0..len).map(|_| b",\" a\t\r\n\xff"[next(8) as usize]).collect();
+            let v: Vec<u8> = (0..len)
+                .map(|_| b",\" a\t\r\n\xff"[next(8) as usize])
+                .collect();
             let mut out = Vec::new();
             plain_cols.split_into(&v, &mut out);
             assert_eq!(out.join(&b','), v);

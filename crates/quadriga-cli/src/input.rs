@@ -76,6 +76,8 @@ pub(crate) struct InputSpec {
     pub(crate) shuffle: bool,
     /// `-s`: the longest command line for `-X`, `-m` and `--xargs`.
     pub(crate) line: Option<LineLimit>,
+    /// `{choose_k}`, `{uniq}`: jobs to skip.
+    pub(crate) filters: Vec<crate::rpl::JobFilter>,
 }
 
 /// `-s N`: a job's command, as the template renders it, must be shorter
@@ -337,6 +339,15 @@ impl OpenInput {
                 };
                 Box::new(jobs.into_iter().map(Ok))
             }
+        };
+        let filters = spec.filters.clone();
+        let jobs: Box<dyn Iterator<Item = io::Result<Args>> + Send> = if filters.is_empty() {
+            jobs
+        } else {
+            Box::new(jobs.filter(move |r| match r {
+                Ok(args) => filters.iter().all(|f| f.keeps(args)),
+                Err(_) => true,
+            }))
         };
         Ok(if skip_blank {
             Box::new(jobs.filter(|r| {
@@ -846,6 +857,7 @@ mod tests {
             eof: None,
             shuffle: false,
             line: None,
+            filters: Vec::new(),
         }
     }
 

@@ -215,6 +215,32 @@ pub(crate) enum Found {
         transform: Arc<Transform>,
     },
     Job(JobValue),
+    /// `{choose_k}`, `{uniq}`: all the arguments, as `{}`, and a rule that
+    /// skips some jobs.
+    Filter(JobFilter),
+}
+
+/// Which jobs `{choose_k}` and `{uniq}` skip.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum JobFilter {
+    /// Unless each argument sorts (bytewise) after the one before it.
+    ChooseK,
+    /// If two arguments are equal.
+    Uniq,
+}
+
+impl JobFilter {
+    /// Whether a job with these arguments runs.
+    pub(crate) fn keeps(self, args: &[Vec<u8>]) -> bool {
+        match self {
+            JobFilter::ChooseK => args.windows(2).all(|w| w[0] < w[1]),
+            JobFilter::Uniq => {
+                let mut sorted: Vec<&Vec<u8>> = args.iter().collect();
+                sorted.sort_unstable();
+                sorted.windows(2).all(|w| w[0] != w[1])
+            }
+        }
+    }
 }
 
 /// A user's `--rpl`.
@@ -434,6 +460,11 @@ impl Replacements {
         };
         if let Some(j) = job {
             return Ok(Some(Found::Job(j)));
+        }
+        match inner {
+            b"choose_k" => return Ok(Some(Found::Filter(JobFilter::ChooseK))),
+            b"uniq" => return Ok(Some(Found::Filter(JobFilter::Uniq))),
+            _ => {}
         }
         let ops = match plus_fixed(inner) {
             Some(ops) => Some(ops),
@@ -766,6 +797,16 @@ mod tests {
             Some(Found::Value { pos: Some(2), .. }) => {}
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn filters() {
+        let a = |v: &[&str]| v.iter().map(|x| x.as_bytes().to_vec()).collect::<Vec<_>>();
+        assert!(JobFilter::ChooseK.keeps(&a(&["A", "B", "C"])));
+        assert!(!JobFilter::ChooseK.keeps(&a(&["A", "C", "B"])));
+        assert!(!JobFilter::ChooseK.keeps(&a(&["A", "A"])));
+        assert!(JobFilter::Uniq.keeps(&a(&["B", "A"])));
+        assert!(!JobFilter::Uniq.keeps(&a(&["B", "A", "B"])));
     }
 
     #[test]

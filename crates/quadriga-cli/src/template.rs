@@ -20,7 +20,7 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use crate::rpl::{Found, JobValue, Replacements, Transform};
+use crate::rpl::{Found, JobFilter, JobValue, Replacements, Transform};
 
 /// How a value is transformed before insertion.
 #[derive(Debug, Clone)]
@@ -97,6 +97,8 @@ pub(crate) enum Repl {
     Pos(i64, Modifier),
     /// `{#}`, `{%}`, `{##}` ...: a value of the job, not of its arguments.
     Job(JobValue),
+    /// `{choose_k}`, `{uniq}`: as `{}`; the input skips some jobs.
+    Filter(JobFilter),
 }
 
 /// What the whole run knows once its input is read: the number of jobs (for
@@ -270,6 +272,23 @@ impl Template {
             }),
             Token::Space(_) => false,
         })
+    }
+
+    /// The job filters its text holds (`{choose_k}`, `{uniq}`).
+    pub(crate) fn filters(&self) -> Vec<JobFilter> {
+        let mut out = Vec::new();
+        for t in &self.tokens {
+            if let Token::Word(parts) = t {
+                for p in parts {
+                    if let Part::Repl(Repl::Filter(f)) = p
+                        && !out.contains(f)
+                    {
+                        out.push(*f);
+                    }
+                }
+            }
+        }
+        out
     }
 
     /// Tells the template what the run knows (see [`RunFacts`]).
@@ -458,6 +477,7 @@ impl Renderer {
 fn values(repl: &Repl, ctx: JobContext<'_>, facts: RunFacts) -> Vec<Vec<u8>> {
     match repl {
         Repl::All(m) => ctx.args.iter().map(|a| m.apply(a).into_owned()).collect(),
+        Repl::Filter(_) => ctx.args.to_vec(),
         Repl::Pos(n, m) => {
             let len = ctx.args.len() as i64;
             let idx = if *n > 0 { n - 1 } else { len + n };
@@ -608,6 +628,7 @@ fn found_repl(found: Found) -> Repl {
             transform,
         } => Repl::Pos(n, Modifier::Ops(transform)),
         Found::Job(j) => Repl::Job(j),
+        Found::Filter(f) => Repl::Filter(f),
     }
 }
 
