@@ -270,8 +270,9 @@ pub(crate) enum Tag {
 /// `--results`.
 #[derive(Debug, Clone)]
 pub(crate) enum Results {
-    /// DIR/1/ARG1/2/ARG2/{stdout,stderr,seq}
-    Dir(PathBuf),
+    /// DIR/1/ARG1/2/ARG2/{stdout,stderr,seq}; with `--header :`, the
+    /// column names instead of 1, 2 ...
+    Dir(PathBuf, Vec<Vec<u8>>),
     /// A name with replacement strings: a file (and .err, .seq), or a
     /// directory when it ends in /.
     Named(Template),
@@ -756,7 +757,7 @@ impl RunArgs {
                 Some(if t.has_replacements() {
                     Results::Named(t)
                 } else {
-                    Results::Dir(PathBuf::from(r))
+                    Results::Dir(PathBuf::from(r), names.clone())
                 })
             }
         };

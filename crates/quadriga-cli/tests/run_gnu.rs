@@ -787,3 +787,54 @@ fn tee_gives_all_of_stdin_to_every_job() {
     got.status(255);
     assert!(got.err().contains("-j"), "{}", got.err());
 }
+
+#[test]
+fn header_names_the_levels_of_results() {
+    let dir = Scratch::new();
+    let got = run_in(
+        dir.path(),
+        &[
+            "--results",
+            "res",
+            "--header",
+            ":",
+            "echo",
+            ":::",
+            "x",
+            "1",
+            "2",
+            ":::",
+            "y",
+            "3",
+        ],
+        None,
+    );
+    got.status(0);
+    let mut files = Vec::new();
+    let mut stack = vec![dir.join("res")];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                files.push(p.strip_prefix(dir.path()).unwrap().display().to_string());
+            }
+        }
+    }
+    files.sort();
+    // GNU parallel 20221122's tree for the same command.
+    let gnu = [
+        "res/x/1/y/3/seq",
+        "res/x/1/y/3/stderr",
+        "res/x/1/y/3/stdout",
+        "res/x/2/y/3/seq",
+        "res/x/2/y/3/stderr",
+        "res/x/2/y/3/stdout",
+    ];
+    assert_eq!(files, gnu);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("res/x/2/y/3/stdout")).unwrap(),
+        "2 3\n"
+    );
+}
