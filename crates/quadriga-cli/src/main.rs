@@ -6,13 +6,20 @@
 //! concurrency controller ([`quadriga::adapt::ConcurrencyController`]).
 //!
 //! - `args.rs`: options (clap) and the raw `::: / :::: / :::+` words → [`args::Plan`].
-//! - `input.rs`: sources, cartesian and linked products, `-n`/`-X` grouping.
-//! - `template.rs`: replacement strings, shell quoting, direct exec or shell.
+//! - `extra_args.rs`: GNU parallel's everyday options, flattened into `run`'s.
+//! - `input.rs`: sources, cartesian and linked products, `-n`/`-X` grouping,
+//!   `-E`, `--shuf`, `-s`; `columns.rs`: `--colsep`, `--csv`, `--trim`,
+//!   `--header :`.
+//! - `template.rs`: replacement strings, shell quoting, direct exec or shell;
+//!   `rpl.rs`: `--plus`, `--rpl` and `{= =}` (a subset of GNU's Perl).
 //! - `program.rs`: what a job executes (argv or `$PARALLEL_SHELL -c`), started
-//!   as a [`quadriga::child`].
+//!   as a [`quadriga::child`], with `--workdir`, `--files`, `--nice`;
+//!   `tee.rs`: `--pipe --tee`; `limit.rs`: `--limit`; `cpus.rs`:
+//!   `--number-of-*`.
 //! - `output.rs`: grouping, spill to unlinked temp files, `-k`, tags.
 //! - `runner/`: the rules as a state machine (`state.rs` and its rooms) and
 //!   the epoll shell around it (`shell.rs`); `joblog.rs`, `halt.rs`, `progress.rs`.
+//! - `sem.rs`: `quadriga sem`, GNU's `sem` on `flock`ed slot files.
 //! - `status.rs`: `quadriga status`, a cluster queue's snapshot as tables or JSON.
 //! - `dashboard.rs`: `quadriga dashboard`, the same snapshot over HTTP.
 
