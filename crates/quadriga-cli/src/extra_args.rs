@@ -94,6 +94,33 @@ pub(crate) struct ExtraArgs {
     #[arg(long)]
     pub(crate) compress: bool,
 
+    /// Work as `quadriga sem` (GNU's `parallel --semaphore`), with -j (default
+    /// 1), --id, --fg, --wait and --semaphoretimeout.
+    #[arg(long, visible_alias = "sem")]
+    pub(crate) semaphore: bool,
+
+    /// With --semaphore: the semaphore's name.
+    #[arg(long, value_name = "ID", requires = "semaphore")]
+    pub(crate) id: Option<String>,
+
+    /// With --semaphore: run in the foreground and exit with the command's status.
+    #[arg(long, requires = "semaphore")]
+    pub(crate) fg: bool,
+
+    /// With --semaphore: wait until every command of the semaphore has ended.
+    #[arg(long, requires = "semaphore")]
+    pub(crate) wait: bool,
+
+    /// With --semaphore: S > 0 runs anyway after S seconds; S < 0 gives up.
+    #[arg(
+        long = "semaphoretimeout",
+        visible_alias = "st",
+        value_name = "S",
+        allow_hyphen_values = true,
+        requires = "semaphore"
+    )]
+    pub(crate) semaphore_timeout: Option<f64>,
+
     /// Print the number of physical cores and exit (GNU's old name for
     /// --number-of-cores).
     #[arg(long)]

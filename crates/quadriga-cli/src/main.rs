@@ -114,6 +114,9 @@ fn run(args: args::RunArgs) -> ExitStatus {
         println!("{line}");
         return ExitStatus::Success;
     }
+    if args.extra.semaphore {
+        return sem_status(sem::run(&sem::SemArgs::from_run(&args)));
+    }
     if let Some(l) = &args.extra.limit {
         limit::install(l.as_bytes().to_vec());
     }
@@ -151,6 +154,19 @@ fn one_line(result: anyhow::Result<()>) -> ExitStatus {
     }
 }
 
+/// `quadriga sem`'s result: the command's status (`--fg`), 1 when
+/// `--semaphoretimeout` gave up, 255 for other errors.
+fn sem_status(result: anyhow::Result<i32>) -> ExitStatus {
+    match result {
+        Ok(code) => ExitStatus::Jobs(code),
+        Err(e) if e.is::<sem::Timeout>() => {
+            eprintln!("quadriga: {e}");
+            ExitStatus::Jobs(1)
+        }
+        Err(e) => one_line(Err(e)),
+    }
+}
+
 fn main() -> ExitCode {
     quadriga::init();
     let cli = match Cli::try_parse() {
@@ -173,14 +189,7 @@ fn main() -> ExitCode {
             ExitStatus::Success
         }
         Command::Status(args) => one_line(status::run(&args)),
-        Command::Sem(args) => match sem::run(&args) {
-            Ok(code) => ExitStatus::Jobs(code),
-            Err(e) if e.is::<sem::Timeout>() => {
-                eprintln!("quadriga: {e}");
-                ExitStatus::Jobs(1)
-            }
-            Err(e) => one_line(Err(e)),
-        },
+        Command::Sem(args) => sem_status(sem::run(&args)),
         Command::Dashboard(args) => one_line(dashboard::run(&args)),
     };
     status.into()

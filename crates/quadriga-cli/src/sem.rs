@@ -82,6 +82,27 @@ pub(crate) struct SemArgs {
     pub(crate) command: Vec<OsString>,
 }
 
+impl SemArgs {
+    /// `quadriga run --semaphore ...`: the same request (`-j auto`, run's
+    /// default, is sem's 1).
+    pub(crate) fn from_run(run: &crate::args::RunArgs) -> Self {
+        let e = &run.extra;
+        SemArgs {
+            jobs: if run.jobs == "auto" {
+                "1".into()
+            } else {
+                run.jobs.clone()
+            },
+            id: e.id.clone().unwrap_or_else(|| "default".into()),
+            fg: e.fg,
+            wait: e.wait,
+            timeout: e.semaphore_timeout,
+            will_cite: false,
+            command: run.command.clone(),
+        }
+    }
+}
+
 /// The directory of semaphore `id`: made 0700 if new, checked if not.
 fn directory(id: &str) -> Result<PathBuf> {
     let root = match std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {

@@ -188,3 +188,36 @@ fn the_semaphore_directory_is_private() {
     assert!(got.out().is_empty());
     assert!(got.err().contains("0700"), "{}", got.err());
 }
+
+#[test]
+fn run_semaphore_is_sem() {
+    let dir = scratch();
+    let run = |args: &[&str]| {
+        let mut c = common::bin();
+        c.current_dir(dir.path())
+            .env("XDG_RUNTIME_DIR", dir.join("run"))
+            .arg("run")
+            .args(args);
+        spawn_and_wait(c, None)
+    };
+    // GNU parallel: `parallel --semaphore --fg 'echo hi; exit 4'` prints hi, exits 4.
+    let got = run(&["--semaphore", "--fg", "echo hi; exit 4"]);
+    got.status(4);
+    assert_eq!(got.out(), "hi\n");
+    // The same slots as `quadriga sem`: held by one, refused to the other.
+    let mut holder = sem(dir.path(), &["--fg", "--id", "s", "sleep 3"]);
+    holder.process_group(0);
+    let mut holder = spawn_quiet(holder);
+    assert!(eventually(Duration::from_secs(20), || {
+        run(&["--sem", "--fg", "--id", "s", "--st", "-0.05", "true"]).code == Some(1)
+    }));
+    let _ = Command::new("kill")
+        .args(["-KILL", "--", &format!("-{}", holder.id())])
+        .status();
+    let _ = holder.wait();
+    let got = run(&["--sem", "--fg", "--id", "s", "--st", "-10", "echo free"]);
+    got.status(0);
+    assert_eq!(got.out(), "free\n");
+    // Its options need --semaphore.
+    run(&["--fg", "echo", "a"]).status(255);
+}
