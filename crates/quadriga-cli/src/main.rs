@@ -128,7 +128,9 @@ fn run(args: args::RunArgs) -> ExitStatus {
         }
     };
     plan.setup.clone().install();
-    match runner::run(plan) {
+    let result = runner::run(plan);
+    program::cleanup();
+    match result {
         Ok(Outcome::Finished(n)) => ExitStatus::Jobs(n),
         Ok(Outcome::Interrupted(sig)) => ExitStatus::Signal(sig),
         Ok(Outcome::BrokenPipe) => ExitStatus::BrokenPipe,

@@ -25,7 +25,7 @@ pub(crate) enum Workdir {
     /// Every job runs in this directory.
     Dir(PathBuf),
     /// `...`: each job in a new directory of its own under `--tmpdir`,
-    /// removed by the job's shell when the command ends.
+    /// removed by the job's shell when the command ends (or by [`cleanup`]).
     PerJob(PathBuf),
 }
 
@@ -100,6 +100,21 @@ impl JobSetup {
 
 static SETUP: OnceLock<JobSetup> = OnceLock::new();
 
+/// The `--wd ...` directories made so far: what a killed job's shell did not
+/// remove, [`cleanup`] does.
+static JOB_DIRS: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+/// Removes the `--wd ...` directories that are still there (their jobs were
+/// killed before their shell could). Called when the run ends.
+pub(crate) fn cleanup() {
+    let dirs = std::mem::take(&mut *JOB_DIRS.lock().unwrap_or_else(|e| e.into_inner()));
+    for d in dirs {
+        if d.exists() {
+            let _ = std::fs::remove_dir_all(&d);
+        }
+    }
+}
+
 /// A new file or directory under `dir` that nobody else has: `prefix`, the
 /// job's number, and random letters.
 fn fresh(dir: &Path, prefix: &str, seq: &str, make_dir: bool) -> io::Result<PathBuf> {
@@ -131,7 +146,14 @@ fn fresh(dir: &Path, prefix: &str, seq: &str, make_dir: bool) -> io::Result<Path
 /// `--workdir ...`.
 fn wrap(program: Program<'_>, setup: &JobSetup, seq: &str) -> io::Result<Option<Vec<u8>>> {
     let per_job = match &setup.workdir {
-        Some(Workdir::PerJob(root)) => Some(fresh(root, "quadriga-wd-", seq, true)?),
+        Some(Workdir::PerJob(root)) => {
+            let d = fresh(root, "quadriga-wd-", seq, true)?;
+            JOB_DIRS
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(d.clone());
+            Some(d)
+        }
         _ => None,
     };
     if setup.files.is_none() && per_job.is_none() {

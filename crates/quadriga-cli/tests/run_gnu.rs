@@ -629,6 +629,21 @@ fn workdir_fixed_and_one_per_job() {
     assert_eq!(lines[1], "f");
     assert!(lines[0].starts_with(tmp.to_str().unwrap()));
     assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0, "left behind");
+    // A job killed by --timeout: its directory goes when the run ends.
+    let mut cmd = common::bin();
+    cmd.current_dir(dir.path()).env("TMPDIR", &tmp).args([
+        "run",
+        "--timeout",
+        "0.5",
+        "--wd",
+        "...",
+        "touch f; sleep 30",
+        ":::",
+        "1",
+    ]);
+    let got = common::spawn_and_wait(cmd, None);
+    assert_ne!(got.code, Some(0));
+    assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0, "left behind");
 }
 
 #[test]
