@@ -23,7 +23,8 @@ pub(crate) const LONG_ABOUT: &str = "Run a command once per input, in parallel (
 at xargs speed).\n\n\
 Inputs follow the command after ::: (arguments) or :::: (files), or come from -a FILE or stdin. \
 Replacement strings: {} {.} {/} {//} {/.} {#} {%}, and by position {1} {2.} {3/} {-1} ...; with none, the \
-input is appended. Values are quoted for the shell; a command of plain words runs without one \
+input is appended; --plus and --rpl add more, and with --colsep (or --csv) {1} {2} are \
+columns, named by --header :. Values are quoted for the shell; a command of plain words runs without one \
 (otherwise /bin/sh, or $PARALLEL_SHELL).\n\n\
 -j auto (the default) measures each job's CPU time against its wall time, and the throughput, \
 and picks the number of jobs: about one per core for CPU-bound work, more for work that \
@@ -226,6 +227,9 @@ pub(crate) struct RunArgs {
     #[command(flatten)]
     pub(crate) pipe: crate::pipe::PipeArgs,
 
+    #[command(flatten)]
+    pub(crate) extra: crate::extra_args::ExtraArgs,
+
     /// The command, then its inputs: ::: ARGS, :::+ ARGS (linked), :::: FILES, ::::+ FILES.
     #[arg(trailing_var_arg = true, value_name = "COMMAND")]
     pub(crate) command: Vec<OsString>,
@@ -266,8 +270,9 @@ pub(crate) enum Tag {
 /// `--results`.
 #[derive(Debug, Clone)]
 pub(crate) enum Results {
-    /// DIR/1/ARG1/2/ARG2/{stdout,stderr,seq}
-    Dir(PathBuf),
+    /// DIR/1/ARG1/2/ARG2/{stdout,stderr,seq}; with `--header :`, the
+    /// column names instead of 1, 2 ...
+    Dir(PathBuf, Vec<Vec<u8>>),
     /// A name with replacement strings: a file (and .err, .seq), or a
     /// directory when it ends in /.
     Named(Template),
@@ -302,6 +307,49 @@ pub(crate) struct Plan {
     pub(crate) shell: OsString,
     /// `--pipe` or `--pipepart`.
     pub(crate) pipe: Option<crate::pipe::PipeSpec>,
+    /// `--workdir`, `--files`, `--nice`: how each job is started.
+    pub(crate) setup: crate::program::JobSetup,
+    /// `--limit`: a command asked before each job starts (see `limit.rs`).
+    pub(crate) limit: bool,
+    /// `--pipe --tee`: all of stdin to every job (see `tee.rs`).
+    pub(crate) tee: bool,
+}
+
+impl Plan {
+    /// Tells every template what the run knows once its input is read;
+    /// `--tee` starts here (an error if its jobs cannot all run at once).
+    pub(crate) fn set_run_facts(&mut self, total: Option<u64>) -> Result<(), String> {
+        let slots = match self.jobs {
+            Jobs::Fixed(n) => n,
+            Jobs::Auto => self.cores,
+        };
+        if self.tee {
+            let total = total.unwrap_or(0) as usize;
+            if total > slots {
+                return Err(format!(
+                    "--tee runs every job at once: {total} jobs need -j {total} or more (try -j 0)"
+                ));
+            }
+            crate::tee::install(total);
+        }
+        let facts = crate::template::RunFacts { total, slots };
+        self.template.set_run_facts(facts);
+        if let Some(Tag::Template(t)) = &mut self.tag {
+            t.set_run_facts(facts);
+        }
+        if let Some(Results::Named(t)) = &mut self.results {
+            t.set_run_facts(facts);
+        }
+        Ok(())
+    }
+
+    /// Whether a template needs the number of jobs before the first starts.
+    pub(crate) fn needs_total(&self) -> bool {
+        self.tee
+            || self.template.needs_total()
+            || matches!(&self.tag, Some(Tag::Template(t)) if t.needs_total())
+            || matches!(&self.results, Some(Results::Named(t)) if t.needs_total())
+    }
 }
 
 /// Parses `-j`-style counts: N, N%, +N, -N, relative to `cores`.
@@ -440,6 +488,7 @@ fn split_command(
                 sources.push(SourceSpec {
                     kind: SourceKind::Args(Vec::new()),
                     linked,
+                    skip_first: false,
                 });
             }
             current = Some((kind, linked));
@@ -465,6 +514,7 @@ fn split_command(
                 sources.push(SourceSpec {
                     kind,
                     linked: *linked,
+                    skip_first: false,
                 });
                 // Each further file of the same :::: is its own source.
                 *linked = false;
@@ -476,10 +526,36 @@ fn split_command(
 
 impl RunArgs {
     /// Checks the arguments and makes the plan.
-    pub(crate) fn plan(self) -> Result<Plan, String> {
+    pub(crate) fn plan(mut self) -> Result<Plan, String> {
         let cores = quadriga::child::cores();
         let max_jobs = self.max_jobs.max(1);
-        let jobs = parse_jobs(&self.jobs, cores, max_jobs)?;
+        let mut jobs = parse_jobs(&self.jobs, cores, max_jobs)?;
+        // --pipe --tee: not blocks but all of stdin, to jobs made of the
+        // arguments, all at once (-j auto: as many as --max-jobs).
+        let tee = self.extra.tee && self.pipe.pipe;
+        if tee {
+            if self.pipe.pipepart || self.pipe.round_robin || self.pipe.cat || self.pipe.fifo {
+                return Err(
+                    "--tee works with --pipe alone (not --pipepart, --round-robin, --cat, --fifo)"
+                        .into(),
+                );
+            }
+            if self.arg_file.iter().any(|f| f.as_bytes() == b"-") {
+                return Err("--tee: stdin is the data, not an input source".into());
+            }
+            self.pipe.pipe = false;
+            self.pipe.block = None;
+            if jobs == Jobs::Auto {
+                jobs = Jobs::Fixed(max_jobs);
+            }
+        }
+        // --header without a stream: the first input names the columns.
+        let streaming = self.pipe.pipe || self.pipe.pipepart || self.pipe.round_robin;
+        let column_header = if streaming {
+            None
+        } else {
+            self.pipe.header.take()
+        };
         let pipe = self
             .pipe
             .spec(self.max_replace_args.or(self.max_args), &self.arg_file)?;
@@ -491,6 +567,12 @@ impl RunArgs {
         };
         let (command, mut sources) =
             split_command(&self.command, &self.arg_sep, &self.arg_file_sep);
+        if tee && (sources.is_empty() && self.arg_file.is_empty()) {
+            return Err("--tee needs the jobs' inputs after ::: (stdin is the data)".into());
+        }
+        if tee && sources.iter().any(|s| s.kind == SourceKind::Stdin) {
+            return Err("--tee: stdin is the data, not an input source".into());
+        }
         let mut file_sources: Vec<SourceSpec> = self
             .arg_file
             .iter()
@@ -501,6 +583,7 @@ impl RunArgs {
                     SourceKind::File(PathBuf::from(f))
                 },
                 linked: false,
+                skip_first: false,
             })
             .collect();
         file_sources.append(&mut sources);
@@ -509,6 +592,7 @@ impl RunArgs {
             sources.push(SourceSpec {
                 kind: SourceKind::Stdin,
                 linked: false,
+                skip_first: false,
             });
         }
         if let Some(first) = sources.first_mut() {
@@ -522,8 +606,10 @@ impl RunArgs {
             return Err("use -X or -m, not both".into());
         }
         let per_record = self.max_args.or(self.max_replace_args);
-        let fill = self.context_replace || self.multiple;
+        let fill = self.context_replace || self.multiple || self.extra.xargs;
+        // --xargs: as many as fit, not shared between the slots.
         let jobs_for_fill = match jobs {
+            _ if self.extra.xargs && !(self.context_replace || self.multiple) => 1,
             Jobs::Fixed(n) => n,
             Jobs::Auto => cores,
         };
@@ -544,15 +630,49 @@ impl RunArgs {
             (None, false) => vec![b'\n'],
         };
 
+        let resume = match (self.resume, self.resume_failed, self.retry_failed) {
+            (false, false, false) => Resume::No,
+            (true, false, false) => Resume::Resume,
+            (_, true, false) => Resume::ResumeFailed,
+            (_, _, true) => Resume::RetryFailed,
+        };
         let replace = self.replace.as_ref().map(|r| r.as_bytes().to_vec());
-        let template = Template::new(
-            &command,
-            TemplateOptions {
-                quote_words: self.quote,
-                context_replace,
-                replace: replace.as_deref(),
-            },
-        );
+        self.extra.check_env()?;
+        let columns = crate::columns::ColumnSpec::new(
+            self.extra.colsep.as_deref(),
+            self.extra.csv,
+            self.extra.trim.as_deref(),
+        )?;
+        let names = match column_header.as_deref() {
+            None => Vec::new(),
+            Some(":") => {
+                if resume == Resume::RetryFailed {
+                    Vec::new()
+                } else {
+                    crate::columns::take_headers(&mut sources, &delimiter, &columns)?
+                }
+            }
+            Some(_) => {
+                return Err(
+                    "--header without --pipe takes only : (the first input names the columns)"
+                        .into(),
+                );
+            }
+        };
+        let extra = crate::rpl::Replacements::new(self.extra.plus, &self.extra.rpl)?;
+        let template_options = TemplateOptions {
+            quote_words: self.quote,
+            context_replace,
+            replace: replace.as_deref(),
+            extra: Some(&extra),
+            names: &names,
+        };
+        let unquoted_options = TemplateOptions {
+            quote_words: false,
+            context_replace: false,
+            ..template_options
+        };
+        let template = Template::new(&command, template_options);
 
         let mode = if self.ungroup {
             Mode::Ungroup
@@ -562,9 +682,9 @@ impl RunArgs {
             Mode::Group
         };
         let tag = match (&self.tagstring, self.tag) {
-            (Some(t), _) => Some(Tag::Template(Template::new_unquoted(
+            (Some(t), _) => Some(Tag::Template(Template::new_unquoted_with(
                 t.as_bytes(),
-                replace.as_deref(),
+                unquoted_options,
             ))),
             (None, true) => Some(Tag::Args),
             (None, false) => None,
@@ -572,12 +692,6 @@ impl RunArgs {
         // GNU parallel ignores tags with -u.
         let tag = if mode == Mode::Ungroup { None } else { tag };
 
-        let resume = match (self.resume, self.resume_failed, self.retry_failed) {
-            (false, false, false) => Resume::No,
-            (true, false, false) => Resume::Resume,
-            (_, true, false) => Resume::ResumeFailed,
-            (_, _, true) => Resume::RetryFailed,
-        };
         let joblog = self.joblog.as_ref().map(|j| {
             let b = j.as_bytes();
             match b.strip_prefix(b"+") {
@@ -639,11 +753,11 @@ impl RunArgs {
                         "--results to CSV, TSV or JSON is not supported; give a directory".into(),
                     );
                 }
-                let t = Template::new_unquoted(b, replace.as_deref());
+                let t = Template::new_unquoted_with(b, unquoted_options);
                 Some(if t.has_replacements() {
                     Results::Named(t)
                 } else {
-                    Results::Dir(PathBuf::from(r))
+                    Results::Dir(PathBuf::from(r), names.clone())
                 })
             }
         };
@@ -656,12 +770,41 @@ impl RunArgs {
             }
             None => None,
         };
+        for t in [
+            Some(&template),
+            tag_template(&tag),
+            results_template(&results),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if let Some(e) = t.error() {
+                return Err(e.to_string());
+            }
+        }
+        if self.extra.files && mode == Mode::Ungroup {
+            return Err("--files cannot be used with -u".into());
+        }
+        let setup = crate::program::JobSetup::new(
+            self.extra.workdir.as_deref(),
+            self.extra.files,
+            self.extra.tmpdir.clone(),
+            self.extra.nice,
+        )?;
         let input = (resume != Resume::RetryFailed).then_some(InputSpec {
             sources,
             link_all: self.link,
             delimiter,
             per_job,
             skip_blank: self.no_run_if_empty,
+            columns,
+            eof: self.extra.eof.as_ref().map(|e| e.as_bytes().to_vec()),
+            shuffle: self.extra.shuf,
+            filters: template.filters(),
+            line: self.extra.max_chars.map(|max| crate::input::LineLimit {
+                max,
+                template: std::sync::Arc::new(template.clone()),
+            }),
         });
         Ok(Plan {
             template,
@@ -687,7 +830,24 @@ impl RunArgs {
             print_commands: self.print_commands,
             shell: crate::program::shell(),
             pipe,
+            setup,
+            limit: self.extra.limit.is_some(),
+            tee,
         })
+    }
+}
+
+fn tag_template(tag: &Option<Tag>) -> Option<&Template> {
+    match tag {
+        Some(Tag::Template(t)) => Some(t),
+        _ => None,
+    }
+}
+
+fn results_template(results: &Option<Results>) -> Option<&Template> {
+    match results {
+        Some(Results::Named(t)) => Some(t),
+        _ => None,
     }
 }
 

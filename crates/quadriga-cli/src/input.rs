@@ -24,6 +24,8 @@ use std::sync::atomic::{AtomicBool, Ordering, fence};
 use crossbeam_channel::{Receiver, TryRecvError};
 use rustix::event::{EventfdFlags, eventfd};
 
+use crate::columns::ColumnSpec;
+
 /// One job's arguments.
 pub(crate) type Args = Vec<Vec<u8>>;
 
@@ -43,6 +45,8 @@ pub(crate) enum SourceKind {
 pub(crate) struct SourceSpec {
     pub(crate) kind: SourceKind,
     pub(crate) linked: bool,
+    /// `--header :` took its first value already (a file read twice).
+    pub(crate) skip_first: bool,
 }
 
 /// How many records make one job.
@@ -64,6 +68,41 @@ pub(crate) struct InputSpec {
     pub(crate) per_job: PerJob,
     /// `-r`: skip jobs whose arguments are all blank.
     pub(crate) skip_blank: bool,
+    /// `--colsep`, `--csv`, `--trim`: values cut into columns.
+    pub(crate) columns: ColumnSpec,
+    /// `-E`: a value equal to this ends its source.
+    pub(crate) eof: Option<Vec<u8>>,
+    /// `--shuf`: run the jobs in a random order (all read first).
+    pub(crate) shuffle: bool,
+    /// `-s`: the longest command line for `-X`, `-m` and `--xargs`.
+    pub(crate) line: Option<LineLimit>,
+    /// `{choose_k}`, `{uniq}`: jobs to skip.
+    pub(crate) filters: Vec<crate::rpl::JobFilter>,
+}
+
+/// `-s N`: a job's command, as the template renders it, must be shorter
+/// than `max` bytes (GNU parallel's measure).
+#[derive(Debug, Clone)]
+pub(crate) struct LineLimit {
+    pub(crate) max: usize,
+    pub(crate) template: Arc<crate::template::Template>,
+}
+
+impl LineLimit {
+    fn len(&self, args: &[Vec<u8>]) -> usize {
+        self.template
+            .render(crate::template::JobContext {
+                args,
+                seq: 1,
+                slot: 1,
+            })
+            .shell
+            .len()
+    }
+
+    fn fits(&self, len: usize) -> bool {
+        len < self.max
+    }
 }
 
 /// Bytes of arguments one `-X`/`-m` job may take (like xargs's default).
@@ -79,6 +118,10 @@ pub(crate) struct Items {
     reader: Box<dyn BufRead + Send>,
     delim: Vec<u8>,
     done: bool,
+    /// `-E`: the value that ends the input.
+    eof: Option<Vec<u8>>,
+    /// `--csv`: a value with an open quote goes on past the delimiter.
+    csv: bool,
 }
 
 impl std::fmt::Debug for Items {
@@ -93,14 +136,41 @@ impl Items {
             reader,
             delim,
             done: false,
+            eof: None,
+            csv: false,
         }
     }
-}
 
-impl Iterator for Items {
-    type Item = io::Result<Vec<u8>>;
+    fn csv(mut self, csv: bool) -> Self {
+        self.csv = csv;
+        self
+    }
 
-    fn next(&mut self) -> Option<Self::Item> {
+    /// A value; with `--csv`, values joined while a quote is open.
+    fn next_record(&mut self) -> Option<io::Result<Vec<u8>>> {
+        let mut v = match self.next_value()? {
+            Ok(v) => v,
+            Err(e) => return Some(Err(e)),
+        };
+        while self.csv && memchr::memchr_iter(b'"', &v).count() % 2 == 1 {
+            match self.next_value() {
+                Some(Ok(more)) => {
+                    v.extend_from_slice(&self.delim);
+                    v.extend_from_slice(&more);
+                }
+                Some(Err(e)) => return Some(Err(e)),
+                None => break,
+            }
+        }
+        Some(Ok(v))
+    }
+
+    fn with_eof(mut self, eof: Option<Vec<u8>>) -> Self {
+        self.eof = eof;
+        self
+    }
+
+    fn next_value(&mut self) -> Option<io::Result<Vec<u8>>> {
         if self.done {
             return None;
         }
@@ -133,6 +203,21 @@ impl Iterator for Items {
     }
 }
 
+impl Iterator for Items {
+    type Item = io::Result<Vec<u8>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let v = self.next_record()?;
+        if let (Ok(v), Some(eof)) = (&v, &self.eof)
+            && v == eof
+        {
+            self.done = true;
+            return None;
+        }
+        Some(v)
+    }
+}
+
 /// Opens every source; errors here (a missing file) are usage errors.
 pub(crate) struct OpenInput {
     spec: InputSpec,
@@ -156,7 +241,15 @@ impl OpenInput {
         let mut stdin_used = false;
         for s in &spec.sources {
             match &s.kind {
-                SourceKind::Args(v) => opened.push(Opened::Values(v.clone())),
+                SourceKind::Args(v) => {
+                    let mut v = v.clone();
+                    if let Some(eof) = &spec.eof
+                        && let Some(at) = v.iter().position(|x| x == eof)
+                    {
+                        v.truncate(at);
+                    }
+                    opened.push(Opened::Values(v));
+                }
                 SourceKind::Stdin => {
                     if stdin_used {
                         return Err("stdin can be only one input source".into());
@@ -165,7 +258,11 @@ impl OpenInput {
                     may_block = true;
                     let reader: Box<dyn BufRead + Send> =
                         Box::new(BufReader::with_capacity(64 * 1024, io::stdin()));
-                    opened.push(Opened::Reader(Items::new(reader, spec.delimiter.clone())));
+                    opened.push(Opened::Reader(
+                        Items::new(reader, spec.delimiter.clone())
+                            .with_eof(spec.eof.clone())
+                            .csv(spec.columns.is_csv()),
+                    ));
                 }
                 SourceKind::File(path) => {
                     let file = File::open(path)
@@ -174,7 +271,14 @@ impl OpenInput {
                     may_block |= !regular;
                     let reader: Box<dyn BufRead + Send> =
                         Box::new(BufReader::with_capacity(64 * 1024, file));
-                    opened.push(Opened::Reader(Items::new(reader, spec.delimiter.clone())));
+                    let mut items = Items::new(reader, spec.delimiter.clone())
+                        .with_eof(spec.eof.clone())
+                        .csv(spec.columns.is_csv());
+                    if s.skip_first {
+                        // The header, read already.
+                        let _ = items.next_record();
+                    }
+                    opened.push(Opened::Reader(items));
                 }
             }
         }
@@ -193,17 +297,57 @@ impl OpenInput {
     /// The jobs' arguments, lazily where possible.
     fn into_jobs(self) -> io::Result<Box<dyn Iterator<Item = io::Result<Args>> + Send>> {
         let OpenInput { spec, opened, .. } = self;
-        let records = records(&spec, opened)?;
+        let mut records = records(&spec, opened)?;
+        if !spec.columns.is_identity() {
+            let mut columns = spec.columns.splitter();
+            records = Box::new(records.map(move |r| r.map(|v| columns.record(v))));
+        }
+        if spec.shuffle {
+            let mut all: Vec<Args> = records.collect::<io::Result<_>>()?;
+            fastrand::shuffle(&mut all);
+            records = Box::new(all.into_iter().map(Ok));
+        }
         let skip_blank = spec.skip_blank;
         let jobs: Box<dyn Iterator<Item = io::Result<Args>> + Send> = match spec.per_job {
-            PerJob::Exactly(n) => Box::new(Chunks {
-                records,
-                per_job: n,
-            }),
+            PerJob::Exactly(n) => {
+                let chunks = Chunks {
+                    records,
+                    per_job: n,
+                };
+                match spec.line.clone() {
+                    // -s: a job whose command is too long is an error.
+                    Some(limit) => Box::new(chunks.enumerate().map(move |(i, job)| {
+                        let job = job?;
+                        let len = limit.len(&job);
+                        if limit.fits(len) {
+                            Ok(job)
+                        } else {
+                            Err(io::Error::other(format!(
+                                "command line too long ({len} >= {}) at input {i}",
+                                limit.max
+                            )))
+                        }
+                    })),
+                    None => Box::new(chunks),
+                }
+            }
             PerJob::Fill { jobs } => {
                 let all: Vec<Args> = records.collect::<io::Result<_>>()?;
-                Box::new(fill(all, jobs).into_iter().map(Ok))
+                let jobs = match &spec.line {
+                    Some(limit) => fill_to_limit(all, jobs, limit)?,
+                    None => fill(all, jobs),
+                };
+                Box::new(jobs.into_iter().map(Ok))
             }
+        };
+        let filters = spec.filters.clone();
+        let jobs: Box<dyn Iterator<Item = io::Result<Args>> + Send> = if filters.is_empty() {
+            jobs
+        } else {
+            Box::new(jobs.filter(move |r| match r {
+                Ok(args) => filters.iter().all(|f| f.keeps(args)),
+                Err(_) => true,
+            }))
         };
         Ok(if skip_blank {
             Box::new(jobs.filter(|r| {
@@ -585,6 +729,43 @@ fn fill(records: Vec<Args>, jobs: usize) -> Vec<Args> {
     out
 }
 
+/// [`fill`] with `-s`: each job's command line measured as rendered (the
+/// first record exactly, each further one by what it adds after another).
+fn fill_to_limit(records: Vec<Args>, jobs: usize, limit: &LineLimit) -> io::Result<Vec<Args>> {
+    let total = records.len();
+    let share = total.div_ceil(jobs.max(1)).max(1);
+    let mut out = Vec::new();
+    let mut cur: Args = Vec::new();
+    let (mut count, mut len) = (0, 0);
+    for (i, r) in records.into_iter().enumerate() {
+        if count > 0 {
+            let mut two = cur[..1].to_vec();
+            two.extend(r.iter().cloned());
+            let grows = limit.len(&two).saturating_sub(limit.len(&cur[..1]));
+            if count < share && limit.fits(len + grows) {
+                count += 1;
+                len += grows;
+                cur.extend(r);
+                continue;
+            }
+            out.push(std::mem::take(&mut cur));
+        }
+        len = limit.len(&r);
+        if !limit.fits(len) {
+            return Err(io::Error::other(format!(
+                "command line too long ({len} >= {}) at input {i}",
+                limit.max
+            )));
+        }
+        count = 1;
+        cur = r;
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    Ok(out)
+}
+
 /// Reads everything from a reader into one value (for tests).
 #[cfg(test)]
 fn items_of(input: &[u8], delim: &[u8]) -> Vec<Vec<u8>> {
@@ -662,12 +843,21 @@ mod tests {
         InputSpec {
             sources: sources
                 .into_iter()
-                .map(|(kind, linked)| SourceSpec { kind, linked })
+                .map(|(kind, linked)| SourceSpec {
+                    kind,
+                    linked,
+                    skip_first: false,
+                })
                 .collect(),
             link_all: false,
             delimiter: b"\n".to_vec(),
             per_job: PerJob::Exactly(1),
             skip_blank: false,
+            columns: ColumnSpec::new(None, false, None).unwrap(),
+            eof: None,
+            shuffle: false,
+            line: None,
+            filters: Vec::new(),
         }
     }
 

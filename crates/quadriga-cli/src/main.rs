@@ -6,29 +6,43 @@
 //! concurrency controller ([`quadriga::adapt::ConcurrencyController`]).
 //!
 //! - `args.rs`: options (clap) and the raw `::: / :::: / :::+` words → [`args::Plan`].
-//! - `input.rs`: sources, cartesian and linked products, `-n`/`-X` grouping.
-//! - `template.rs`: replacement strings, shell quoting, direct exec or shell.
+//! - `extra_args.rs`: GNU parallel's everyday options, flattened into `run`'s.
+//! - `input.rs`: sources, cartesian and linked products, `-n`/`-X` grouping,
+//!   `-E`, `--shuf`, `-s`; `columns.rs`: `--colsep`, `--csv`, `--trim`,
+//!   `--header :`.
+//! - `template.rs`: replacement strings, shell quoting, direct exec or shell;
+//!   `rpl.rs`: `--plus`, `--rpl` and `{= =}` (a subset of GNU's Perl).
 //! - `program.rs`: what a job executes (argv or `$PARALLEL_SHELL -c`), started
-//!   as a [`quadriga::child`].
+//!   as a [`quadriga::child`], with `--workdir`, `--files`, `--nice`;
+//!   `tee.rs`: `--pipe --tee`; `limit.rs`: `--limit`; `cpus.rs`:
+//!   `--number-of-*`.
 //! - `output.rs`: grouping, spill to unlinked temp files, `-k`, tags.
 //! - `runner/`: the rules as a state machine (`state.rs` and its rooms) and
 //!   the epoll shell around it (`shell.rs`); `joblog.rs`, `halt.rs`, `progress.rs`.
+//! - `sem.rs`: `quadriga sem`, GNU's `sem` on `flock`ed slot files.
 //! - `status.rs`: `quadriga status`, a cluster queue's snapshot as tables or JSON.
 //! - `dashboard.rs`: `quadriga dashboard`, the same snapshot over HTTP.
 
 #![forbid(unsafe_code)]
 
 mod args;
+mod columns;
+mod cpus;
 mod dashboard;
+mod extra_args;
 mod halt;
 mod input;
 mod joblog;
+mod limit;
 mod output;
 mod pipe;
 mod program;
 mod progress;
+mod rpl;
 mod runner;
+mod sem;
 mod status;
+mod tee;
 mod template;
 mod watchdog;
 
@@ -57,6 +71,9 @@ enum Command {
     /// Show a cluster queue's workers and shards (`--json` for scripts).
     #[command(long_about = status::LONG_ABOUT, after_help = status::AFTER_HELP)]
     Status(status::StatusArgs),
+    /// A counting semaphore across shells (like GNU parallel's sem).
+    #[command(after_help = sem::AFTER_HELP)]
+    Sem(sem::SemArgs),
     /// Serve a live page of a cluster queue and `GET /api/status` (its JSON).
     #[command(after_help = dashboard::AFTER_HELP)]
     Dashboard(dashboard::DashboardArgs),
@@ -93,6 +110,16 @@ impl From<ExitStatus> for ExitCode {
 }
 
 fn run(args: args::RunArgs) -> ExitStatus {
+    if let Some(line) = args.extra.info() {
+        println!("{line}");
+        return ExitStatus::Success;
+    }
+    if args.extra.semaphore {
+        return sem_status(sem::run(&sem::SemArgs::from_run(&args)));
+    }
+    if let Some(l) = &args.extra.limit {
+        limit::install(l.as_bytes().to_vec());
+    }
     let plan = match args.plan() {
         Ok(plan) => plan,
         Err(msg) => {
@@ -100,7 +127,10 @@ fn run(args: args::RunArgs) -> ExitStatus {
             return ExitStatus::Error;
         }
     };
-    match runner::run(plan) {
+    plan.setup.clone().install();
+    let result = runner::run(plan);
+    program::cleanup();
+    match result {
         Ok(Outcome::Finished(n)) => ExitStatus::Jobs(n),
         Ok(Outcome::Interrupted(sig)) => ExitStatus::Signal(sig),
         Ok(Outcome::BrokenPipe) => ExitStatus::BrokenPipe,
@@ -126,6 +156,19 @@ fn one_line(result: anyhow::Result<()>) -> ExitStatus {
     }
 }
 
+/// `quadriga sem`'s result: the command's status (`--fg`), 1 when
+/// `--semaphoretimeout` gave up, 255 for other errors.
+fn sem_status(result: anyhow::Result<i32>) -> ExitStatus {
+    match result {
+        Ok(code) => ExitStatus::Jobs(code),
+        Err(e) if e.is::<sem::Timeout>() => {
+            eprintln!("quadriga: {e}");
+            ExitStatus::Jobs(1)
+        }
+        Err(e) => one_line(Err(e)),
+    }
+}
+
 fn main() -> ExitCode {
     quadriga::init();
     let cli = match Cli::try_parse() {
@@ -148,6 +191,7 @@ fn main() -> ExitCode {
             ExitStatus::Success
         }
         Command::Status(args) => one_line(status::run(&args)),
+        Command::Sem(args) => sem_status(sem::run(&args)),
         Command::Dashboard(args) => one_line(dashboard::run(&args)),
     };
     status.into()

@@ -3,16 +3,206 @@
 //! A job is a [`quadriga::child`]: the leader of its own process group, with a
 //! pidfd, reaped with its resource usage. This file adds what is the
 //! command's own: argv executed directly or a script for `$PARALLEL_SHELL`,
-//! `/dev/null` as stdin, and the `PARALLEL_*` variables.
+//! `/dev/null` as stdin, and the `PARALLEL_*` variables; and the run's
+//! [`JobSetup`] (`--workdir`, `--files`, `--nice`), set once before the
+//! first job.
 
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
 use quadriga::child::{self, Child};
+
+use crate::template::quote_into;
+
+/// `--workdir`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Workdir {
+    /// Every job runs in this directory.
+    Dir(PathBuf),
+    /// `...`: each job in a new directory of its own under `--tmpdir`,
+    /// removed by the job's shell when the command ends (or by [`cleanup`]).
+    PerJob(PathBuf),
+}
+
+/// How every job of the run is started, beyond its command.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct JobSetup {
+    pub(crate) workdir: Option<Workdir>,
+    /// `--files`: stdout goes to a new file in this directory, whose name
+    /// the job prints instead.
+    pub(crate) files: Option<PathBuf>,
+    /// `--nice`.
+    pub(crate) nice: Option<i32>,
+}
+
+fn temp_root() -> PathBuf {
+    std::env::var_os("TMPDIR")
+        .filter(|t| !t.is_empty())
+        .map_or_else(|| PathBuf::from("/tmp"), PathBuf::from)
+}
+
+impl JobSetup {
+    /// Checks the options: `--workdir`, `--files`, `--tmpdir` (where
+    /// `--files` and `--wd ...` make theirs; default `$TMPDIR`, else
+    /// `/tmp`), `--nice`.
+    pub(crate) fn new(
+        workdir: Option<&OsStr>,
+        files: bool,
+        tmpdir: Option<PathBuf>,
+        nice: Option<i32>,
+    ) -> Result<Self, String> {
+        if let Some(t) = &tmpdir
+            && !t.is_dir()
+        {
+            return Err(format!("--tmpdir {}: not a directory", t.display()));
+        }
+        let tmpdir = tmpdir.unwrap_or_else(temp_root);
+        let workdir = match workdir {
+            None => None,
+            Some(w) if w.as_bytes() == b"..." => Some(Workdir::PerJob(tmpdir.clone())),
+            Some(w) => {
+                let p = PathBuf::from(w);
+                if !p.is_dir() {
+                    return Err(format!("--workdir {}: not a directory", p.display()));
+                }
+                Some(Workdir::Dir(p))
+            }
+        };
+        let files = files.then_some(tmpdir);
+        if let Some(n) = nice
+            && !(-20..=19).contains(&n)
+        {
+            return Err(format!("--nice {n}: must be from -20 to 19"));
+        }
+        Ok(JobSetup {
+            workdir,
+            files,
+            nice,
+        })
+    }
+
+    /// Makes this the run's setup; `--nice` is taken on by the runner now,
+    /// and its jobs inherit it.
+    pub(crate) fn install(self) {
+        if let Some(n) = self.nice
+            && let Err(e) = rustix::process::setpriority_process(None, n)
+        {
+            eprintln!("quadriga: warning: --nice {n}: {e}");
+        }
+        let _ = SETUP.set(self);
+    }
+}
+
+static SETUP: OnceLock<JobSetup> = OnceLock::new();
+
+/// The `--wd ...` directories made so far: what a killed job's shell did not
+/// remove, [`cleanup`] does.
+static JOB_DIRS: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+/// Removes the `--wd ...` directories that are still there (their jobs were
+/// killed before their shell could). Called when the run ends.
+pub(crate) fn cleanup() {
+    let dirs = std::mem::take(&mut *JOB_DIRS.lock().unwrap_or_else(|e| e.into_inner()));
+    for d in dirs {
+        if d.exists() {
+            let _ = std::fs::remove_dir_all(&d);
+        }
+    }
+}
+
+/// A new file or directory under `dir` that nobody else has: `prefix`, the
+/// job's number, and random letters.
+fn fresh(dir: &Path, prefix: &str, seq: &str, make_dir: bool) -> io::Result<PathBuf> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    loop {
+        let tag: String = std::iter::repeat_with(fastrand::alphanumeric)
+            .take(8)
+            .collect();
+        let p = dir.join(format!("{prefix}{seq}-{tag}"));
+        let made = if make_dir {
+            std::fs::DirBuilder::new().mode(0o700).create(&p)
+        } else {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&p)
+                .map(drop)
+        };
+        match made {
+            Ok(()) => return Ok(p),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// The job's command as shell text, wrapped for `--files` and
+/// `--workdir ...`.
+fn wrap(program: Program<'_>, setup: &JobSetup, seq: &str) -> io::Result<Option<Vec<u8>>> {
+    let per_job = match &setup.workdir {
+        Some(Workdir::PerJob(root)) => {
+            let d = fresh(root, "quadriga-wd-", seq, true)?;
+            JOB_DIRS
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(d.clone());
+            Some(d)
+        }
+        _ => None,
+    };
+    if setup.files.is_none() && per_job.is_none() {
+        return Ok(None);
+    }
+    let mut script = Vec::new();
+    if let Some(d) = &per_job {
+        script.extend_from_slice(b"cd ");
+        quote_into(d.as_os_str().as_bytes(), &mut script);
+        script.extend_from_slice(b" || exit 1\n");
+    }
+    script.extend_from_slice(b"(");
+    match program {
+        Program::Direct(argv) => {
+            for (i, a) in argv.iter().enumerate() {
+                if i > 0 {
+                    script.push(b' ');
+                }
+                quote_into(a, &mut script);
+            }
+        }
+        Program::Shell { script: s, .. } => script.extend_from_slice(s),
+    }
+    script.extend_from_slice(b"\n)");
+    let file = match &setup.files {
+        Some(dir) => {
+            let f = fresh(dir, "quadriga-", seq, false)?;
+            let mut quoted = Vec::new();
+            quote_into(f.as_os_str().as_bytes(), &mut quoted);
+            script.extend_from_slice(b" >");
+            script.extend_from_slice(&quoted);
+            Some(quoted)
+        }
+        None => None,
+    };
+    script.extend_from_slice(b"\ns=$?\n");
+    if let Some(d) = &per_job {
+        script.extend_from_slice(b"cd / && rm -rf -- ");
+        quote_into(d.as_os_str().as_bytes(), &mut script);
+        script.push(b'\n');
+    }
+    if let Some(q) = file {
+        script.extend_from_slice(b"printf '%s\\n' ");
+        script.extend_from_slice(&q);
+        script.push(b'\n');
+    }
+    script.extend_from_slice(b"exit $s\n");
+    Ok(Some(script))
+}
 
 /// What to execute.
 #[derive(Debug, Clone, Copy)]
@@ -42,6 +232,27 @@ pub(crate) fn spawn_with_stdin(
     env: &[(&str, &str)],
     stdin: Option<std::os::fd::OwnedFd>,
 ) -> io::Result<Child> {
+    let setup = SETUP.get();
+    let seq = env
+        .iter()
+        .find(|(k, _)| *k == "PARALLEL_SEQ")
+        .map_or("0", |(_, v)| *v);
+    let wrapped = match setup {
+        Some(s) => wrap(program, s, seq)?,
+        None => None,
+    };
+    let default_shell;
+    let program = match &wrapped {
+        Some(script) => {
+            default_shell = shell();
+            let shell = match program {
+                Program::Shell { shell, .. } => shell,
+                Program::Direct(_) => &default_shell,
+            };
+            Program::Shell { shell, script }
+        }
+        None => program,
+    };
     let mut cmd = match program {
         Program::Direct(argv) => {
             let (first, rest) = argv
@@ -57,12 +268,23 @@ pub(crate) fn spawn_with_stdin(
             cmd
         }
     };
+    let stdin = match stdin {
+        Some(fd) => Some(fd),
+        None => crate::tee::job_stdin()?,
+    };
     match stdin {
         Some(fd) => cmd.stdin(Stdio::from(fd)),
         None => cmd.stdin(dev_null()?),
     };
     for (k, v) in env {
         cmd.env(k, v);
+    }
+    if let Some(JobSetup {
+        workdir: Some(Workdir::Dir(d)),
+        ..
+    }) = setup
+    {
+        cmd.current_dir(d);
     }
     child::spawn(cmd, capture)
 }
@@ -110,6 +332,43 @@ mod tests {
         // stdin is /dev/null: `read` meets end of file.
         let exit = child::reap(&c.pidfd, true).unwrap().unwrap();
         assert_eq!(exit.code, Some(1));
+    }
+
+    #[test]
+    fn wrapping_for_files_and_per_job_directories() {
+        let dir = std::env::temp_dir().join(format!("quadriga-wrap-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let setup = JobSetup {
+            workdir: Some(Workdir::PerJob(dir.clone())),
+            files: Some(dir.clone()),
+            nice: None,
+        };
+        let argv = bytes(&["sh", "-c", "pwd; exit 3"]);
+        let script = wrap(Program::Direct(&argv), &setup, "5").unwrap().unwrap();
+        let c = spawn(
+            Program::Shell {
+                shell: OsStr::new("/bin/sh"),
+                script: &script,
+            },
+            true,
+            &[],
+        )
+        .unwrap();
+        let exit = child::reap(&c.pidfd, true).unwrap().unwrap();
+        assert_eq!(exit.code, Some(3), "the command's status");
+        let mut out = String::new();
+        use std::io::Read;
+        File::from(c.stdout.unwrap())
+            .read_to_string(&mut out)
+            .unwrap();
+        // The file's name is printed; it holds the output: the job's own
+        // directory, which is gone now.
+        let name = out.trim_end();
+        assert!(name.starts_with(dir.to_str().unwrap()), "{out:?}");
+        let content = std::fs::read_to_string(name).unwrap();
+        assert!(content.contains("quadriga-wd-5-"), "{content:?}");
+        assert!(!Path::new(content.trim_end()).exists());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

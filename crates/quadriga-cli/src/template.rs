@@ -17,8 +17,13 @@
 //! byte for byte. Both forms are always built alike, so they cannot disagree;
 //! the shell form is what `--dry-run`, `-t` and the joblog show.
 
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use crate::rpl::{Found, JobFilter, JobValue, Replacements, Transform};
+
 /// How a value is transformed before insertion.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub(crate) enum Modifier {
     /// The value itself.
     None,
@@ -30,6 +35,8 @@ pub(crate) enum Modifier {
     Dir,
     /// `/.`: the basename without the extension.
     BaseNoExt,
+    /// `--plus`, `--rpl`, `{= ... =}`.
+    Ops(Arc<Transform>),
 }
 
 impl Modifier {
@@ -44,14 +51,15 @@ impl Modifier {
         })
     }
 
-    pub(crate) fn apply(self, v: &[u8]) -> &[u8] {
-        match self {
+    pub(crate) fn apply<'a>(&self, v: &'a [u8]) -> Cow<'a, [u8]> {
+        Cow::Borrowed(match self {
             Modifier::None => v,
             Modifier::NoExt => no_ext(v),
             Modifier::Base => base(v),
             Modifier::Dir => dir(v),
             Modifier::BaseNoExt => no_ext(base(v)),
-        }
+            Modifier::Ops(t) => return Cow::Owned(t.apply(v)),
+        })
     }
 }
 
@@ -81,25 +89,33 @@ fn dir(v: &[u8]) -> &[u8] {
 }
 
 /// A replacement string.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub(crate) enum Repl {
     /// `{}` and friends: every argument of the job.
     All(Modifier),
     /// `{n}` and friends: the n-th argument (negative: from the end).
     Pos(i64, Modifier),
-    /// `{#}`: the job's sequence number.
-    Seq,
-    /// `{%}`: the job slot.
-    Slot,
+    /// `{#}`, `{%}`, `{##}` ...: a value of the job, not of its arguments.
+    Job(JobValue),
+    /// `{choose_k}`, `{uniq}`: as `{}`; the input skips some jobs.
+    Filter(JobFilter),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What the whole run knows once its input is read: the number of jobs (for
+/// `{##}` and `{0#}`) and of job slots (for `{0%}`).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct RunFacts {
+    pub(crate) total: Option<u64>,
+    pub(crate) slots: usize,
+}
+
+#[derive(Debug, Clone)]
 enum Part {
     Lit(Vec<u8>),
     Repl(Repl),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 enum Token {
     /// Whitespace between words, kept verbatim in the shell text.
     Space(Vec<u8>),
@@ -131,6 +147,28 @@ pub(crate) struct TemplateOptions<'a> {
     pub(crate) context_replace: bool,
     /// `-I`: the string that stands for `{}`.
     pub(crate) replace: Option<&'a [u8]>,
+    /// `--plus`, `--rpl`.
+    pub(crate) extra: Option<&'a Replacements>,
+    /// `--header :`: the names of the arguments, by position.
+    pub(crate) names: &'a [Vec<u8>],
+}
+
+/// How `{...}` is read: the options that decide what is a replacement string.
+#[derive(Clone, Copy)]
+struct Syntax<'a> {
+    replace: Option<&'a [u8]>,
+    extra: Option<&'a Replacements>,
+    names: &'a [Vec<u8>],
+}
+
+impl<'a> Syntax<'a> {
+    fn of(opts: &TemplateOptions<'a>) -> Self {
+        Syntax {
+            replace: opts.replace,
+            extra: opts.extra,
+            names: opts.names,
+        }
+    }
 }
 
 /// A parsed command template.
@@ -144,12 +182,18 @@ pub(crate) struct Template {
     plain: bool,
     /// The first word starts with a replacement string: insert it unquoted.
     raw_first: bool,
+    /// For `{##}`, `{0#}`, `{0%}`.
+    facts: RunFacts,
+    /// The first bad replacement string met.
+    error: Option<String>,
 }
 
 impl Template {
     /// The template from the command words; with no words, each input is
     /// itself the command.
     pub(crate) fn new(words: &[Vec<u8>], opts: TemplateOptions<'_>) -> Self {
+        let syntax = Syntax::of(&opts);
+        let mut error = None;
         let mut tokens = Vec::new();
         if words.is_empty() {
             tokens.push(Token::Word(vec![Part::Repl(Repl::All(Modifier::None))]));
@@ -158,10 +202,10 @@ impl Template {
                 if i > 0 {
                     tokens.push(Token::Space(b" ".to_vec()));
                 }
-                tokens.push(Token::Word(parse_parts(w, opts.replace)));
+                tokens.push(Token::Word(parse_parts(w, syntax, &mut error)));
             }
         } else {
-            tokens = tokenize(&words.join(&b' '), opts.replace);
+            tokens = tokenize(&words.join(&b' '), syntax, &mut error);
         }
         let has_repl = tokens.iter().any(|t| match t {
             Token::Word(parts) => parts.iter().any(|p| matches!(p, Part::Repl(_))),
@@ -179,19 +223,77 @@ impl Template {
             context_replace: opts.context_replace,
             plain,
             raw_first,
+            facts: RunFacts::default(),
+            error,
         }
     }
 
     /// A template whose values are inserted as they are (tags, result
     /// names): no quoting, no appended `{}`.
+    #[cfg(test)]
     pub(crate) fn new_unquoted(text: &[u8], replace: Option<&[u8]>) -> Self {
+        Self::new_unquoted_with(
+            text,
+            TemplateOptions {
+                replace,
+                ..Default::default()
+            },
+        )
+    }
+
+    /// [`Template::new_unquoted`] with the replacement strings of `opts`.
+    pub(crate) fn new_unquoted_with(text: &[u8], opts: TemplateOptions<'_>) -> Self {
+        let mut error = None;
         Template {
-            tokens: tokenize(text, replace),
+            tokens: tokenize(text, Syntax::of(&opts), &mut error),
             quote_literals: false,
             context_replace: false,
             plain: false,
             raw_first: false,
+            facts: RunFacts::default(),
+            error,
         }
+    }
+
+    /// The first bad replacement string, if any (a usage error).
+    pub(crate) fn error(&self) -> Option<&str> {
+        self.error.as_deref()
+    }
+
+    /// Whether rendering needs the number of jobs (`{##}`, `{0#}`): then
+    /// the input is read whole first.
+    pub(crate) fn needs_total(&self) -> bool {
+        self.tokens.iter().any(|t| match t {
+            Token::Word(parts) => parts.iter().any(|p| {
+                matches!(
+                    p,
+                    Part::Repl(Repl::Job(JobValue::Total | JobValue::SeqPadded))
+                )
+            }),
+            Token::Space(_) => false,
+        })
+    }
+
+    /// The job filters its text holds (`{choose_k}`, `{uniq}`).
+    pub(crate) fn filters(&self) -> Vec<JobFilter> {
+        let mut out = Vec::new();
+        for t in &self.tokens {
+            if let Token::Word(parts) = t {
+                for p in parts {
+                    if let Part::Repl(Repl::Filter(f)) = p
+                        && !out.contains(f)
+                    {
+                        out.push(*f);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Tells the template what the run knows (see [`RunFacts`]).
+    pub(crate) fn set_run_facts(&mut self, facts: RunFacts) {
+        self.facts = facts;
     }
 
     /// Whether the text holds any replacement string.
@@ -218,7 +320,7 @@ impl Template {
                         match part {
                             Part::Lit(l) => out.extend_from_slice(l),
                             Part::Repl(r) => {
-                                for (i, v) in values(*r, ctx).iter().enumerate() {
+                                for (i, v) in values(r, ctx, self.facts).iter().enumerate() {
                                     if i > 0 {
                                         out.push(b' ');
                                     }
@@ -240,6 +342,7 @@ impl Template {
             argv: self.plain.then(Vec::new),
             word: None,
             quote_literals: self.quote_literals,
+            facts: self.facts,
         };
         let mut first = true;
         for token in &self.tokens {
@@ -287,6 +390,7 @@ struct Renderer {
     argv: Option<Vec<Vec<u8>>>,
     word: Option<Vec<u8>>,
     quote_literals: bool,
+    facts: RunFacts,
 }
 
 impl Renderer {
@@ -347,7 +451,7 @@ impl Renderer {
                     self.append(l);
                 }
                 Part::Repl(repl) => {
-                    let vals = values(*repl, ctx);
+                    let vals = values(repl, ctx, self.facts);
                     for (j, v) in vals.iter().enumerate() {
                         if j > 0 {
                             self.shell.push(b' ');
@@ -370,27 +474,43 @@ impl Renderer {
 }
 
 /// The values a replacement string stands for in this job.
-fn values(repl: Repl, ctx: JobContext<'_>) -> Vec<Vec<u8>> {
+fn values(repl: &Repl, ctx: JobContext<'_>, facts: RunFacts) -> Vec<Vec<u8>> {
     match repl {
-        Repl::All(m) => ctx.args.iter().map(|a| m.apply(a).to_vec()).collect(),
+        Repl::All(m) => ctx.args.iter().map(|a| m.apply(a).into_owned()).collect(),
+        Repl::Filter(_) => ctx.args.to_vec(),
         Repl::Pos(n, m) => {
             let len = ctx.args.len() as i64;
-            let idx = if n > 0 { n - 1 } else { len + n };
+            let idx = if *n > 0 { n - 1 } else { len + n };
             let v = if (0..len).contains(&idx) {
-                m.apply(&ctx.args[idx as usize]).to_vec()
+                m.apply(&ctx.args[idx as usize]).into_owned()
             } else {
                 Vec::new()
             };
             vec![v]
         }
-        Repl::Seq => vec![ctx.seq.to_string().into_bytes()],
-        Repl::Slot => vec![ctx.slot.to_string().into_bytes()],
+        Repl::Job(j) => {
+            let width = |n: u64| n.max(1).to_string().len();
+            let v = match j {
+                JobValue::Seq => ctx.seq.to_string(),
+                JobValue::Slot => ctx.slot.to_string(),
+                JobValue::Total => facts.total.unwrap_or(0).to_string(),
+                JobValue::SeqPadded => {
+                    let w = width(facts.total.unwrap_or(ctx.seq));
+                    format!("{:0w$}", ctx.seq)
+                }
+                JobValue::SlotPadded => {
+                    let w = width(facts.slots as u64);
+                    format!("{:0w$}", ctx.slot)
+                }
+            };
+            vec![v.into_bytes()]
+        }
     }
 }
 
 /// Splits shell text into whitespace and words made of literals and
 /// replacement strings.
-fn tokenize(text: &[u8], replace: Option<&[u8]>) -> Vec<Token> {
+fn tokenize(text: &[u8], syntax: Syntax<'_>, error: &mut Option<String>) -> Vec<Token> {
     let mut tokens = Vec::new();
     let mut i = 0;
     while i < text.len() {
@@ -402,21 +522,41 @@ fn tokenize(text: &[u8], replace: Option<&[u8]>) -> Vec<Token> {
             tokens.push(Token::Space(text[start..i].to_vec()));
         } else {
             while i < text.len() && !is_space(text[i]) {
+                // `{= ... =}` is one replacement string, spaces and all.
+                if text[i..].starts_with(b"{=")
+                    && let Some(end) = find(&text[i + 2..], b"=}")
+                {
+                    i += 2 + end + 2;
+                    continue;
+                }
                 i += 1;
             }
-            tokens.push(Token::Word(parse_parts(&text[start..i], replace)));
+            tokens.push(Token::Word(parse_parts(&text[start..i], syntax, error)));
         }
     }
     tokens
 }
 
+/// The length of the inside of a `{...}` whose `{` was just passed.
+fn closing(rest: &[u8]) -> Option<usize> {
+    if rest.starts_with(b"=") {
+        find(&rest[1..], b"=}").map(|at| at + 2)
+    } else {
+        rest.iter().position(|&b| b == b'}')
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
 /// Finds the replacement strings in one word.
-fn parse_parts(word: &[u8], replace: Option<&[u8]>) -> Vec<Part> {
+fn parse_parts(word: &[u8], syntax: Syntax<'_>, error: &mut Option<String>) -> Vec<Part> {
     let mut parts = Vec::new();
     let mut lit = Vec::new();
     let mut i = 0;
     while i < word.len() {
-        if let Some(r) = replace
+        if let Some(r) = syntax.replace
             && !r.is_empty()
             && word[i..].starts_with(r)
         {
@@ -428,8 +568,8 @@ fn parse_parts(word: &[u8], replace: Option<&[u8]>) -> Vec<Part> {
             continue;
         }
         if word[i] == b'{'
-            && let Some(len) = word[i + 1..].iter().position(|&b| b == b'}')
-            && let Some(repl) = parse_repl(&word[i + 1..i + 1 + len], replace.is_some())
+            && let Some(len) = closing(&word[i + 1..])
+            && let Some(repl) = parse_repl(&word[i + 1..i + 1 + len], syntax, error)
         {
             if !lit.is_empty() {
                 parts.push(Part::Lit(std::mem::take(&mut lit)));
@@ -447,11 +587,56 @@ fn parse_parts(word: &[u8], replace: Option<&[u8]>) -> Vec<Part> {
     parts
 }
 
-/// The inside of `{...}`, if it is a replacement string.
-fn parse_repl(inner: &[u8], replaced_braces: bool) -> Option<Repl> {
+/// The inside of `{...}`, if it is a replacement string: the user's
+/// `--rpl` first, then the basic ones, a column name, and `--plus`'s.
+fn parse_repl(inner: &[u8], syntax: Syntax<'_>, error: &mut Option<String>) -> Option<Repl> {
+    if let Some(extra) = syntax.extra {
+        match extra.lookup(inner) {
+            Ok(Some(found)) => return Some(found_repl(found)),
+            Ok(_) => {}
+            Err(e) => {
+                error.get_or_insert(e);
+                return None;
+            }
+        }
+    }
+    if let Some(r) = parse_basic(inner, syntax.replace.is_some()) {
+        return Some(r);
+    }
+    // `{name}` and `{name.}` ...: the longest name that fits.
+    let mut best: Option<(usize, Repl)> = None;
+    for (i, name) in syntax.names.iter().enumerate() {
+        if !name.is_empty()
+            && inner.starts_with(name)
+            && best.as_ref().is_none_or(|(l, _)| name.len() > *l)
+            && let Some(m) = Modifier::parse(&inner[name.len()..])
+        {
+            best = Some((name.len(), Repl::Pos(i as i64 + 1, m)));
+        }
+    }
+    best.map(|(_, r)| r)
+}
+
+fn found_repl(found: Found) -> Repl {
+    match found {
+        Found::Value {
+            pos: None,
+            transform,
+        } => Repl::All(Modifier::Ops(transform)),
+        Found::Value {
+            pos: Some(n),
+            transform,
+        } => Repl::Pos(n, Modifier::Ops(transform)),
+        Found::Job(j) => Repl::Job(j),
+        Found::Filter(f) => Repl::Filter(f),
+    }
+}
+
+/// The basic replacement strings.
+fn parse_basic(inner: &[u8], replaced_braces: bool) -> Option<Repl> {
     match inner {
-        b"#" => return Some(Repl::Seq),
-        b"%" => return Some(Repl::Slot),
+        b"#" => return Some(Repl::Job(JobValue::Seq)),
+        b"%" => return Some(Repl::Job(JobValue::Slot)),
         b"" if replaced_braces => return None,
         _ => {}
     }

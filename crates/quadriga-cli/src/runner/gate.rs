@@ -1,7 +1,7 @@
 //! The admission gate: whether another job may start now, and in which slot.
 //!
-//! The limit (`-j N`, or `-j auto`'s controller), `--delay`, `--memfree` and
-//! `--load`. Readings of the machine come from the caller ([`Readings`]), so
+//! The limit (`-j N`, or `-j auto`'s controller), `--delay`, `--memfree`,
+//! `--load` and `--limit`. Readings of the machine come from the caller ([`Readings`]), so
 //! the rules run under a synthetic clock and invented readings in tests.
 
 use std::cmp::Reverse;
@@ -21,6 +21,10 @@ pub(crate) trait Readings {
     fn mem_available(&mut self) -> Option<u64>;
     /// Processes running or runnable now.
     fn runnable_processes(&mut self) -> Option<f64>;
+    /// `--limit`'s verdict (0 start, 1 wait, 2 kill the youngest).
+    fn limit_status(&mut self) -> Option<i32> {
+        None
+    }
 }
 
 /// The real machine.
@@ -34,6 +38,10 @@ impl Readings for System {
 
     fn runnable_processes(&mut self) -> Option<f64> {
         quadriga::child::runnable_processes()
+    }
+
+    fn limit_status(&mut self) -> Option<i32> {
+        crate::limit::status()
     }
 }
 
@@ -73,6 +81,8 @@ pub(crate) struct GateConfig {
     pub(crate) delay: Option<Duration>,
     pub(crate) memfree: Option<u64>,
     pub(crate) load: Option<f64>,
+    /// `--limit`: ask [`Readings::limit_status`].
+    pub(crate) limit: bool,
 }
 
 /// The gate is closed until `retry_at`.
@@ -162,6 +172,17 @@ impl Gate {
                 retry_at: now + GATE_RECHECK,
                 evict: false,
             });
+        }
+        if self.cfg.limit {
+            match sys.limit_status() {
+                Some(0) | None => {}
+                Some(verdict) => {
+                    return Err(Closed {
+                        retry_at: now + GATE_RECHECK,
+                        evict: verdict == 2 && running > 0,
+                    });
+                }
+            }
         }
         Ok(())
     }

@@ -67,7 +67,7 @@ impl std::fmt::Display for UsageError {
 impl std::error::Error for UsageError {}
 
 /// Runs the plan.
-pub(crate) fn run(plan: Plan) -> Result<Outcome> {
+pub(crate) fn run(mut plan: Plan) -> Result<Outcome> {
     let previous = match (&plan.joblog, plan.resume) {
         (Some((path, _)), r) if r != Resume::No => joblog::read(path)
             .with_context(|| format!("cannot read the joblog {}", path.display()))?,
@@ -85,6 +85,7 @@ pub(crate) fn run(plan: Plan) -> Result<Outcome> {
         (_, Some(spec)) => {
             let materialize = plan.dry_run
                 || plan.progress.is_some()
+                || plan.needs_total()
                 || plan.halt.as_ref().is_some_and(|h| h.needs_total());
             OpenInput::open(spec.clone())
                 .map_err(UsageError)?
@@ -107,6 +108,8 @@ pub(crate) fn run(plan: Plan) -> Result<Outcome> {
             Feed::Ready(VecDeque::new())
         }
     };
+    plan.set_run_facts(feed.total().map(|n| (n + queue.len()) as u64))
+        .map_err(UsageError)?;
     let mut output = Output::new(
         plan.mode,
         plan.keep_order && plan.resume != Resume::RetryFailed,

@@ -19,10 +19,14 @@ pub(crate) struct ResultFiles {
 /// Creates a job's `--results` files.
 pub(crate) fn open_results(results: &Results, ctx: JobContext<'_>) -> io::Result<ResultFiles> {
     let (out, err, seq) = match results {
-        Results::Dir(dir) => {
+        Results::Dir(dir, names) => {
             let mut path = dir.clone();
             for (i, a) in ctx.args.iter().enumerate() {
-                path.push((i + 1).to_string());
+                // --header : names the levels; else their positions.
+                match names.get(i) {
+                    Some(n) => path.push(OsStr::from_bytes(&escape_path_part(n))),
+                    None => path.push((i + 1).to_string()),
+                }
                 path.push(OsStr::from_bytes(&escape_path_part(a)));
             }
             std::fs::create_dir_all(&path)?;

@@ -199,6 +199,7 @@ pub(super) fn run(
             delay: plan.delay,
             memfree: plan.memfree,
             load: plan.load,
+            limit: plan.limit,
         },
         limit,
     );

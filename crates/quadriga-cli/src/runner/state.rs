@@ -506,7 +506,7 @@ impl Core {
             .map(|(&id, _)| id);
         if let Some(id) = youngest {
             self.actions.push_back(Action::Explain(
-                "memory below half of --memfree: killing the youngest job to run it later".into(),
+                "memory below half of --memfree, or --limit said 2: killing the youngest job to run it later".into(),
             ));
             self.kill(id, KillReason::Memory, now);
         }
