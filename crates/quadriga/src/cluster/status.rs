@@ -9,7 +9,8 @@
 //!
 //! The throughput needs no extra broker work: each worker keeps a sliding
 //! minute of its completions and writes it into its record with its
-//! heartbeat; the snapshot sums the live workers' figures.
+//! heartbeat; the snapshot sums the live workers' figures. The run times
+//! (mean and longest entry run of the last minute) come the same way.
 
 use redis::Value;
 use serde::{Deserialize, Serialize};
@@ -65,6 +66,12 @@ pub struct WorkerStatus {
     pub heartbeat_age_ms: u64,
     /// Its resident memory at its last heartbeat, when it records it.
     pub rss_bytes: Option<u64>,
+    /// The mean run time (µs) of the entries it finished in about the last
+    /// minute, timed on the worker from start to outcome (queueing not
+    /// counted; a map chunk is one entry); `None` when none finished.
+    pub run_mean_us: Option<u64>,
+    /// The longest of those run times (µs).
+    pub run_max_us: Option<u64>,
     /// The version of the program it runs.
     pub version: String,
     /// The task names it knows.
@@ -108,6 +115,12 @@ pub struct Totals {
     pub delayed: u64,
     /// Entries the live workers completed in about the last minute.
     pub done_last_minute: u64,
+    /// The mean entry run time (µs) over the live workers' last minute,
+    /// each worker's mean weighted by its completions; `None` when none
+    /// finished.
+    pub run_mean_us: Option<u64>,
+    /// The longest entry run time (µs) of the last minute over the workers.
+    pub run_max_us: Option<u64>,
 }
 
 impl Broker {
@@ -229,6 +242,8 @@ fn snapshot(
                 .sum(),
             heartbeat_age_ms: now.saturating_sub(w.seen_ms),
             rss_bytes: (w.rss_bytes > 0).then_some(w.rss_bytes),
+            run_mean_us: (w.run_max_us > 0).then_some(w.run_mean_us),
+            run_max_us: (w.run_max_us > 0).then_some(w.run_max_us),
             name: w.name,
             host: w.host,
             pid: w.pid,
@@ -249,6 +264,8 @@ fn snapshot(
         dead_letters: shards.iter().map(|s| s.dead_letters).sum(),
         delayed: shards.iter().map(|s| s.delayed).sum(),
         done_last_minute: workers.iter().map(|w| w.done_last_minute).sum(),
+        run_mean_us: weighted_mean(&workers),
+        run_max_us: workers.iter().filter_map(|w| w.run_max_us).max(),
     };
     Ok(Status {
         queue: keys.queue().to_owned(),
@@ -257,6 +274,20 @@ fn snapshot(
         shards,
         totals,
     })
+}
+
+/// The workers' mean run times, each weighted by its completions of the
+/// last minute (at least 1, as a worker with a run time ran something).
+fn weighted_mean(workers: &[WorkerStatus]) -> Option<u64> {
+    let (mut n, mut sum) = (0u128, 0u128);
+    for w in workers {
+        if let Some(mean) = w.run_mean_us {
+            let weight = u128::from(w.done_last_minute.max(1));
+            n += weight;
+            sum += u128::from(mean) * weight;
+        }
+    }
+    (n > 0).then(|| (sum / n) as u64)
 }
 
 /// The `XPENDING` summary: the count, the smallest id, and per consumer how
