@@ -39,9 +39,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use quadriga::cluster::{
-    Broker, BrokerConfig, Requeued, read_dead_letters, read_failures, read_status,
-};
+use quadriga::cluster::{Broker, BrokerConfig, QueueReader, Requeued, read_failures, read_status};
 
 use feed::{Feed, error};
 use guard::Guard;
@@ -151,7 +149,7 @@ pub(crate) fn run(args: &DashboardArgs) -> anyhow::Result<()> {
         let _ = out.write_all(lines.as_bytes()).and_then(|()| out.flush());
         drop(out);
         let app = Arc::new(App {
-            feed: Feed::start(config.clone())?,
+            feed: Feed::start(&config)?,
             config,
             guard: Guard::new(addr, token),
         });
@@ -233,13 +231,14 @@ async fn answer(req: Request<Incoming>, app: Arc<App>) -> Result<Response<Body>,
         (&Method::GET, "/api/dead") => {
             let config = app.config.clone();
             blocking(move || {
-                let status = read_status(&config)?;
+                let mut reader = QueueReader::new(&config)?;
+                let status = reader.status()?;
                 let shards = status
                     .shards
                     .iter()
                     .filter(|s| s.dead_letters > 0)
                     .map(|s| s.shard);
-                read_dead_letters(&config, shards, feed::DEAD)
+                reader.dead_letters(shards, feed::DEAD)
             })
             .await
         }

@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use quadriga::TaskErrorKind;
 use quadriga::cluster::{
-    Broker, BrokerConfig, ClusterPool, ErrorKind, Status, Worker, WorkerInfo, read_status,
+    Broker, BrokerConfig, ClusterPool, ErrorKind, QueueReader, Status, Worker, WorkerInfo,
+    read_status,
 };
 use redis_server::RedisServer;
 
@@ -257,4 +258,38 @@ fn a_worker_reports_the_run_times_of_its_last_minute() {
     );
     stop.stop();
     thread.join().unwrap();
+}
+
+#[test]
+fn a_queue_reader_looks_again_and_again_on_one_connection() {
+    let server = RedisServer::start();
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut con = client
+        .get_connection_with_timeout(Duration::from_secs(2))
+        .unwrap();
+    let connections = |con: &mut redis::Connection| -> u64 {
+        let info: String = redis::cmd("INFO").arg("stats").query(con).unwrap();
+        info.lines()
+            .find_map(|l| l.strip_prefix("total_connections_received:"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let mut client_broker = Broker::connect(config(&server, "client")).unwrap();
+    let entry = client_broker.entry("tests::halve", vec![vec![2]], None);
+    client_broker.enqueue(&entry).unwrap();
+    let before = connections(&mut con);
+    let mut reader = QueueReader::new(&config(&server, "reader")).unwrap();
+    for _ in 0..5 {
+        let status = reader.status().unwrap();
+        assert_eq!((status.shards.len(), status.totals.waiting), (2, 1));
+        assert!(reader.failures(10).unwrap().is_empty());
+        assert!(reader.dead_letters(0..2, 10).unwrap().is_empty());
+    }
+    assert_eq!(connections(&mut con) - before, 1, "one connection, kept");
+    assert_eq!(
+        reader.status().unwrap().totals,
+        read_status(&config(&server, "x")).unwrap().totals
+    );
 }

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use quadriga::cluster::{BrokerConfig, read_dead_letters, read_failures, read_status};
+use quadriga::cluster::{BrokerConfig, QueueReader};
 use serde::Serialize;
 use tokio::sync::watch;
 
@@ -37,8 +37,10 @@ pub(crate) struct Feed {
 }
 
 impl Feed {
-    /// Starts the reader thread for the queue `config` names.
-    pub(crate) fn start(config: BrokerConfig) -> anyhow::Result<Arc<Feed>> {
+    /// Starts the reader thread for the queue `config` names (one
+    /// connection, kept).
+    pub(crate) fn start(config: &BrokerConfig) -> anyhow::Result<Arc<Feed>> {
+        let mut reader = QueueReader::new(config)?;
         let feed = Arc::new(Feed {
             frames: watch::Sender::new(None),
             history: Mutex::new(History::default()),
@@ -50,7 +52,7 @@ impl Feed {
             .spawn(move || {
                 loop {
                     let started = Instant::now();
-                    let frame = shared.tick(&config);
+                    let frame = shared.tick(&mut reader);
                     shared.frames.send_replace(Some(frame));
                     std::thread::sleep(EVERY.saturating_sub(started.elapsed()));
                 }
@@ -70,14 +72,14 @@ impl Feed {
 
     /// One reading: `status`, `failures` and `dead` events, or one
     /// `broker-error` event.
-    fn tick(&self, config: &BrokerConfig) -> Bytes {
-        let status = match read_status(config) {
+    fn tick(&self, reader: &mut QueueReader) -> Bytes {
+        let status = match reader.status() {
             Ok(status) => status,
             Err(e) => return event("broker-error", &error(&e)),
         };
         self.history().push(Sample::of(&status));
         let mut out = event("status", &status).to_vec();
-        match read_failures(config, FAILURES) {
+        match reader.failures(FAILURES) {
             Ok(f) => out.extend_from_slice(&event("failures", &f)),
             Err(e) => out.extend_from_slice(&event("broker-error", &error(&e))),
         }
@@ -86,7 +88,7 @@ impl Feed {
             .iter()
             .filter(|s| s.dead_letters > 0)
             .map(|s| s.shard);
-        match read_dead_letters(config, shards, DEAD) {
+        match reader.dead_letters(shards, DEAD) {
             Ok(d) => out.extend_from_slice(&event("dead", &d)),
             Err(e) => out.extend_from_slice(&event("broker-error", &error(&e))),
         }

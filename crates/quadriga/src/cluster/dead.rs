@@ -218,6 +218,17 @@ pub fn read_dead_letters(
 ) -> Result<Vec<DeadLetterInfo>, Error> {
     let keys = Keys::new(&config.prefix, &config.queue, MAX_SHARDS)?;
     let mut link = Link::new(&config.url, config.connect_timeout, config.io_timeout)?;
+    read(&mut link, &keys, shards, max, config.max_entry_bytes)
+}
+
+/// The dead letters of `keys`' queue on `link` (see [`read_dead_letters`]).
+pub(super) fn read(
+    link: &mut Link,
+    keys: &Keys,
+    shards: impl IntoIterator<Item = u16>,
+    max: usize,
+    max_bytes: usize,
+) -> Result<Vec<DeadLetterInfo>, Error> {
     let io = link.io_timeout();
     let mut out = Vec::new();
     for shard in shards {
@@ -236,7 +247,7 @@ pub fn read_dead_letters(
                 .query(con)
         })?;
         for record in reply::array(&v, "dead letters")?.iter().take(room) {
-            out.push(info(record, shard, config.max_entry_bytes)?);
+            out.push(info(record, shard, max_bytes)?);
         }
     }
     Ok(out)

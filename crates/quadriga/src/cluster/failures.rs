@@ -130,7 +130,8 @@ pub fn read_failures(config: &BrokerConfig, max: usize) -> Result<Vec<Failure>, 
     read(&mut link, &keys, max)
 }
 
-fn read(link: &mut Link, keys: &Keys, max: usize) -> Result<Vec<Failure>, Error> {
+/// The failures of `keys`' queue on `link`, newest first, at most `max`.
+pub(super) fn read(link: &mut Link, keys: &Keys, max: usize) -> Result<Vec<Failure>, Error> {
     let key = keys.failures();
     let io = link.io_timeout();
     let v: Value = link.call("reading failures", io, |con| {

@@ -134,6 +134,6 @@ pub use keys::{GROUP, Keys, MAX_SHARDS, TaskId};
 pub use outcome::Outcome;
 pub use pool::{ClusterPool, ClusterPoolBuilder};
 pub use reader::Reader;
-pub use status::{ShardStatus, Status, Totals, WorkerStatus, read_status};
+pub use status::{QueueReader, ShardStatus, Status, Totals, WorkerStatus, read_status};
 pub use worker::{Worker, WorkerBuilder, WorkerReport, WorkerStop};
 pub use workers::WorkerInfo;

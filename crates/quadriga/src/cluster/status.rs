@@ -18,7 +18,9 @@ use serde::{Deserialize, Serialize};
 use super::broker::Broker;
 use super::config::BrokerConfig;
 use super::conn::Link;
+use super::dead::DeadLetterInfo;
 use super::error::Error;
+use super::failures::Failure;
 use super::keys::{GROUP, Keys, MAX_SHARDS};
 use super::reply;
 use super::workers::{WorkerInfo, read_workers};
@@ -138,12 +140,76 @@ impl Broker {
 /// looked at). Within the config's connect and reply timeouts, so an
 /// unreachable broker fails fast.
 pub fn read_status(config: &BrokerConfig) -> Result<Status, Error> {
-    let probe = Keys::new(&config.prefix, &config.queue, MAX_SHARDS)?;
-    let mut link = Link::new(&config.url, config.connect_timeout, config.io_timeout)?;
-    let shards = count_shards(&mut link, &probe)?;
-    let keys = Keys::new(&config.prefix, &config.queue, shards.max(1))?;
-    let workers = read_workers(&mut link, &keys)?;
-    snapshot(&mut link, &keys, shards, workers)
+    QueueReader::new(config)?.status()
+}
+
+/// A read-only view of one queue on one connection, kept between reads
+/// (and opened again after a failure): for tools that look again and again,
+/// like a dashboard, without a connection per look. Like [`read_status`], it
+/// writes nothing and creates nothing.
+///
+/// ```no_run
+/// # #[cfg(feature = "cluster")] {
+/// use quadriga::cluster::{BrokerConfig, QueueReader};
+///
+/// let mut reader = QueueReader::new(&BrokerConfig::new("redis://127.0.0.1:6379/"))?;
+/// let status = reader.status()?;
+/// let dead = reader.dead_letters(status.shards.iter().map(|s| s.shard), 50)?;
+/// println!("{} waiting, {} dead letters", status.totals.waiting, dead.len());
+/// # }
+/// # Ok::<(), quadriga::cluster::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct QueueReader {
+    link: Link,
+    /// The queue's keys with the most shards (the shards are found by
+    /// looking).
+    probe: Keys,
+    prefix: String,
+    max_entry_bytes: usize,
+}
+
+impl QueueReader {
+    /// A reader of the queue that `config` names (nothing is sent yet: the
+    /// connection opens on the first read, within the config's timeouts).
+    pub fn new(config: &BrokerConfig) -> Result<QueueReader, Error> {
+        Ok(QueueReader {
+            probe: Keys::new(&config.prefix, &config.queue, MAX_SHARDS)?,
+            link: Link::new(&config.url, config.connect_timeout, config.io_timeout)?,
+            prefix: config.prefix.clone(),
+            max_entry_bytes: config.max_entry_bytes,
+        })
+    }
+
+    /// A snapshot, as [`read_status`] reads it.
+    pub fn status(&mut self) -> Result<Status, Error> {
+        let shards = count_shards(&mut self.link, &self.probe)?;
+        let keys = Keys::new(&self.prefix, self.probe.queue(), shards.max(1))?;
+        let workers = read_workers(&mut self.link, &keys)?;
+        snapshot(&mut self.link, &keys, shards, workers)
+    }
+
+    /// The most recent failures, newest first, at most `max`, as
+    /// [`read_failures`](super::read_failures) reads them.
+    pub fn failures(&mut self, max: usize) -> Result<Vec<Failure>, Error> {
+        super::failures::read(&mut self.link, &self.probe, max)
+    }
+
+    /// Up to `max` dead letters of `shards`, as
+    /// [`read_dead_letters`](super::read_dead_letters) reads them.
+    pub fn dead_letters(
+        &mut self,
+        shards: impl IntoIterator<Item = u16>,
+        max: usize,
+    ) -> Result<Vec<DeadLetterInfo>, Error> {
+        super::dead::read(
+            &mut self.link,
+            &self.probe,
+            shards,
+            max,
+            self.max_entry_bytes,
+        )
+    }
 }
 
 /// How many consecutive shard streams exist, from shard 0 (`EXISTS` in
