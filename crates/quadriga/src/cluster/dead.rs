@@ -25,6 +25,7 @@ use super::config::BrokerConfig;
 use super::conn::Link;
 use super::entry::{Entry, FIELD};
 use super::error::{Error, ErrorKind};
+use super::failures::clip;
 use super::keys::{Keys, MAX_SHARDS};
 use super::outcome::Outcome;
 use super::reply;
@@ -254,7 +255,7 @@ pub(super) fn read(
 }
 
 /// A dead-letter record as [`DeadLetterInfo`].
-fn info(record: &Value, shard: u16, max_bytes: usize) -> Result<DeadLetterInfo, Error> {
+pub(super) fn info(record: &Value, shard: u16, max_bytes: usize) -> Result<DeadLetterInfo, Error> {
     let [id, fields] = reply::array(record, "a dead letter")? else {
         return Err(Error::protocol(
             "dead letters",
@@ -278,7 +279,11 @@ fn info(record: &Value, shard: u16, max_bytes: usize) -> Result<DeadLetterInfo, 
     };
     let lossy = |v: &Value| -> Result<String, Error> {
         let b = reply::bytes(v, "a dead letter's field")?;
-        Ok(String::from_utf8_lossy(&b[..b.len().min(4096)]).into_owned())
+        // Cut before and after: a lossy read can triple invalid bytes.
+        Ok(clip(
+            &String::from_utf8_lossy(&b[..b.len().min(4096)]),
+            4096,
+        ))
     };
     for (name, value) in reply::pairs(fields, "a dead letter's fields")? {
         match reply::bytes(name, "a field name")? {

@@ -192,8 +192,38 @@ fn parse(e: &Value) -> Result<Failure, Error> {
     Ok(f)
 }
 
+/// Runs the failure and dead-letter record readers on a record cut from
+/// arbitrary bytes (split at `0xff`: the id, then field, value, ...): the
+/// fuzz target's entry point. It must return, never panic, and keep every
+/// text within its bound.
+#[doc(hidden)]
+#[cfg(any(test, feature = "fuzzing"))]
+pub fn fuzz_parse_records(bytes: &[u8]) {
+    let mut parts = bytes
+        .split(|&b| b == 0xff)
+        .map(|p| Value::BulkString(p.to_vec()));
+    let id = parts.next().unwrap_or(Value::Nil);
+    let record = Value::Array(vec![id, Value::Array(parts.collect())]);
+    if let Ok(f) = parse(&record) {
+        for text in [
+            &f.worker, &f.task, &f.task_id, &f.entry, &f.kind, &f.message,
+        ] {
+            assert!(text.len() <= MAX_TEXT);
+        }
+        assert!(f.location.as_ref().is_none_or(|l| l.len() <= MAX_TEXT));
+        assert!(
+            f.backtrace
+                .as_ref()
+                .is_none_or(|b| b.len() <= MAX_BACKTRACE)
+        );
+    }
+    if let Ok(d) = super::dead::info(&record, 0, 1 << 20) {
+        assert!(d.reason.len() <= 4096 && d.entry.len() <= 4096);
+    }
+}
+
 /// `s` cut to at most `max` bytes, at a character boundary.
-fn clip(s: &str, max: usize) -> String {
+pub(super) fn clip(s: &str, max: usize) -> String {
     if s.len() <= max {
         return s.to_owned();
     }
@@ -243,5 +273,46 @@ mod tests {
         assert_eq!(f.location.as_deref(), Some("src/main.rs:4:5"));
         assert_eq!(f.backtrace, None);
         assert!(parse(&Value::Array(vec![bulk(b"1-0")])).is_err());
+    }
+
+    #[test]
+    fn seeded_random_records_never_panic() {
+        let names: [&[u8]; 12] = [
+            b"worker",
+            b"task",
+            b"task_id",
+            b"entry",
+            b"kind",
+            b"message",
+            b"location",
+            b"backtrace",
+            b"dead.entry",
+            b"dead.reason",
+            b"dead.deliveries",
+            b"e",
+        ];
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..500 {
+            let mut bytes = b"1700000000000-1".to_vec();
+            for _ in 0..next() % 12 {
+                bytes.push(0xff);
+                bytes.extend_from_slice(names[(next() % 12) as usize]);
+                bytes.push(0xff);
+                let len = match next() % 8 {
+                    0 => 0,
+                    1 => MAX_TEXT + (next() % 64) as usize,
+                    2 => MAX_BACKTRACE + 1,
+                    _ => (next() % 16) as usize,
+                };
+                bytes.extend((0..len).map(|_| (next() % 255) as u8));
+            }
+            fuzz_parse_records(&bytes);
+        }
     }
 }
