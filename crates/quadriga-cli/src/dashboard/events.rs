@@ -87,3 +87,83 @@ pub(crate) fn open(feed: &Arc<Feed>) -> Option<Events> {
     });
     Some(Events(rx))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    /// A runtime whose clock moves only when every task waits.
+    fn paused() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .unwrap()
+    }
+
+    fn open_streams(feed: &Feed) -> usize {
+        feed.streams.load(Ordering::Acquire)
+    }
+
+    #[test]
+    fn a_reader_gets_the_latest_chunk_and_a_closed_stream_is_let_go() {
+        paused().block_on(async {
+            let feed = Feed::idle();
+            feed.publish("first");
+            let mut body = open(&feed).unwrap();
+            let mut next = async || {
+                let frame = body.frame().await.unwrap().unwrap();
+                frame.into_data().unwrap()
+            };
+            assert_eq!(&next().await[..], b"retry: 2000\n\n");
+            assert_eq!(&next().await[..], b"first");
+            // While it does not read, two chunks wait in the channel and the
+            // task holds a third; of those published meanwhile only the
+            // latest is sent.
+            for chunk in ["b", "c", "d", "e", "f", "g"] {
+                feed.publish(chunk);
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            for chunk in ["b", "c", "d", "g"] {
+                assert_eq!(&next().await[..], chunk.as_bytes());
+            }
+            assert_eq!(open_streams(&feed), 1);
+            drop(body);
+            feed.publish("fourth");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            assert_eq!(open_streams(&feed), 0, "closed: let go at the next chunk");
+        });
+    }
+
+    #[test]
+    fn a_stream_nobody_reads_is_let_go_after_the_stall_limit() {
+        paused().block_on(async {
+            let feed = Feed::idle();
+            let body = open(&feed).unwrap();
+            for chunk in ["a", "b", "c", "d", "e"] {
+                feed.publish(chunk);
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            assert_eq!(open_streams(&feed), 1, "still within the limit");
+            tokio::time::sleep(STALL).await;
+            assert_eq!(open_streams(&feed), 0, "let go");
+            drop(body);
+        });
+    }
+
+    #[test]
+    fn no_more_than_the_limit_are_open_at_once() {
+        paused().block_on(async {
+            let feed = Feed::idle();
+            let bodies: Vec<_> = (0..MAX_STREAMS).map(|_| open(&feed).unwrap()).collect();
+            assert!(open(&feed).is_none());
+            assert_eq!(open_streams(&feed), MAX_STREAMS, "a refusal is not counted");
+            drop(bodies);
+            feed.publish("x");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            assert_eq!(open_streams(&feed), 0);
+            assert!(open(&feed).is_some());
+        });
+    }
+}

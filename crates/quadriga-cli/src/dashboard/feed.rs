@@ -60,6 +60,23 @@ impl Feed {
         Ok(feed)
     }
 
+    /// A feed with no reader thread, whose chunks a test publishes.
+    #[cfg(test)]
+    pub(crate) fn idle() -> Arc<Feed> {
+        Arc::new(Feed {
+            frames: watch::Sender::new(None),
+            history: Mutex::new(History::default()),
+            streams: AtomicUsize::new(0),
+        })
+    }
+
+    /// Publishes `chunk` as the reader thread does.
+    #[cfg(test)]
+    pub(crate) fn publish(&self, chunk: &'static str) {
+        self.frames
+            .send_replace(Some(Bytes::from_static(chunk.as_bytes())));
+    }
+
     /// A listener: sees the latest chunk, and each new one.
     pub(crate) fn subscribe(&self) -> watch::Receiver<Option<Bytes>> {
         self.frames.subscribe()
