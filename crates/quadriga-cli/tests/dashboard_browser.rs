@@ -265,6 +265,8 @@ fn the_page_shows_workers_depth_failures_and_requeues_a_dead_letter() {
     wait_for(&tab, summary, 15, "two workers", |s| {
         count_before(s, " workers") == Some(2)
     });
+    // Counted before the jobs below start, however slow the page is.
+    let done_before = count_before(&text(&tab, summary), " done in the last minute").unwrap();
     let long: Vec<_> = (0..2).map(|_| pool.submit(nap, 4_000)).collect();
     let short: Vec<_> = (0..3).map(|_| pool.submit(nap, 10)).collect();
     wait_for(&tab, summary, 10, "three waiting", |s| {
@@ -292,7 +294,6 @@ fn the_page_shows_workers_depth_failures_and_requeues_a_dead_letter() {
         ),
         "1"
     );
-    let done_before = count_before(&text(&tab, summary), " done in the last minute").unwrap();
 
     // Updates as jobs finish: the queue drains and the count goes up.
     for h in long.into_iter().chain(short) {
