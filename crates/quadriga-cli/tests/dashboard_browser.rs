@@ -376,6 +376,17 @@ fn the_page_shows_workers_depth_failures_and_requeues_a_dead_letter() {
         std::thread::sleep(Duration::from_millis(50));
     }
 
+    // The polling fallback reads the same numbers.
+    let polled = tab
+        .evaluate(
+            "poll().then(() => document.getElementById('error').textContent + '|' + \
+             document.getElementById('summary').textContent)",
+            true,
+        )
+        .unwrap()
+        .value;
+    let polled = polled.as_ref().and_then(|v| v.as_str()).unwrap_or_default();
+    assert!(polled.starts_with("|queue jobs: 2 workers"), "{polled}");
     let errors = errors.lock().unwrap().clone();
     assert!(errors.is_empty(), "console errors: {errors:#?}");
     drop(tab);
