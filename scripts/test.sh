@@ -19,11 +19,12 @@ done
 
 # The cluster tests start their own redis-server (Debian's package, which
 # brings redis-cli for the Redis Cluster test) and make a throwaway TLS
-# certificate with openssl.
+# certificate with openssl; the dashboard's browser test drives Debian's chromium.
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 if [ "${#missing[@]}" -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
     $sudo apt-get update -qq

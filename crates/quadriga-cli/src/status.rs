@@ -18,10 +18,12 @@ entries, ages and times are milliseconds):
   queue, server_time_ms (the broker's clock; ages are measured against it)
   workers[]: name, host, pid, slots, running, done, failed, refused,
              done_last_minute, heartbeat_age_ms, rss_bytes (null: not recorded),
-             version, tasks[]
+             run_mean_us, run_max_us (entry run times of the last minute, in
+             microseconds, timed on the worker; null: none finished), version, tasks[]
   shards[]:  shard, waiting, leased, oldest_waiting_age_ms, oldest_leased_age_ms
              (null: none), dead_letters, delayed
-  totals:    workers, slots, waiting, leased, dead_letters, delayed, done_last_minute
+  totals:    workers, slots, waiting, leased, dead_letters, delayed, done_last_minute,
+             run_mean_us (the workers' means weighted by their completions), run_max_us
 
 Examples:
   quadriga status --broker redis://127.0.0.1:6379/
@@ -70,7 +72,7 @@ fn render(s: &Status) -> String {
     let t = &s.totals;
     let mut out = format!(
         "queue {}: {} workers ({} slots), {} waiting, {} leased, {} dead letters, {} delayed; \
-         {} done in the last minute ({:.1}/s)\n\n",
+         {} done in the last minute ({:.1}/s)",
         s.queue,
         t.workers,
         t.slots,
@@ -81,6 +83,14 @@ fn render(s: &Status) -> String {
         t.done_last_minute,
         t.done_last_minute as f64 / 60.0
     );
+    if let (Some(mean), Some(max)) = (t.run_mean_us, t.run_max_us) {
+        out.push_str(&format!(
+            "; entries ran {} on average, {} at most",
+            micros(mean),
+            micros(max)
+        ));
+    }
+    out.push_str("\n\n");
     if s.workers.is_empty() {
         out.push_str("no live workers\n");
     } else {
@@ -95,6 +105,8 @@ fn render(s: &Status) -> String {
             "LAST MIN",
             "HEARTBEAT",
             "RSS",
+            "RUN MEAN",
+            "RUN MAX",
             "VERSION",
         ])];
         for w in &s.workers {
@@ -109,13 +121,15 @@ fn render(s: &Status) -> String {
                 w.done_last_minute.to_string(),
                 age(Some(w.heartbeat_age_ms)),
                 w.rss_bytes.map_or_else(|| "-".into(), mib),
+                w.run_mean_us.map_or_else(|| "-".into(), micros),
+                w.run_max_us.map_or_else(|| "-".into(), micros),
                 printable(&w.version),
             ]);
         }
         out.push_str(&table(
             &rows,
             &[
-                false, false, true, true, true, true, true, true, true, true, false,
+                false, false, true, true, true, true, true, true, true, true, true, true, false,
             ],
         ));
     }
@@ -202,6 +216,15 @@ fn age(ms: Option<u64>) -> String {
     }
 }
 
+/// A run time for people: "850 µs", "12.5 ms", "3.20 s".
+fn micros(us: u64) -> String {
+    match us {
+        0..1_000 => format!("{us} µs"),
+        1_000..1_000_000 => format!("{:.1} ms", us as f64 / 1e3),
+        _ => format!("{:.2} s", us as f64 / 1e6),
+    }
+}
+
 fn mib(bytes: u64) -> String {
     format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
 }
@@ -218,6 +241,9 @@ mod tests {
         assert_eq!(age(Some(270_000)), "4.5 min");
         assert_eq!(age(Some(7_200_000)), "2.0 h");
         assert_eq!(mib(5 << 20), "5.0 MiB");
+        assert_eq!(micros(850), "850 µs");
+        assert_eq!(micros(12_500), "12.5 ms");
+        assert_eq!(micros(3_200_000), "3.20 s");
     }
 
     #[test]

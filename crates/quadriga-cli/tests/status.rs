@@ -204,3 +204,57 @@ fn help_documents_the_json_fields() {
         assert!(help.contains(field), "{field} in {help}");
     }
 }
+
+#[test]
+fn run_times_show_in_the_summary_the_table_and_the_document() {
+    let server = RedisServer::start();
+    let mut w = Broker::connect(config(&server, "w1")).unwrap();
+    let record = |name: &str, mean: u64, max: u64, done: u64| WorkerInfo {
+        run_mean_us: mean,
+        run_max_us: max,
+        done_last_minute: done,
+        ..WorkerInfo::this_process(name, 2, vec!["sh".into()])
+    };
+    let ttl = Duration::from_secs(60);
+    w.register(&record("w1", 2_000, 9_000, 3), ttl).unwrap();
+    w.register(&record("w2", 10_000, 12_500, 1), ttl).unwrap();
+    w.register(&record("w3", 0, 0, 0), ttl).unwrap();
+
+    let done = run(&["status", "--broker", &server.url(), "--queue", "jobs"]);
+    done.status(0);
+    let out = done.out();
+    // Weighted by completions: (2 ms × 3 + 10 ms × 1) / 4 = 4 ms.
+    assert!(
+        out.lines()
+            .next()
+            .unwrap()
+            .ends_with("; entries ran 4.0 ms on average, 12.5 ms at most"),
+        "{out}"
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    let header = lines.iter().position(|l| l.starts_with("WORKER")).unwrap();
+    let end = |line: &str, col: &str| line.find(col).unwrap() + col.len();
+    let mean_end = end(lines[header], "RUN MEAN");
+    let max_end = end(lines[header], "RUN MAX");
+    assert!(lines[header + 1][..mean_end].ends_with("2.0 ms"), "{out}");
+    assert!(lines[header + 1][..max_end].ends_with("9.0 ms"), "{out}");
+    assert!(
+        lines[header + 3][..max_end].ends_with('-'),
+        "none ran: {out}"
+    );
+
+    let done = run(&[
+        "status",
+        "--broker",
+        &server.url(),
+        "--queue",
+        "jobs",
+        "--json",
+    ]);
+    let doc: serde_json::Value = serde_json::from_str(&done.out()).unwrap();
+    assert_eq!(doc["workers"][0]["run_mean_us"], 2_000);
+    assert_eq!(doc["workers"][1]["run_max_us"], 12_500);
+    assert!(doc["workers"][2]["run_mean_us"].is_null());
+    assert_eq!(doc["totals"]["run_mean_us"], 4_000);
+    assert_eq!(doc["totals"]["run_max_us"], 12_500);
+}

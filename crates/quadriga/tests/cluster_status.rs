@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use quadriga::TaskErrorKind;
 use quadriga::cluster::{
-    Broker, BrokerConfig, ClusterPool, ErrorKind, Status, Worker, WorkerInfo, read_status,
+    Broker, BrokerConfig, ClusterPool, ErrorKind, QueueReader, Status, Worker, WorkerInfo,
+    read_status,
 };
 use redis_server::RedisServer;
 
@@ -210,4 +211,85 @@ fn an_unreachable_broker_fails_within_the_connect_timeout() {
     let err = read_status(&cfg).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unreachable, "{err}");
     assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+#[quadriga::task]
+fn nap(ms: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(ms));
+    ms
+}
+
+#[test]
+fn a_worker_reports_the_run_times_of_its_last_minute() {
+    let server = RedisServer::start();
+    let worker = Worker::builder(server.url())
+        .queue("q")
+        .concurrency(2)
+        .lease(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let stop = worker.stopper();
+    let thread = std::thread::spawn(move || worker.run().unwrap());
+    let pool = ClusterPool::builder(server.url())
+        .queue("q")
+        .build()
+        .unwrap();
+    assert_eq!(pool.submit(nap, 20).join().unwrap(), 20);
+    assert_eq!(pool.submit(nap, 60).join().unwrap(), 60);
+    let cfg = BrokerConfig::new(server.url()).queue("q");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        let status = read_status(&cfg).unwrap();
+        if status.workers.first().is_some_and(|w| w.done == 2) || Instant::now() > deadline {
+            break status;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let [w] = &status.workers[..] else {
+        panic!("one worker: {status:#?}")
+    };
+    let (mean, max) = (w.run_mean_us.unwrap(), w.run_max_us.unwrap());
+    // Each ran at least as long as it slept: (20 + 60) / 2 and 60 ms.
+    assert!(mean >= 40_000 && max >= 60_000, "{w:?}");
+    assert!(mean < max && max < 30_000_000, "{w:?}");
+    assert_eq!(
+        (status.totals.run_mean_us, status.totals.run_max_us),
+        (Some(mean), Some(max))
+    );
+    stop.stop();
+    thread.join().unwrap();
+}
+
+#[test]
+fn a_queue_reader_looks_again_and_again_on_one_connection() {
+    let server = RedisServer::start();
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut con = client
+        .get_connection_with_timeout(Duration::from_secs(2))
+        .unwrap();
+    let connections = |con: &mut redis::Connection| -> u64 {
+        let info: String = redis::cmd("INFO").arg("stats").query(con).unwrap();
+        info.lines()
+            .find_map(|l| l.strip_prefix("total_connections_received:"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let mut client_broker = Broker::connect(config(&server, "client")).unwrap();
+    let entry = client_broker.entry("tests::halve", vec![vec![2]], None);
+    client_broker.enqueue(&entry).unwrap();
+    let before = connections(&mut con);
+    let mut reader = QueueReader::new(&config(&server, "reader")).unwrap();
+    for _ in 0..5 {
+        let status = reader.status().unwrap();
+        assert_eq!((status.shards.len(), status.totals.waiting), (2, 1));
+        assert!(reader.failures(10).unwrap().is_empty());
+        assert!(reader.dead_letters(0..2, 10).unwrap().is_empty());
+    }
+    assert_eq!(connections(&mut con) - before, 1, "one connection, kept");
+    assert_eq!(
+        reader.status().unwrap().totals,
+        read_status(&config(&server, "x")).unwrap().totals
+    );
 }

@@ -18,6 +18,7 @@
 //! | `p:{q.s}:dups:<client>` | how many of the client's tasks ran again after a lost worker |
 //! | `p:{q}:workers` | sorted set of worker names by last heartbeat (server time, ms) |
 //! | `p:{q}:worker:<name>` | one worker's record (a hash, with a TTL) |
+//! | `p:{q}:failures` | recent task failures with their errors (a stream capped near 200) |
 //!
 //! A task's shard is part of its [`TaskId`], so anyone holding the id finds
 //! its keys without asking anything else.
@@ -190,6 +191,11 @@ impl Keys {
     /// One worker's record.
     pub fn worker(&self, name: &str) -> String {
         format!("{}:{{{}}}:worker:{name}", self.prefix, self.queue)
+    }
+
+    /// The queue's recent failures (see `failures.rs`).
+    pub fn failures(&self) -> String {
+        format!("{}:{{{}}}:failures", self.prefix, self.queue)
     }
 
     /// Which shard the `stream` key belongs to, if it is one of this queue's.

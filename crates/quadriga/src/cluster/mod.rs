@@ -64,6 +64,9 @@
 //! * Every write is a script or command that is **safe to repeat**, because a
 //!   reply lost with a dropped connection leaves the caller unsure whether it
 //!   ran ([`Error::is_outcome_unknown`]).
+//! * **Dead letters** can be requeued or discarded (`dead.rs`); workers
+//!   record their tasks' failures in a capped stream per queue
+//!   (`failures.rs`) for dashboards.
 //! * Durability is read on connect ([`Durability`]), not assumed.
 //! * **Redis Cluster** (`redis+cluster://host:port,host:port/`, see
 //!   `address.rs`): every script and command names keys of one shard (one
@@ -89,6 +92,7 @@ mod address;
 mod broker;
 mod config;
 mod conn;
+mod dead;
 mod delayed;
 mod delivery;
 mod durability;
@@ -96,6 +100,7 @@ mod entry;
 mod env;
 mod error;
 mod execute;
+mod failures;
 mod isolation;
 mod keys;
 mod outcome;
@@ -113,6 +118,7 @@ pub(crate) use env::divert_if_worker;
 
 pub use broker::{Broker, Cancelled, Completion, DeadLetter, DeadLettered, Sweep};
 pub use config::BrokerConfig;
+pub use dead::{DeadLetterInfo, Requeued, read_dead_letters};
 pub use delayed::Promoted;
 pub use delivery::Delivery;
 pub use durability::Durability;
@@ -122,11 +128,15 @@ pub use entry::fuzz_decode_entry;
 pub use entry::{DEFAULT_MAX_ENTRY_BYTES, Entry, FIELD, Item, MAX_ITEMS, MAX_TASK_NAME};
 pub use env::WORKER_URL_ENV;
 pub use error::{Error, ErrorKind};
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub use failures::fuzz_parse_records;
+pub use failures::{Failure, MAX_FAILURES_KEPT, MAX_PER_ENTRY, read_failures};
 pub use isolation::Isolation;
 pub use keys::{GROUP, Keys, MAX_SHARDS, TaskId};
 pub use outcome::Outcome;
 pub use pool::{ClusterPool, ClusterPoolBuilder};
 pub use reader::Reader;
-pub use status::{ShardStatus, Status, Totals, WorkerStatus, read_status};
+pub use status::{QueueReader, ShardStatus, Status, Totals, WorkerStatus, read_status};
 pub use worker::{Worker, WorkerBuilder, WorkerReport, WorkerStop};
 pub use workers::WorkerInfo;

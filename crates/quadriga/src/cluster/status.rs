@@ -9,7 +9,8 @@
 //!
 //! The throughput needs no extra broker work: each worker keeps a sliding
 //! minute of its completions and writes it into its record with its
-//! heartbeat; the snapshot sums the live workers' figures.
+//! heartbeat; the snapshot sums the live workers' figures. The run times
+//! (mean and longest entry run of the last minute) come the same way.
 
 use redis::Value;
 use serde::{Deserialize, Serialize};
@@ -17,7 +18,9 @@ use serde::{Deserialize, Serialize};
 use super::broker::Broker;
 use super::config::BrokerConfig;
 use super::conn::Link;
+use super::dead::DeadLetterInfo;
 use super::error::Error;
+use super::failures::Failure;
 use super::keys::{GROUP, Keys, MAX_SHARDS};
 use super::reply;
 use super::workers::{WorkerInfo, read_workers};
@@ -65,6 +68,12 @@ pub struct WorkerStatus {
     pub heartbeat_age_ms: u64,
     /// Its resident memory at its last heartbeat, when it records it.
     pub rss_bytes: Option<u64>,
+    /// The mean run time (µs) of the entries it finished in about the last
+    /// minute, timed on the worker from start to outcome (queueing not
+    /// counted; a map chunk is one entry); `None` when none finished.
+    pub run_mean_us: Option<u64>,
+    /// The longest of those run times (µs).
+    pub run_max_us: Option<u64>,
     /// The version of the program it runs.
     pub version: String,
     /// The task names it knows.
@@ -108,6 +117,12 @@ pub struct Totals {
     pub delayed: u64,
     /// Entries the live workers completed in about the last minute.
     pub done_last_minute: u64,
+    /// The mean entry run time (µs) over the live workers' last minute,
+    /// each worker's mean weighted by its completions; `None` when none
+    /// finished.
+    pub run_mean_us: Option<u64>,
+    /// The longest entry run time (µs) of the last minute over the workers.
+    pub run_max_us: Option<u64>,
 }
 
 impl Broker {
@@ -125,12 +140,76 @@ impl Broker {
 /// looked at). Within the config's connect and reply timeouts, so an
 /// unreachable broker fails fast.
 pub fn read_status(config: &BrokerConfig) -> Result<Status, Error> {
-    let probe = Keys::new(&config.prefix, &config.queue, MAX_SHARDS)?;
-    let mut link = Link::new(&config.url, config.connect_timeout, config.io_timeout)?;
-    let shards = count_shards(&mut link, &probe)?;
-    let keys = Keys::new(&config.prefix, &config.queue, shards.max(1))?;
-    let workers = read_workers(&mut link, &keys)?;
-    snapshot(&mut link, &keys, shards, workers)
+    QueueReader::new(config)?.status()
+}
+
+/// A read-only view of one queue on one connection, kept between reads
+/// (and opened again after a failure): for tools that look again and again,
+/// like a dashboard, without a connection per look. Like [`read_status`], it
+/// writes nothing and creates nothing.
+///
+/// ```no_run
+/// # #[cfg(feature = "cluster")] {
+/// use quadriga::cluster::{BrokerConfig, QueueReader};
+///
+/// let mut reader = QueueReader::new(&BrokerConfig::new("redis://127.0.0.1:6379/"))?;
+/// let status = reader.status()?;
+/// let dead = reader.dead_letters(status.shards.iter().map(|s| s.shard), 50)?;
+/// println!("{} waiting, {} dead letters", status.totals.waiting, dead.len());
+/// # }
+/// # Ok::<(), quadriga::cluster::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct QueueReader {
+    link: Link,
+    /// The queue's keys with the most shards (the shards are found by
+    /// looking).
+    probe: Keys,
+    prefix: String,
+    max_entry_bytes: usize,
+}
+
+impl QueueReader {
+    /// A reader of the queue that `config` names (nothing is sent yet: the
+    /// connection opens on the first read, within the config's timeouts).
+    pub fn new(config: &BrokerConfig) -> Result<QueueReader, Error> {
+        Ok(QueueReader {
+            probe: Keys::new(&config.prefix, &config.queue, MAX_SHARDS)?,
+            link: Link::new(&config.url, config.connect_timeout, config.io_timeout)?,
+            prefix: config.prefix.clone(),
+            max_entry_bytes: config.max_entry_bytes,
+        })
+    }
+
+    /// A snapshot, as [`read_status`] reads it.
+    pub fn status(&mut self) -> Result<Status, Error> {
+        let shards = count_shards(&mut self.link, &self.probe)?;
+        let keys = Keys::new(&self.prefix, self.probe.queue(), shards.max(1))?;
+        let workers = read_workers(&mut self.link, &keys)?;
+        snapshot(&mut self.link, &keys, shards, workers)
+    }
+
+    /// The most recent failures, newest first, at most `max`, as
+    /// [`read_failures`](super::read_failures) reads them.
+    pub fn failures(&mut self, max: usize) -> Result<Vec<Failure>, Error> {
+        super::failures::read(&mut self.link, &self.probe, max)
+    }
+
+    /// Up to `max` dead letters of `shards`, as
+    /// [`read_dead_letters`](super::read_dead_letters) reads them.
+    pub fn dead_letters(
+        &mut self,
+        shards: impl IntoIterator<Item = u16>,
+        max: usize,
+    ) -> Result<Vec<DeadLetterInfo>, Error> {
+        super::dead::read(
+            &mut self.link,
+            &self.probe,
+            shards,
+            max,
+            self.max_entry_bytes,
+        )
+    }
 }
 
 /// How many consecutive shard streams exist, from shard 0 (`EXISTS` in
@@ -229,6 +308,8 @@ fn snapshot(
                 .sum(),
             heartbeat_age_ms: now.saturating_sub(w.seen_ms),
             rss_bytes: (w.rss_bytes > 0).then_some(w.rss_bytes),
+            run_mean_us: (w.run_max_us > 0).then_some(w.run_mean_us),
+            run_max_us: (w.run_max_us > 0).then_some(w.run_max_us),
             name: w.name,
             host: w.host,
             pid: w.pid,
@@ -249,6 +330,8 @@ fn snapshot(
         dead_letters: shards.iter().map(|s| s.dead_letters).sum(),
         delayed: shards.iter().map(|s| s.delayed).sum(),
         done_last_minute: workers.iter().map(|w| w.done_last_minute).sum(),
+        run_mean_us: weighted_mean(&workers),
+        run_max_us: workers.iter().filter_map(|w| w.run_max_us).max(),
     };
     Ok(Status {
         queue: keys.queue().to_owned(),
@@ -257,6 +340,20 @@ fn snapshot(
         shards,
         totals,
     })
+}
+
+/// The workers' mean run times, each weighted by its completions of the
+/// last minute (at least 1, as a worker with a run time ran something).
+fn weighted_mean(workers: &[WorkerStatus]) -> Option<u64> {
+    let (mut n, mut sum) = (0u128, 0u128);
+    for w in workers {
+        if let Some(mean) = w.run_mean_us {
+            let weight = u128::from(w.done_last_minute.max(1));
+            n += weight;
+            sum += u128::from(mean) * weight;
+        }
+    }
+    (n > 0).then(|| (sum / n) as u64)
 }
 
 /// The `XPENDING` summary: the count, the smallest id, and per consumer how

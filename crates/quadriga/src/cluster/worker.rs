@@ -259,6 +259,8 @@ struct State {
     failed: AtomicU64,
     dead: AtomicU64,
     stopped: AtomicU64,
+    /// Run times of the last minute, for the worker's record.
+    runs: Mutex<super::workers::RunTimes>,
 }
 
 impl State {
@@ -491,6 +493,11 @@ fn runner(
                 }
             };
             let ran = started.elapsed();
+            state
+                .runs
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .record(ran);
             match outcomes {
                 Some(outcomes) => complete(&mut broker, &d, &outcomes, ran, state, name),
                 // Stopped: the entry was settled elsewhere, nothing to say.
@@ -520,10 +527,16 @@ fn complete(
     let mut backoff = Backoff::default();
     loop {
         match broker.complete_timed(d, outcomes, ran) {
-            Ok(Completion::Done { .. } | Completion::Again) => {
+            Ok(done @ (Completion::Done { .. } | Completion::Again)) => {
                 state.completed.fetch_add(1, Ordering::Relaxed);
                 if outcomes.iter().any(|o| matches!(o, Outcome::Error(_))) {
                     state.failed.fetch_add(1, Ordering::Relaxed);
+                    // For dashboards, after the completion and never failing it.
+                    if let Completion::Done { .. } = done
+                        && let Err(e) = broker.record_failures(d, outcomes)
+                    {
+                        eprintln!("quadriga cluster worker {name}: recording a failure: {e}");
+                    }
                 }
                 return;
             }
@@ -583,6 +596,11 @@ fn heartbeat(
             info.failed = state.failed.load(Ordering::Relaxed);
             info.done_last_minute = minute.sample(info.done);
             info.rss_bytes = super::workers::rss_bytes();
+            (info.run_mean_us, info.run_max_us) = state
+                .runs
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .last_minute();
             let ttl = (lease * 3).max(Duration::from_secs(3));
             if let Err(e) = broker.register(&info, ttl) {
                 eprintln!("quadriga cluster worker {}: record: {e}", info.name);

@@ -38,6 +38,11 @@ pub struct WorkerInfo {
     pub done_last_minute: u64,
     /// Its resident memory in bytes when it last heartbeat (0: not recorded).
     pub rss_bytes: u64,
+    /// The mean run time (µs) of the entries it finished in about the last
+    /// minute, as its runner timed them (0: none, or not recorded).
+    pub run_mean_us: u64,
+    /// The longest of those run times (µs).
+    pub run_max_us: u64,
     /// When the broker last heard from it (server clock, ms since the epoch);
     /// set by the broker, ignored on registration.
     pub seen_ms: u64,
@@ -86,7 +91,11 @@ impl Broker {
             .arg("done_1m")
             .arg(info.done_last_minute)
             .arg("rss")
-            .arg(info.rss_bytes);
+            .arg(info.rss_bytes)
+            .arg("run_mean_us")
+            .arg(info.run_mean_us)
+            .arg("run_max_us")
+            .arg(info.run_max_us);
         let link = self.link();
         let io = link.io_timeout();
         link.call("registering a worker", io, |con| call.invoke::<Value>(con))?;
@@ -139,6 +148,8 @@ pub(crate) fn read_workers(link: &mut Link, keys: &Keys) -> Result<Vec<WorkerInf
                 b"failed" => info.failed = n(v)?,
                 b"done_1m" => info.done_last_minute = n(v)?,
                 b"rss" => info.rss_bytes = n(v)?,
+                b"run_mean_us" => info.run_mean_us = n(v)?,
+                b"run_max_us" => info.run_max_us = n(v)?,
                 b"seen_ms" => info.seen_ms = n(v)?,
                 _ => {}
             }
@@ -177,5 +188,75 @@ impl LastMinute {
         self.0
             .front()
             .map_or(0, |&(_, first)| total.saturating_sub(first))
+    }
+}
+
+/// Run times over a sliding minute, in one-second buckets (count, sum, max),
+/// so memory stays fixed however many entries finish.
+#[derive(Debug, Default)]
+pub(crate) struct RunTimes {
+    /// `(second, count, sum µs, max µs)`, a second counted from `start`.
+    buckets: std::collections::VecDeque<(u64, u64, u64, u64)>,
+    start: Option<std::time::Instant>,
+}
+
+impl RunTimes {
+    /// Records one entry's run time.
+    pub(crate) fn record(&mut self, ran: Duration) {
+        let now = self.second();
+        let us = u64::try_from(ran.as_micros()).unwrap_or(u64::MAX);
+        match self.buckets.back_mut() {
+            Some(b) if b.0 == now => {
+                b.1 += 1;
+                b.2 = b.2.saturating_add(us);
+                b.3 = b.3.max(us);
+            }
+            _ => self.buckets.push_back((now, 1, us, us)),
+        }
+        self.trim(now);
+    }
+
+    /// The mean and the longest run time (µs) of the last minute; `(0, 0)`
+    /// when nothing finished in it.
+    pub(crate) fn last_minute(&mut self) -> (u64, u64) {
+        let now = self.second();
+        self.trim(now);
+        let (n, sum, max) = self
+            .buckets
+            .iter()
+            .fold((0u64, 0u64, 0u64), |(n, s, m), b| {
+                (n + b.1, s.saturating_add(b.2), m.max(b.3))
+            });
+        (sum.checked_div(n).unwrap_or(0), max)
+    }
+
+    fn second(&mut self) -> u64 {
+        let start = *self.start.get_or_insert_with(std::time::Instant::now);
+        start.elapsed().as_secs()
+    }
+
+    fn trim(&mut self, now: u64) {
+        while self.buckets.front().is_some_and(|b| b.0 + 60 <= now) {
+            self.buckets.pop_front();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_times_give_the_mean_and_the_max_of_the_minute() {
+        let mut r = RunTimes::default();
+        assert_eq!(r.last_minute(), (0, 0));
+        r.record(Duration::from_millis(2));
+        r.record(Duration::from_millis(4));
+        r.record(Duration::from_micros(9_000));
+        assert_eq!(r.last_minute(), (5_000, 9_000));
+        // Buckets older than a minute drop out.
+        r.buckets.front_mut().unwrap().0 = 0;
+        r.start = Some(std::time::Instant::now() - Duration::from_secs(61));
+        assert_eq!(r.last_minute(), (0, 0));
     }
 }
