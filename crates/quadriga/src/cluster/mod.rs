@@ -123,7 +123,7 @@ pub use entry::{DEFAULT_MAX_ENTRY_BYTES, Entry, FIELD, Item, MAX_ITEMS, MAX_TASK
 pub use env::WORKER_URL_ENV;
 pub use error::{Error, ErrorKind};
 pub use isolation::Isolation;
-pub use keys::{GROUP, Keys, MAX_SHARDS, TaskId};
+pub use keys::{BLOCK, GROUP, Keys, MAX_SHARDS, TaskId};
 pub use outcome::Outcome;
 pub use pool::{ClusterPool, ClusterPoolBuilder};
 pub use reader::Reader;

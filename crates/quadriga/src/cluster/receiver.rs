@@ -22,6 +22,7 @@ use super::broker::Broker;
 use super::error::{Error, ErrorKind};
 use super::keys::TaskId;
 use super::outcome::Outcome;
+use super::replies::Notice;
 use crate::TaskErrorKind;
 
 /// How long one blocking read of the reply streams waits (and so how long a
@@ -158,16 +159,12 @@ pub(crate) fn run(mut broker: Broker, table: &Table) {
         let step = if let Err(e) = cancel(&mut broker, table) {
             Err(e)
         } else if recheck {
-            let ids: Vec<(TaskId, Duration)> = table
-                .lock()
-                .keys()
-                .map(|&id| (id, Duration::ZERO))
-                .collect();
-            settle(&mut broker, table, &ids).map(|()| recheck = false)
+            let ids: Vec<TaskId> = table.lock().keys().copied().collect();
+            fetch_and_settle(&mut broker, table, &ids, Duration::ZERO).map(|()| recheck = false)
         } else {
             broker
                 .read_replies(&mut after, BLOCK, 4096)
-                .and_then(|ids| settle(&mut broker, table, &ids))
+                .and_then(|notices| settle(&mut broker, table, notices))
         };
         match step {
             Ok(()) => failures = 0,
@@ -209,24 +206,72 @@ fn cancel(broker: &mut Broker, table: &Table) -> Result<(), Error> {
     Ok(())
 }
 
+/// Settles the tasks named by `notices` that are still waiting: with the
+/// outcomes carried inline, or fetched from their entries' records.
+fn settle(broker: &mut Broker, table: &Table, notices: Vec<Notice>) -> Result<(), Error> {
+    let mut known = Vec::new();
+    let mut fetch: Vec<(TaskId, Duration)> = Vec::new();
+    {
+        let map = table.lock();
+        for notice in &notices {
+            for (i, id) in notice.ids().enumerate() {
+                if !map.contains_key(&id) {
+                    continue;
+                }
+                match notice.outcome(i) {
+                    Some(outcome) => known.push((id, outcome, notice.ran)),
+                    None => fetch.push((id, notice.ran)),
+                }
+            }
+        }
+    }
+    for (id, outcome, ran) in known {
+        resolve(broker, table, id, outcome, ran);
+    }
+    if !fetch.is_empty() {
+        let ids: Vec<TaskId> = fetch.iter().map(|&(id, _)| id).collect();
+        let outcomes = broker.fetch_many(&ids)?;
+        for ((id, ran), outcome) in fetch.into_iter().zip(outcomes) {
+            if let Some(outcome) = outcome {
+                resolve(broker, table, id, outcome, ran);
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Fetches the outcomes of those of `ids` still waiting and delivers them.
-fn settle(broker: &mut Broker, table: &Table, ids: &[(TaskId, Duration)]) -> Result<(), Error> {
-    let waiting: Vec<(TaskId, Duration)> = {
+fn fetch_and_settle(
+    broker: &mut Broker,
+    table: &Table,
+    ids: &[TaskId],
+    ran: Duration,
+) -> Result<(), Error> {
+    let waiting: Vec<TaskId> = {
         let map = table.lock();
         ids.iter()
             .copied()
-            .filter(|(id, _)| map.contains_key(id))
+            .filter(|id| map.contains_key(id))
             .collect()
     };
     if waiting.is_empty() {
         return Ok(());
     }
-    let just_ids: Vec<TaskId> = waiting.iter().map(|&(id, _)| id).collect();
-    let outcomes = broker.fetch_many(&just_ids)?;
-    for ((id, ran), outcome) in waiting.into_iter().zip(outcomes) {
-        let Some(outcome) = outcome else { continue };
+    let outcomes = broker.fetch_many(&waiting)?;
+    for (id, outcome) in waiting.into_iter().zip(outcomes) {
+        if let Some(outcome) = outcome {
+            resolve(broker, table, id, outcome, ran);
+        }
+    }
+    Ok(())
+}
+
+/// Hands task `id`'s outcome to its destination, or enqueues it again when
+/// it failed and has retries left. Nothing if it is no longer waiting.
+fn resolve(broker: &mut Broker, table: &Table, id: TaskId, outcome: Outcome, ran: Duration) {
+    {
         let Some(mut w) = table.lock().remove(&id) else {
-            continue; // cancelled meanwhile
+            return; // cancelled meanwhile, or settled by an earlier notice
         };
         if let Some(retry) = w
             .retry
@@ -262,7 +307,7 @@ fn settle(broker: &mut Broker, table: &Table, ids: &[(TaskId, Duration)]) -> Res
                     .remove(&first);
                 deliver(&w.dest, w.index, Outcome::Error(e.to_task_error()), ran);
             }
-            continue;
+            return;
         }
         if let Some(retry) = &w.retry
             && retry.attempt > 0
@@ -278,7 +323,6 @@ fn settle(broker: &mut Broker, table: &Table, ids: &[(TaskId, Duration)]) -> Res
         }
         deliver(&w.dest, w.index, outcome, ran);
     }
-    Ok(())
 }
 
 /// Task errors are retried; `lost`, codec and cancellation are not.
