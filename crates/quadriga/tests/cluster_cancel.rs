@@ -133,9 +133,13 @@ fn a_waiting_task_leaves_the_broker_and_never_runs() {
             .keys()
             .stream(0);
         let path = temp("waiting");
-        // No worker yet: the task waits in the stream.
+        // No worker yet: the task waits in the stream (the pool's sender
+        // thread enqueues it right after `submit` returns).
         let h = pool.submit(note_and_sleep, (path.to_string_lossy().into_owned(), 0));
-        assert_eq!(xlen(&url, &stream), 1);
+        assert!(
+            common::eventually(Duration::from_secs(10), || xlen(&url, &stream) == 1),
+            "the entry reached the stream"
+        );
         assert_cancelled_once(&h);
         assert!(h.join().unwrap_err().is_cancelled());
         assert!(
@@ -245,5 +249,47 @@ fn cancelling_through_the_broker_says_what_it_did() {
         let mut never = id;
         never.seq += 1000;
         assert!(b.cancel(never).is_err());
+    });
+}
+
+/// `submit` hands its entry to the pool's sender thread and returns: tasks
+/// cancelled at once, many of them before their entries went out, never run
+/// and leave nothing in the stream. (Whichever of the sender and the
+/// receiver's cancel reaches the broker first, the cancel wins; this run
+/// does not force the rarer order, where the cancel finds the task unknown
+/// and waits for the sender.)
+#[test]
+fn tasks_cancelled_right_after_submit_never_run() {
+    common::within(90, || {
+        let server = RedisServer::start();
+        let url = server.url();
+        let pool = ClusterPool::builder(&url).queue("q").build().unwrap();
+        let path = temp("right-after");
+        let handles: Vec<_> = (0..300)
+            .map(|_| pool.submit(note_and_sleep, (path.to_string_lossy().into_owned(), 0)))
+            .collect();
+        for h in &handles {
+            assert!(h.cancel());
+        }
+        for h in handles {
+            assert!(h.join().unwrap_err().is_cancelled());
+        }
+        // Whatever reached the stream leaves it; then a worker finds nothing.
+        let stream = Broker::connect(BrokerConfig::new(&url).queue("q"))
+            .unwrap()
+            .keys()
+            .stream(0);
+        assert!(
+            common::eventually(Duration::from_secs(20), || xlen(&url, &stream) == 0),
+            "{} entries left in the stream",
+            xlen(&url, &stream)
+        );
+        let recorded = outcomes(&url);
+        assert!(recorded.iter().all(is_cancelled), "{recorded:?}");
+        let worker = in_process(&url, Isolation::Threads);
+        assert_eq!(pool.submit(square, 6).join().unwrap(), 36);
+        assert!(!path.exists(), "a cancelled task ran");
+        drop(pool);
+        assert_eq!(worker.stop().completed, 1);
     });
 }

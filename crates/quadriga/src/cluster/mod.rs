@@ -105,6 +105,7 @@ mod receiver;
 mod replies;
 mod reply;
 mod scripts;
+mod sender;
 mod status;
 mod worker;
 mod workers;

@@ -14,7 +14,7 @@
 //! (removing a waiting task, stopping a running one) before its next read.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -73,8 +73,13 @@ pub(crate) struct Table {
     map: Mutex<HashMap<TaskId, Waiting>>,
     empty: Condvar,
     stop: AtomicBool,
-    /// Tasks whose handles were cancelled, to cancel on the broker.
-    cancels: Mutex<Vec<TaskId>>,
+    /// Tasks whose handles were cancelled, to cancel on the broker, each
+    /// with the count of entries handed to the sender by then.
+    cancels: Mutex<Vec<(TaskId, u64)>>,
+    /// Entries handed to the sender thread (`sender.rs`), and entries it
+    /// settled (enqueued, failed or dropped as cancelled), in order.
+    pub(crate) pushed: AtomicU64,
+    pub(crate) sent: AtomicU64,
     /// Retried tasks: the id submitted → the id of the current attempt.
     retried: Mutex<HashMap<TaskId, TaskId>>,
 }
@@ -94,6 +99,25 @@ impl Table {
 
     pub(crate) fn add(&self, id: TaskId, waiting: Waiting) {
         self.lock().insert(id, waiting);
+    }
+
+    /// Whether task `id` waits.
+    pub(crate) fn contains(&self, id: TaskId) -> bool {
+        self.lock().contains_key(&id)
+    }
+
+    /// The task waiting under `old` waits under `new` instead (its entry was
+    /// split); the table is never empty in between.
+    pub(crate) fn rename(&self, old: TaskId, new: TaskId) {
+        let mut map = self.lock();
+        if let Some(mut w) = map.remove(&old) {
+            if let Some(retry) = &mut w.retry
+                && retry.first == old
+            {
+                retry.first = new;
+            }
+            map.insert(new, w);
+        }
     }
 
     /// Takes a task out of the table (its outcome came, or it was cancelled).
@@ -137,10 +161,11 @@ impl Table {
             .remove(&id)
             .unwrap_or(id);
         if self.remove(id).is_some() {
+            let ticket = self.pushed.load(Ordering::Acquire);
             self.cancels
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .push(id);
+                .push((id, ticket));
         }
     }
 
@@ -185,24 +210,39 @@ pub(crate) fn run(mut broker: Broker, table: &Table) {
 }
 
 /// Cancels on the broker the tasks whose handles were cancelled; those not
-/// done when the broker fails are kept for the next turn.
+/// done when the broker fails are kept for the next turn, and so are those
+/// the broker does not know yet while their entry may still be on its way
+/// (handed to the sender before the cancel, not settled by it yet).
 fn cancel(broker: &mut Broker, table: &Table) -> Result<(), Error> {
     let ids = std::mem::take(&mut *table.cancels.lock().unwrap_or_else(|p| p.into_inner()));
-    for (i, &id) in ids.iter().enumerate() {
+    let mut later = Vec::new();
+    for (i, &(id, ticket)) in ids.iter().enumerate() {
         match broker.cancel(id) {
             Ok(_) => {}
-            // Never enqueued (its submission failed): nothing to cancel.
+            Err(e)
+                if e.kind() == ErrorKind::UnknownTask
+                    && table.sent.load(Ordering::Acquire) < ticket =>
+            {
+                later.push((id, ticket));
+            }
+            // Never enqueued (its submission failed, or the sender dropped
+            // it as cancelled): nothing to cancel.
             Err(e) if e.kind() == ErrorKind::UnknownTask => {}
             Err(e) => {
                 table
                     .cancels
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
-                    .extend_from_slice(&ids[i..]);
+                    .extend(later.into_iter().chain(ids[i..].iter().copied()));
                 return Err(e);
             }
         }
     }
+    table
+        .cancels
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .extend(later);
     Ok(())
 }
 
