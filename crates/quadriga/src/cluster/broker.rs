@@ -651,11 +651,19 @@ impl Broker {
         let mut total = 0u64;
         for shard in 0..keys.shards() {
             let key = keys.dups(shard, client);
-            let n: Option<u64> = self
-                .link
-                .call("reading the duplicate-run count", io, |con| {
-                    redis::cmd("GET").arg(&key).query(con)
-                })?;
+            let mut read = || {
+                self.link
+                    .call("reading the duplicate-run count", io, |con| {
+                        redis::cmd("GET").arg(&key).query::<Option<u64>>(con)
+                    })
+            };
+            // A read is safe to repeat: once more on a fresh connection when
+            // the one kept from before went stale (the broker restarted while
+            // this handle was idle).
+            let n = match read() {
+                Err(e) if e.kind() == ErrorKind::Connection => read()?,
+                other => other?,
+            };
             total += n.unwrap_or(0);
         }
         Ok(total)
