@@ -1,5 +1,5 @@
 //! A task's recorded outcome: its encoded output or its [`TaskError`], as
-//! stored under the task's result key.
+//! stored in its entry's record (an entry's outcomes as one list).
 
 use serde::{Deserialize, Serialize};
 

@@ -387,24 +387,29 @@ impl ClusterPool {
         dest: &Dest,
         delay: Option<Duration>,
     ) {
-        for ((id, &index), item) in entry.ids().zip(indices).zip(&entry.items) {
-            let retry = (self.retries_on_task_error > 0).then(|| Retry {
-                task: entry.task.clone(),
-                input: item.input.clone(),
-                left: self.retries_on_task_error,
-                backoff: self.retry_backoff,
-                attempt: 0,
-                first: id,
-            });
-            self.table.add(
-                id,
-                Waiting {
-                    dest: Arc::clone(dest),
-                    index,
-                    retry,
-                },
+        self.table
+            .add_all(
+                entry
+                    .ids()
+                    .zip(indices)
+                    .zip(&entry.items)
+                    .map(|((id, &index), item)| {
+                        let retry = (self.retries_on_task_error > 0).then(|| Retry {
+                            task: entry.task.clone(),
+                            input: item.input.clone(),
+                            left: self.retries_on_task_error,
+                            backoff: self.retry_backoff,
+                            attempt: 0,
+                            first: id,
+                        });
+                        let waiting = Waiting {
+                            dest: Arc::clone(dest),
+                            index,
+                            retry,
+                        };
+                        (id, waiting)
+                    }),
             );
-        }
         let job = Job { entry, delay };
         if delay.is_some_and(|d| !d.is_zero()) {
             sender::send(broker, &self.table, vec![job]);

@@ -124,16 +124,21 @@ impl Broker {
         let mut out = vec![Found::Unknown; ids.len()];
         // The asked ids by record, records in first-asked order.
         let mut records: Vec<(String, Vec<usize>)> = Vec::new();
-        let mut at: HashMap<String, usize> = HashMap::new();
+        let mut at: HashMap<(u16, u64, u64), usize> = HashMap::new();
+        let mut last = None;
         for (i, &id) in ids.iter().enumerate() {
-            let key = keys.record(id);
-            match at.get(&key) {
-                Some(&r) => records[r].1.push(i),
-                None => {
-                    at.insert(key.clone(), records.len());
-                    records.push((key, vec![i]));
-                }
-            }
+            // Named once per entry, not per task (a map chunk has thousands,
+            // asked for one after another).
+            let block = (id.shard, id.client, id.seq / BLOCK);
+            let r = match last {
+                Some((b, r)) if b == block => r,
+                _ => *at.entry(block).or_insert_with(|| {
+                    records.push((keys.record(id), Vec::new()));
+                    records.len() - 1
+                }),
+            };
+            last = Some((block, r));
+            records[r].1.push(i);
         }
         for batch in records.chunks(1000) {
             let mut pipe = redis::pipe();
