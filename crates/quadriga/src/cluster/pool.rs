@@ -276,6 +276,9 @@ impl ClusterPool {
 
     /// Runs `task(input)` on a cluster worker.
     ///
+    /// Returns at once: the pool's sender thread enqueues the task, with
+    /// whatever else was submitted meanwhile, in one round trip. A broker
+    /// that does not answer within 15 s resolves the handle with that error.
     /// The input is refused (the handle resolves as a codec error, nothing
     /// sent) if it holds IPC objects or is larger than the entry limit.
     /// [`cancel`](TaskHandle::cancel) resolves the handle at once, as
@@ -293,6 +296,8 @@ impl ClusterPool {
     /// client or a worker: it survives a restart of either, and
     /// [`cancel`](TaskHandle::cancel) removes it. Workers move due tasks into
     /// the queue within about their poll interval (at most half a second).
+    /// Unlike [`submit`](Self::submit), it returns once the broker holds
+    /// the task (or gave up).
     pub fn submit_after<T: Task>(
         &self,
         task: T,
