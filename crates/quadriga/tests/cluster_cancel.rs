@@ -254,6 +254,9 @@ fn cancelling_through_the_broker_says_what_it_did() {
     });
 }
 
+/// A stream entry as `XRANGE` gives it: its id and field/value pairs.
+type StreamEntry = (String, Vec<(String, Vec<u8>)>);
+
 /// `submit` hands its entry to the pool's sender thread and returns: tasks
 /// cancelled at once, some before their entries went out (never sent),
 /// some after (the cancel removes them, or, reaching the broker first,
@@ -284,7 +287,7 @@ fn tasks_cancelled_right_after_submit_never_run() {
             .keys()
             .stream(0);
         let only_square = || {
-            let entries: Vec<(String, Vec<(String, Vec<u8>)>)> = redis::cmd("XRANGE")
+            let entries: Vec<StreamEntry> = redis::cmd("XRANGE")
                 .arg(&stream)
                 .arg("-")
                 .arg("+")
