@@ -523,3 +523,60 @@ fn retryable(outcome: &Outcome) -> bool {
     matches!(outcome, Outcome::Error(e)
         if matches!(e.kind(), TaskErrorKind::Failed | TaskErrorKind::Panicked))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Sink;
+
+    impl Collect for Sink {
+        fn put(&mut self, _index: usize, _outcome: Outcome, _ran: Duration) {}
+    }
+
+    fn waiting(index: usize) -> Waiting {
+        Waiting {
+            dest: Arc::new(Mutex::new(Sink)),
+            index,
+            retry: None,
+        }
+    }
+
+    fn id(shard: u16, seq: u64) -> TaskId {
+        TaskId {
+            shard,
+            client: 7,
+            seq,
+        }
+    }
+
+    #[test]
+    fn waits_find_tasks_by_block_and_place() {
+        let mut w = Waits::default();
+        let block = keys::BLOCK;
+        // A chunk of three, a single task in the next block, and a task
+        // added before the first of its block (the slots shift).
+        for seq in [5, 6, 7] {
+            w.insert(id(0, seq), waiting(seq as usize));
+        }
+        w.insert(id(1, block), waiting(100));
+        w.insert(id(0, 2), waiting(2));
+        assert_eq!(w.len(), 5);
+        assert!(w.contains(id(0, 6)) && w.contains(id(0, 2)));
+        assert!(!w.contains(id(0, 4)), "a gap");
+        assert!(!w.contains(id(0, 8)), "past the end");
+        assert!(!w.contains(id(1, 6)), "another shard");
+        assert!(!w.contains(id(0, block)), "same block number, other shard");
+        let mut ids = w.ids();
+        ids.sort();
+        assert_eq!(ids, [id(0, 2), id(0, 5), id(0, 6), id(0, 7), id(1, block)]);
+        assert_eq!(w.remove(id(0, 6)).map(|w| w.index), Some(6));
+        assert!(w.remove(id(0, 6)).is_none(), "once");
+        for seq in [2, 5, 7] {
+            assert!(w.remove(id(0, seq)).is_some());
+        }
+        assert!(w.blocks.len() == 1 && w.len() == 1, "an emptied block goes");
+        assert!(w.remove(id(1, block)).is_some());
+        assert!(w.is_empty() && w.blocks.is_empty());
+    }
+}
