@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use quadriga::TaskErrorKind;
 use quadriga::cluster::{
-    Broker, BrokerConfig, Completion, DeadLettered, Delivery, ErrorKind, Outcome, TaskId,
-    WorkerInfo,
+    Broker, BrokerConfig, Cancelled, Completion, DeadLettered, Delivery, ErrorKind, Outcome,
+    TaskId, WorkerInfo,
 };
 use redis_server::RedisServer;
 
@@ -277,13 +277,14 @@ fn the_first_outcome_recorded_wins() {
     let entry = client.entry("demo::echo", vec![vec![1], vec![2]], None);
     let ids: Vec<TaskId> = entry.ids().collect();
     client.enqueue(&entry).unwrap();
-    // Another writer recorded task 0's outcome first (say, an earlier run).
-    let mut con = raw(&server);
-    let _: () = redis::cmd("SET")
-        .arg(client.keys().result(ids[0]))
-        .arg(output(b"first").encode())
-        .query(&mut con)
-        .unwrap();
+    // Another writer recorded task 0's outcome first: its client cancelled
+    // it, alone, while its entry (shared with task 1) waited.
+    assert_eq!(client.cancel(ids[0]).unwrap(), Cancelled::Marked);
+    let first = client.fetch(ids[0]).unwrap().unwrap();
+    assert!(
+        matches!(&first, Outcome::Error(e) if e.is_cancelled()),
+        "{first:?}"
+    );
     let d = read_one(&w);
     assert_eq!(
         w.complete(&d, &[output(b"second"), output(b"two")])
@@ -293,7 +294,7 @@ fn the_first_outcome_recorded_wins() {
             kept: 1
         }
     );
-    assert_eq!(client.fetch(ids[0]).unwrap(), Some(output(b"first")));
+    assert_eq!(client.fetch(ids[0]).unwrap(), Some(first));
     assert_eq!(client.fetch(ids[1]).unwrap(), Some(output(b"two")));
 }
 

@@ -13,7 +13,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use cluster_worker::InProcess;
-use quadriga::cluster::{Broker, BrokerConfig, Cancelled, ClusterPool, Isolation, Outcome, Worker};
+use quadriga::cluster::{
+    Broker, BrokerConfig, Cancelled, ClusterPool, Entry, Isolation, Outcome, Worker,
+};
 use quadriga::{TaskErrorKind, TaskHandle};
 use redis_server::RedisServer;
 
@@ -68,17 +70,42 @@ fn xlen(url: &str, stream: &str) -> u64 {
 
 /// The decoded outcomes recorded for queue `q`.
 fn outcomes(url: &str) -> Vec<Outcome> {
-    let mut con = raw(url);
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg("quadriga:{q.*}:result:*")
-        .query(&mut con)
-        .unwrap();
-    keys.iter()
-        .map(|k| {
-            let v: Vec<u8> = redis::cmd("GET").arg(k).query(&mut con).unwrap();
-            Outcome::decode(&v, 1 << 20).unwrap()
-        })
+    recorded(&mut raw(url), "quadriga:{q.*}:rec:*")
+        .iter()
+        .map(|(_, v)| Outcome::decode(v, 1 << 20).unwrap())
         .collect()
+}
+
+/// Every task outcome recorded in the entry records matching `pattern`, as
+/// (`<record key>#<item index>`, the outcome's stored bytes), sorted: an
+/// item's own outcome (`x:<index>`, a cancel) over its entry's list
+/// (`out`), over the entry's dead letter (`dead`).
+fn recorded(con: &mut redis::Connection, pattern: &str) -> Vec<(String, Vec<u8>)> {
+    use std::collections::HashMap;
+    let keys: Vec<String> = redis::cmd("KEYS").arg(pattern).query(con).unwrap();
+    let mut out = Vec::new();
+    for key in keys {
+        let fields: HashMap<String, Vec<u8>> = redis::cmd("HGETALL").arg(&key).query(con).unwrap();
+        let num = |f: &str| -> u64 { String::from_utf8_lossy(&fields[f]).parse().unwrap() };
+        let (lo, n) = (num("lo"), num("n"));
+        let list = fields
+            .get("out")
+            .map(|b| quadriga::cluster::Outcome::decode_many(b, 1 << 30).unwrap());
+        for i in lo..lo + n {
+            let bytes = if let Some(b) = fields.get(&format!("x:{i}")) {
+                Some(b.clone())
+            } else if let Some(list) = &list {
+                Some(list[(i - lo) as usize].encode())
+            } else {
+                fields.get("dead").cloned()
+            };
+            if let Some(bytes) = bytes {
+                out.push((format!("{key}#{i}"), bytes));
+            }
+        }
+    }
+    out.sort();
+    out
 }
 
 fn is_cancelled(o: &Outcome) -> bool {
@@ -108,9 +135,13 @@ fn a_waiting_task_leaves_the_broker_and_never_runs() {
             .keys()
             .stream(0);
         let path = temp("waiting");
-        // No worker yet: the task waits in the stream.
+        // No worker yet: the task waits in the stream (the pool's sender
+        // thread enqueues it right after `submit` returns).
         let h = pool.submit(note_and_sleep, (path.to_string_lossy().into_owned(), 0));
-        assert_eq!(xlen(&url, &stream), 1);
+        assert!(
+            common::eventually(Duration::from_secs(10), || xlen(&url, &stream) == 1),
+            "the entry reached the stream"
+        );
         assert_cancelled_once(&h);
         assert!(h.join().unwrap_err().is_cancelled());
         assert!(
@@ -220,5 +251,63 @@ fn cancelling_through_the_broker_says_what_it_did() {
         let mut never = id;
         never.seq += 1000;
         assert!(b.cancel(never).is_err());
+    });
+}
+
+/// A stream entry as `XRANGE` gives it: its id and field/value pairs.
+type StreamEntry = (String, Vec<(String, Vec<u8>)>);
+
+/// `submit` hands its entry to the pool's sender thread and returns: tasks
+/// cancelled at once, some before their entries went out (never sent),
+/// some after (the cancel removes them, or, reaching the broker first,
+/// waits for the sender), never run and leave nothing in the stream. Which
+/// of these happens is up to the timing; none may let a task run.
+#[test]
+fn tasks_cancelled_right_after_submit_never_run() {
+    common::within(90, || {
+        let server = RedisServer::start();
+        let url = server.url();
+        let pool = ClusterPool::builder(&url).queue("q").build().unwrap();
+        let path = temp("right-after");
+        let handles: Vec<_> = (0..300)
+            .map(|_| pool.submit(note_and_sleep, (path.to_string_lossy().into_owned(), 0)))
+            .collect();
+        for h in &handles {
+            assert!(h.cancel());
+        }
+        for h in handles {
+            assert!(h.join().unwrap_err().is_cancelled());
+        }
+        // One more task, behind them in the pool's sender: once its entry
+        // is in the stream, every earlier one was sent or dropped, and the
+        // cancels of those sent reach the broker too. Then only it is left.
+        let marker = pool.submit(square, 6);
+        let stream = Broker::connect(BrokerConfig::new(&url).queue("q"))
+            .unwrap()
+            .keys()
+            .stream(0);
+        let only_square = || {
+            let entries: Vec<StreamEntry> = redis::cmd("XRANGE")
+                .arg(&stream)
+                .arg("-")
+                .arg("+")
+                .query(&mut raw(&url))
+                .unwrap();
+            entries.len() == 1
+                && Entry::decode(&entries[0].1[0].1, 1 << 20)
+                    .is_ok_and(|e| e.task.ends_with("square"))
+        };
+        assert!(
+            common::eventually(Duration::from_secs(20), only_square),
+            "{} entries left in the stream",
+            xlen(&url, &stream)
+        );
+        let recorded = outcomes(&url);
+        assert!(recorded.iter().all(is_cancelled), "{recorded:?}");
+        let worker = in_process(&url, Isolation::Threads);
+        assert_eq!(marker.join().unwrap(), 36);
+        assert!(!path.exists(), "a cancelled task ran");
+        drop(pool);
+        assert_eq!(worker.stop().completed, 1);
     });
 }

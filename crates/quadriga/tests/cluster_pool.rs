@@ -176,6 +176,31 @@ fn submit_and_join() {
     });
 }
 
+/// `n` bytes, each its index mod 251.
+#[quadriga::task]
+fn bytes_of(n: usize) -> Vec<u8> {
+    (0..n).map(|i| (i % 251) as u8).collect()
+}
+
+/// Small outcomes travel inline in the completion notice; larger ones (over
+/// a few KiB) are read from the entry's record. Both reach their handles,
+/// interleaved.
+#[test]
+fn small_and_large_outcomes_both_reach_their_handles() {
+    common::within(60, || {
+        let server = RedisServer::start();
+        let worker = in_process(&server, 2);
+        let pool = pool(&server);
+        let sizes = [0, 10, 100_000, 3, 20_000, 5000, 1];
+        let hs: Vec<_> = sizes.iter().map(|&n| pool.submit(bytes_of, n)).collect();
+        for (h, &n) in hs.into_iter().zip(&sizes) {
+            assert_eq!(h.join().unwrap(), bytes_of::call(n), "{n} bytes");
+        }
+        drop(pool);
+        assert_eq!(worker.stop().completed, sizes.len() as u64);
+    });
+}
+
 #[test]
 fn map_of_ten_thousand_items_equals_the_sequential_result() {
     common::within(120, || {

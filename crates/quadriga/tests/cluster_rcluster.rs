@@ -83,6 +83,47 @@ impl Drop for Workers {
     }
 }
 
+/// How many task outcomes of queue `q` the node on `port` holds.
+fn outcomes_on(port: u16) -> usize {
+    let mut con = redis::Client::open(format!("redis://127.0.0.1:{port}/"))
+        .unwrap()
+        .get_connection_with_timeout(Duration::from_secs(5))
+        .unwrap();
+    recorded(&mut con, "quadriga:{q.*}:rec:*").len()
+}
+
+/// Every task outcome recorded in the entry records matching `pattern`, as
+/// (`<record key>#<item index>`, the outcome's stored bytes), sorted: an
+/// item's own outcome (`x:<index>`, a cancel) over its entry's list
+/// (`out`), over the entry's dead letter (`dead`).
+fn recorded(con: &mut redis::Connection, pattern: &str) -> Vec<(String, Vec<u8>)> {
+    use std::collections::HashMap;
+    let keys: Vec<String> = redis::cmd("KEYS").arg(pattern).query(con).unwrap();
+    let mut out = Vec::new();
+    for key in keys {
+        let fields: HashMap<String, Vec<u8>> = redis::cmd("HGETALL").arg(&key).query(con).unwrap();
+        let num = |f: &str| -> u64 { String::from_utf8_lossy(&fields[f]).parse().unwrap() };
+        let (lo, n) = (num("lo"), num("n"));
+        let list = fields
+            .get("out")
+            .map(|b| quadriga::cluster::Outcome::decode_many(b, 1 << 30).unwrap());
+        for i in lo..lo + n {
+            let bytes = if let Some(b) = fields.get(&format!("x:{i}")) {
+                Some(b.clone())
+            } else if let Some(list) = &list {
+                Some(list[(i - lo) as usize].encode())
+            } else {
+                fields.get("dead").cloned()
+            };
+            if let Some(bytes) = bytes {
+                out.push((format!("{key}#{i}"), bytes));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
 /// How many keys matching `pattern` the node on `port` holds.
 fn keys_on(port: u16, pattern: &str) -> usize {
     let out = Command::new("redis-cli")
@@ -128,7 +169,7 @@ fn a_map_runs_on_a_cluster_of_three_masters_spread_over_its_nodes() {
     let per_node: Vec<usize> = cluster
         .nodes()
         .iter()
-        .map(|n| keys_on(n.port(), "quadriga:{q.*}:result:*"))
+        .map(|n| outcomes_on(n.port()))
         .collect();
     assert_eq!(
         per_node.iter().sum::<usize>(),

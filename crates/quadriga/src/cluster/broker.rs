@@ -15,7 +15,7 @@ use super::delivery::Delivery;
 use super::durability::Durability;
 use super::entry::{Entry, Item};
 use super::error::{Error, ErrorKind};
-use super::keys::{GROUP, Keys, TaskId};
+use super::keys::{BLOCK, GROUP, Keys, TaskId};
 use super::outcome::Outcome;
 use super::reader::{Reader, Slice};
 use super::reply;
@@ -92,6 +92,31 @@ pub struct DeadLetter {
     pub reason: String,
     /// How many times it had been delivered.
     pub deliveries: u64,
+}
+
+/// The largest list of outcomes a completion carries inline in its
+/// notification (larger ones the client reads from the entry's record).
+const INLINE_MAX: usize = 4096;
+
+/// An entry encoded for [`Broker::enqueue_encoded`].
+#[derive(Clone, Debug)]
+pub(crate) struct Encoded {
+    pub(crate) bytes: Vec<u8>,
+    /// Its first task.
+    pub(crate) first: TaskId,
+    /// How many items it has.
+    pub(crate) items: usize,
+}
+
+/// What a look-up by task id found.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Found {
+    /// Never enqueued, or its records expired.
+    Unknown,
+    /// Enqueued, no outcome yet.
+    Pending,
+    /// Its outcome.
+    Outcome(Outcome),
 }
 
 /// The part of a broker handle its clones share.
@@ -237,13 +262,16 @@ impl Broker {
     }
 
     /// A new entry of `task` with one item per input, on the next shard (round
-    /// robin), with fresh task ids. Nothing is sent: [`enqueue`](Self::enqueue)
-    /// it (as often as needed; it is added once).
+    /// robin), with fresh task ids: a block of [`BLOCK`](super::BLOCK)
+    /// sequence numbers of its own (more than that many inputs make an entry
+    /// that [`enqueue`](Self::enqueue) refuses). Nothing is sent: enqueue it
+    /// (as often as needed; it is added once).
     pub fn entry(&self, task: &str, inputs: Vec<Vec<u8>>, deadline_ms: Option<u64>) -> Entry {
         let s = &self.shared;
         let shard =
             (s.next_shard.fetch_add(1, Ordering::Relaxed) % u64::from(s.keys.shards())) as u16;
-        let first = s.next_seq.fetch_add(inputs.len() as u64, Ordering::Relaxed);
+        let blocks = (inputs.len() as u64).div_ceil(BLOCK).max(1);
+        let first = s.next_seq.fetch_add(blocks * BLOCK, Ordering::Relaxed);
         Entry {
             task: task.to_owned(),
             client: s.client,
@@ -258,11 +286,20 @@ impl Broker {
         }
     }
 
-    /// Adds `entry` to its shard's stream and marks each of its tasks as
-    /// enqueued; returns its stream id. An entry over the size limit is
+    /// Adds `entry` to its shard's stream and makes its record (so its tasks
+    /// are known); returns its stream id. An entry over the size limit is
     /// refused before anything is sent. Repeating it adds nothing and returns
     /// the same id.
     pub fn enqueue(&mut self, entry: &Entry) -> Result<String, Error> {
+        let encoded = self.encode(entry)?;
+        let mut ids = self.enqueue_encoded(entry.shard, &[encoded])?;
+        ids.pop()
+            .ok_or_else(|| Error::protocol("enqueue", "no stream id"))
+    }
+
+    /// `entry`'s bytes for [`enqueue_encoded`](Self::enqueue_encoded),
+    /// checked against the queue's shards and the size limit.
+    pub(crate) fn encode(&self, entry: &Entry) -> Result<Encoded, Error> {
         let s = &self.shared;
         if entry.shard >= s.keys.shards() {
             return Err(Error::new(
@@ -275,14 +312,43 @@ impl Broker {
             ));
         }
         let bytes = entry.encode(s.config.max_entry_bytes)?;
-        let mut call = scripts::ENQUEUE.key(s.keys.stream(entry.shard));
-        for id in entry.ids() {
-            call.key(s.keys.queued(id));
+        let first = entry
+            .ids()
+            .next()
+            .ok_or_else(|| Error::new(ErrorKind::Config, "an entry without tasks"))?;
+        Ok(Encoded {
+            bytes,
+            first,
+            items: entry.items.len(),
+        })
+    }
+
+    /// Adds encoded entries of `shard` in one script call (one round trip),
+    /// each once; returns their stream ids in order. Safe to repeat.
+    pub(crate) fn enqueue_encoded(
+        &mut self,
+        shard: u16,
+        entries: &[Encoded],
+    ) -> Result<Vec<String>, Error> {
+        let s = &self.shared;
+        let mut call = scripts::ENQUEUE.key(s.keys.stream(shard));
+        for e in entries {
+            debug_assert_eq!(e.first.shard, shard);
+            call.key(s.keys.record(e.first));
         }
-        call.arg(bytes).arg(secs(s.config.task_ttl));
+        call.arg(secs(s.config.task_ttl));
+        for e in entries {
+            call.arg(&e.bytes[..]).arg(e.first.seq % BLOCK).arg(e.items);
+        }
         let io = self.link.io_timeout();
         let v: Value = self.link.call("enqueueing", io, |con| call.invoke(con))?;
-        reply::text(&v, "enqueue's stream id")
+        let ids = reply::array(&v, "enqueue's stream ids")?;
+        if ids.len() != entries.len() {
+            return Err(Error::protocol("enqueue", "not one stream id per entry"));
+        }
+        ids.iter()
+            .map(|id| reply::text(id, "enqueue's stream id"))
+            .collect()
     }
 
     /// Extends the leases of entries this consumer holds (`(shard, id)`),
@@ -469,22 +535,24 @@ impl Broker {
             ));
         }
         let s = &self.shared;
+        let first = entry
+            .ids()
+            .next()
+            .ok_or_else(|| Error::new(ErrorKind::Config, "an entry without tasks"))?;
         let mut call = scripts::COMPLETE.key(s.keys.stream(delivery.shard));
-        call.key(s.keys.reply(delivery.shard, entry.client));
-        call.key(s.keys.dups(delivery.shard, entry.client));
-        for id in entry.ids() {
-            call.key(s.keys.result(id));
-        }
+        call.key(s.keys.reply(delivery.shard, entry.client))
+            .key(s.keys.dups(delivery.shard, entry.client))
+            .key(s.keys.record(first));
         call.arg(GROUP)
             .arg(&s.consumer)
             .arg(&delivery.id)
             .arg(secs(s.config.result_ttl))
             .arg(s.config.reply_maxlen)
-            .arg(seqs(entry))
-            .arg(u64::try_from(ran.as_nanos()).unwrap_or(u64::MAX));
-        for o in outcomes {
-            call.arg(o.encode());
-        }
+            .arg(first.seq)
+            .arg(entry.items.len())
+            .arg(u64::try_from(ran.as_nanos()).unwrap_or(u64::MAX))
+            .arg(Outcome::encode_many(outcomes))
+            .arg(INLINE_MAX);
         let io = self.link.io_timeout();
         let v: Value = self.link.call("completing", io, |con| call.invoke(con))?;
         let [status, written, kept] = reply::array(&v, "complete")? else {
@@ -515,15 +583,18 @@ impl Broker {
         let s = &self.shared;
         let mut call = scripts::DEAD_LETTER.key(s.keys.stream(delivery.shard));
         call.key(s.keys.dead(delivery.shard));
-        let (client, task, seq_text) = match &delivery.entry {
-            Ok(entry) => (entry.client, entry.task.as_str(), seqs(entry)),
-            Err(_) => (0, "", String::new()),
+        let (client, task, first, n) = match &delivery.entry {
+            Ok(entry) => (
+                entry.client,
+                entry.task.as_str(),
+                entry.ids().next(),
+                entry.items.len(),
+            ),
+            Err(_) => (0, "", None, 0),
         };
         call.key(s.keys.reply(delivery.shard, client));
-        if let Ok(entry) = &delivery.entry {
-            for id in entry.ids() {
-                call.key(s.keys.result(id));
-            }
+        if let Some(first) = first {
+            call.key(s.keys.record(first));
         }
         let mut lost = TaskError::new(TaskErrorKind::Lost, reason);
         if !task.is_empty() {
@@ -536,7 +607,8 @@ impl Broker {
             .arg(s.config.reply_maxlen)
             .arg(reason)
             .arg(delivery.deliveries)
-            .arg(seq_text)
+            .arg(first.map_or(0, |f| f.seq))
+            .arg(n)
             .arg(Outcome::Error(lost).encode());
         let io = self.link.io_timeout();
         let v: Value = self
@@ -560,21 +632,10 @@ impl Broker {
         if id.shard >= self.shared.keys.shards() {
             return Err(unknown(id, &self.shared.keys));
         }
-        let result = self.shared.keys.result(id);
-        let queued = self.shared.keys.queued(id);
-        // One round trip: both keys are in the task's shard's slot.
-        let (outcome, known): (Option<Vec<u8>>, bool) = self.link.query_pipe(
-            "fetching an outcome",
-            redis::pipe()
-                .cmd("GET")
-                .arg(&result)
-                .cmd("EXISTS")
-                .arg(&queued),
-        )?;
-        match outcome {
-            Some(bytes) => Outcome::decode(&bytes, self.shared.config.max_entry_bytes).map(Some),
-            None if known => Ok(None),
-            None => Err(unknown(id, &self.shared.keys)),
+        match self.look_up(&[id])?.pop() {
+            Some(Found::Outcome(outcome)) => Ok(Some(outcome)),
+            Some(Found::Pending) => Ok(None),
+            Some(Found::Unknown) | None => Err(unknown(id, &self.shared.keys)),
         }
     }
 
@@ -590,11 +651,19 @@ impl Broker {
         let mut total = 0u64;
         for shard in 0..keys.shards() {
             let key = keys.dups(shard, client);
-            let n: Option<u64> = self
-                .link
-                .call("reading the duplicate-run count", io, |con| {
-                    redis::cmd("GET").arg(&key).query(con)
-                })?;
+            let mut read = || {
+                self.link
+                    .call("reading the duplicate-run count", io, |con| {
+                        redis::cmd("GET").arg(&key).query::<Option<u64>>(con)
+                    })
+            };
+            // A read is safe to repeat: once more on a fresh connection when
+            // the one kept from before went stale (the broker restarted while
+            // this handle was idle).
+            let n = match read() {
+                Err(e) if e.kind() == ErrorKind::Connection => read()?,
+                other => other?,
+            };
             total += n.unwrap_or(0);
         }
         Ok(total)
@@ -609,18 +678,9 @@ impl Broker {
         if id.shard >= s.keys.shards() {
             return Err(unknown(id, &s.keys));
         }
-        let near = |seq: u64| s.keys.queued(TaskId { seq, ..id });
-        let next = near(id.seq.wrapping_add(1));
-        let prev = match id.seq.checked_sub(1) {
-            Some(seq) => near(seq),
-            None => next.clone(),
-        };
         let outcome = Outcome::Error(TaskError::cancelled("cancelled by its client"));
         let mut call = scripts::CANCEL.key(s.keys.stream(id.shard));
-        call.key(s.keys.queued(id))
-            .key(prev)
-            .key(next)
-            .key(s.keys.result(id))
+        call.key(s.keys.record(id))
             .key(s.keys.reply(id.shard, id.client))
             .key(s.keys.delayed(id.shard))
             .key(s.keys.delayed_entry(id));
@@ -629,7 +689,8 @@ impl Broker {
             .arg(outcome.encode())
             .arg(s.config.reply_maxlen)
             .arg(id.seq)
-            .arg(super::keys::token(id));
+            .arg(super::keys::token(id))
+            .arg(id.seq % BLOCK);
         let io = self.link.io_timeout();
         let v: Value = self.link.call("cancelling", io, |con| call.invoke(con))?;
         match reply::bytes(&v, "cancel's status")? {
@@ -720,18 +781,6 @@ fn unknown(id: TaskId, keys: &Keys) -> Error {
             keys.queue()
         ),
     )
-}
-
-/// The entry's sequence numbers as text, for notifications.
-fn seqs(entry: &Entry) -> String {
-    let mut out = String::new();
-    for item in &entry.items {
-        if !out.is_empty() {
-            out.push(' ');
-        }
-        out.push_str(&item.seq.to_string());
-    }
-    out
 }
 
 /// Whole seconds, at least one (Redis refuses a TTL of 0).

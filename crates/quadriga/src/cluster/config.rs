@@ -53,8 +53,9 @@ pub struct BrokerConfig {
     pub max_deliveries: u64,
     /// How long an outcome is kept under its task id (default 1 day).
     pub result_ttl: Duration,
-    /// How long a task's "enqueued" marker is kept: fetching an id after this
-    /// says unknown (default 7 days).
+    /// How long an entry's record is kept until it completes (then
+    /// `result_ttl` applies): fetching an id after this says unknown
+    /// (default 7 days).
     pub task_ttl: Duration,
     /// The largest entry accepted, encoded (default 16 MiB); larger inputs are
     /// refused before anything is sent.

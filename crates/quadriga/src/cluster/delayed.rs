@@ -11,7 +11,7 @@ use redis::Value;
 use super::broker::{Broker, secs};
 use super::entry::Entry;
 use super::error::{Error, ErrorKind};
-use super::keys::token;
+use super::keys::{BLOCK, token};
 use super::reply;
 use super::scripts;
 
@@ -59,14 +59,13 @@ impl Broker {
             .ok_or_else(|| Error::new(ErrorKind::Config, "an entry without tasks"))?;
         let bytes = entry.encode(config.max_entry_bytes)?;
         let mut call = scripts::ENQUEUE_DELAYED.key(keys.delayed(entry.shard));
-        call.key(keys.delayed_entry(first));
-        for id in entry.ids() {
-            call.key(keys.queued(id));
-        }
+        call.key(keys.delayed_entry(first)).key(keys.record(first));
         call.arg(bytes)
             .arg(secs(config.task_ttl))
             .arg(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX))
-            .arg(token(first));
+            .arg(token(first))
+            .arg(first.seq % BLOCK)
+            .arg(entry.items.len());
         let link = self.link();
         let io = link.io_timeout();
         let v: Value = link.call("enqueueing a delayed entry", io, |con| call.invoke(con))?;
@@ -78,7 +77,6 @@ impl Broker {
     /// entry moves once.
     pub fn promote_due(&mut self, max: usize) -> Result<Promoted, Error> {
         let keys = self.keys().clone();
-        let max_bytes = self.config().max_entry_bytes;
         let mut out = Promoted::default();
         for shard in 0..keys.shards() {
             let delayed = keys.delayed(shard);
@@ -99,21 +97,10 @@ impl Broker {
                 let t = reply::text(t, "a due token")?;
                 let (client, seq) = parse_token(&t)?;
                 let first = super::keys::TaskId { shard, client, seq };
-                let data = keys.delayed_entry(first);
-                let bytes: Option<Vec<u8>> = link.call("reading a due entry", io, |con| {
-                    redis::cmd("GET").arg(&data).query(con)
-                })?;
                 let mut call = scripts::PROMOTE.key(&delayed);
-                call.key(keys.stream(shard)).key(&data);
-                // Markers from the entry itself; bytes that do not decode
-                // travel as they are (their worker dead-letters them).
-                if let Some(entry) = bytes.and_then(|b| Entry::decode(&b, max_bytes).ok())
-                    && entry.shard == shard
-                {
-                    for id in entry.ids() {
-                        call.key(keys.queued(id));
-                    }
-                }
+                call.key(keys.stream(shard))
+                    .key(keys.delayed_entry(first))
+                    .key(keys.record(first));
                 call.arg(&t);
                 let v: Value = link.call("promoting a due entry", io, |con| call.invoke(con))?;
                 if v != Value::Nil {

@@ -20,13 +20,16 @@ use serde::de::{self, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::error::{Error, ErrorKind};
-use super::keys::TaskId;
+use super::keys::{BLOCK, TaskId};
 
 /// The stream field an entry travels in.
 pub const FIELD: &str = "e";
 
-/// The entry format's version (the first byte of the field).
-const VERSION: u8 = 1;
+/// The entry format's version (the first byte of the field). Version 2
+/// numbers an entry's items within one block (see `check_seqs`), whose
+/// outcomes live in one record; a worker of version 1 refuses it rather than
+/// write outcomes where no client looks.
+const VERSION: u8 = 2;
 
 /// The most items one entry may carry (a `map` chunk's cap as well).
 pub const MAX_ITEMS: usize = 65_536;
@@ -82,6 +85,7 @@ impl Entry {
     /// [`MAX_TASK_NAME`].
     pub fn encode(&self, max_bytes: usize) -> Result<Vec<u8>, Error> {
         check_shape(&self.task, self.items.len())?;
+        check_seqs(self.items.iter().map(|i| i.seq))?;
         let inputs: usize = self.items.iter().map(|i| i.input.len()).sum();
         // Cheap refusal before encoding anything huge.
         if inputs > max_bytes {
@@ -136,6 +140,7 @@ impl Entry {
             )));
         }
         check_shape(wire.task, wire.items.0.len()).map_err(|e| codec(e.message().into()))?;
+        check_seqs(wire.items.0.iter().map(|(seq, _)| *seq))?;
         Ok(Entry {
             task: wire.task.to_owned(),
             client: wire.client,
@@ -177,6 +182,27 @@ fn check_shape(task: &str, items: usize) -> Result<(), Error> {
         return Err(codec(format!(
             "an entry has 1 to {MAX_ITEMS} items (got {items})"
         )));
+    }
+    Ok(())
+}
+
+/// The items' sequence numbers must follow one another within one block of
+/// [`MAX_ITEMS`] (`seq >> 16` the same for all): the entry's outcomes live in
+/// one record named by that block (see `keys.rs`), so a task id alone finds
+/// them.
+fn check_seqs(mut seqs: impl Iterator<Item = u64>) -> Result<(), Error> {
+    let Some(first) = seqs.next() else {
+        return Ok(());
+    };
+    let mut expect = first;
+    for seq in seqs {
+        expect = expect.wrapping_add(1);
+        if seq != expect || seq / BLOCK != first / BLOCK {
+            return Err(codec(format!(
+                "the items' sequence numbers must follow one another within one block \
+                 of {BLOCK} (item {seq} after {first})"
+            )));
+        }
     }
     Ok(())
 }
@@ -318,6 +344,14 @@ mod tests {
 
     #[test]
     fn shapes_outside_the_limits_are_refused() {
+        let mut e = sample();
+        e.items[2].seq += 1;
+        assert!(e.encode(DEFAULT_MAX_ENTRY_BYTES).is_err(), "a gap");
+        let mut e = sample();
+        for (i, item) in e.items.iter_mut().enumerate() {
+            item.seq = BLOCK - 2 + i as u64;
+        }
+        assert!(e.encode(DEFAULT_MAX_ENTRY_BYTES).is_err(), "two blocks");
         let mut e = sample();
         e.items.clear();
         assert!(e.encode(DEFAULT_MAX_ENTRY_BYTES).is_err());

@@ -10,9 +10,8 @@
 //! |---|---|
 //! | `p:{q.s}:stream` | the shard's entries; consumer group [`GROUP`] |
 //! | `p:{q.s}:dead` | its dead letters (reason, deliveries, the original fields) |
-//! | `p:{q.s}:queued:<client>-<seq>` | written at enqueue: the task exists (value: its stream id) |
-//! | `p:{q.s}:result:<client>-<seq>` | the task's outcome, first writer wins, with a TTL |
-//! | `p:{q.s}:reply:<client>` | the client's notifications: which of its tasks finished |
+//! | `p:{q.s}:rec:<client>-<block>` | an entry's record, a hash (below), with a TTL |
+//! | `p:{q.s}:reply:<client>` | the client's notifications: which of its tasks finished (small outcomes inline) |
 //! | `p:{q.s}:delayed` | sorted set of delayed entries (token) by due time (server clock, ms) |
 //! | `p:{q.s}:delayed:<client>-<seq>` | a delayed entry's bytes, under its first task's token |
 //! | `p:{q.s}:dups:<client>` | how many of the client's tasks ran again after a lost worker |
@@ -21,7 +20,20 @@
 //! | `p:{q}:failures` | recent task failures with their errors (a stream capped near 200) |
 //!
 //! A task's shard is part of its [`TaskId`], so anyone holding the id finds
-//! its keys without asking anything else.
+//! its keys without asking anything else. A client numbers its entries'
+//! tasks in blocks of [`BLOCK`] sequence numbers, one block per entry (an
+//! entry has at most that many items), so the block of a task's `seq`
+//! names its entry's record: one key per entry, not per task, whatever the
+//! entry's size. The record's fields:
+//!
+//! | field | what |
+//! |---|---|
+//! | `at` | where the entry is: its stream id, or `d:<token>` while delayed (written at enqueue: the tasks exist) |
+//! | `lo`, `n` | its first item's index in the block, and how many items it has |
+//! | `out` | the outcomes, one per item in order ([`Outcome::encode_many`](super::Outcome::encode_many)); first writer wins |
+//! | `dead` | the one `lost` outcome of every item, when the entry was dead-lettered |
+//! | `x:<index>` | an outcome recorded for one item before the rest (a cancel); it wins over `out` |
+//! | `nx` | how many `x:` fields there are |
 
 use std::fmt;
 use std::str::FromStr;
@@ -30,6 +42,10 @@ use super::error::{Error, ErrorKind};
 
 /// The consumer group every shard's stream is read through.
 pub const GROUP: &str = "quadriga";
+
+/// How many sequence numbers a client gives each entry: an entry's tasks
+/// share `seq / BLOCK`, which names its record.
+pub const BLOCK: u64 = 1 << 16;
 
 /// The most shards a queue may have.
 pub const MAX_SHARDS: u16 = 1024;
@@ -141,23 +157,14 @@ impl Keys {
         format!("{}:dead", self.tag(shard))
     }
 
-    /// The marker written when task `id` was enqueued.
-    pub fn queued(&self, id: TaskId) -> String {
+    /// The record of the entry that carries task `id`: where it is, and its
+    /// tasks' outcomes (see the module docs).
+    pub fn record(&self, id: TaskId) -> String {
         format!(
-            "{}:queued:{:016x}-{}",
+            "{}:rec:{:016x}-{}",
             self.tag(id.shard),
             id.client,
-            id.seq
-        )
-    }
-
-    /// Where task `id`'s outcome is stored.
-    pub fn result(&self, id: TaskId) -> String {
-        format!(
-            "{}:result:{:016x}-{}",
-            self.tag(id.shard),
-            id.client,
-            id.seq
+            id.seq / BLOCK
         )
     }
 
@@ -220,8 +227,7 @@ mod tests {
         for key in [
             keys.stream(3),
             keys.dead(3),
-            keys.queued(id),
-            keys.result(id),
+            keys.record(id),
             keys.reply(3, 0xab),
             keys.dups(3, 0xab),
             keys.delayed(3),
@@ -233,6 +239,10 @@ mod tests {
             assert_eq!(&key[open..=close], tag, "{key}");
         }
         assert_eq!(keys.stream(0), "qd:{squares.0}:stream");
+        // The tasks of one entry share a record; the next block is another.
+        let block = |seq| keys.record(TaskId { seq, ..id });
+        assert_eq!(block(0), block(BLOCK - 1));
+        assert_ne!(block(BLOCK - 1), block(BLOCK));
         assert_eq!(keys.shard_of_stream(b"qd:{squares.2}:stream"), Some(2));
         assert_eq!(keys.shard_of_stream(b"qd:{other.2}:stream"), None);
     }

@@ -37,7 +37,11 @@
 //!   `keys.rs`). An **entry** is a batch of items of one task (`entry.rs`):
 //!   task name, client, shard, deadline, attempt, and per item a sequence
 //!   number and the encoded input. A [`TaskId`] is (shard, client, sequence).
-//! * **Enqueue** adds the entry and an "enqueued" marker per task, once.
+//! * **Enqueue** adds the entry and its **record**, once. An entry's tasks
+//!   share a block of [`BLOCK`] sequence numbers, so a task id names its
+//!   entry's record (one key per entry, however many tasks): where the entry
+//!   is, and later its outcomes. The pool's sender thread enqueues many
+//!   entries per round trip.
 //! * A worker **reads** only as many entries as it has free slots
 //!   ([`Reader`], its own connection for `BLOCK`).
 //! * **Lease = idle time** in the pending list. The holder's
@@ -45,10 +49,11 @@
 //!   JUSTID`: idle reset, delivery count kept). A [`sweep`](Broker::sweep)
 //!   reclaims entries idle past the lease (`XAUTOCLAIM`, count raised); past
 //!   the delivery limit the entry becomes a dead letter and its tasks `lost`.
-//! * **Fenced completion**: outcomes are recorded (first writer wins, with a
-//!   TTL), the entry acknowledged and the client told in one script, only if
-//!   the caller still holds the entry: a worker whose lease lapsed (paused,
-//!   partitioned) cannot ack or overwrite what a newer holder does.
+//! * **Fenced completion**: outcomes are recorded in the entry's record
+//!   (first writer wins, with a TTL), the entry acknowledged and the client
+//!   told (small outcomes inline, so it reads nothing more) in one script,
+//!   only if the caller still holds the entry: a worker whose lease lapsed
+//!   (paused, partitioned) cannot ack or overwrite what a newer holder does.
 //! * [`fetch`](Broker::fetch) by task id: the outcome, pending, or an error
 //!   for an id never enqueued (never "pending" for ever).
 //! * **Cancel** ([`Broker::cancel`]): the task's outcome becomes `cancelled`;
@@ -110,6 +115,7 @@ mod receiver;
 mod replies;
 mod reply;
 mod scripts;
+mod sender;
 mod status;
 mod worker;
 mod workers;
@@ -133,7 +139,7 @@ pub use error::{Error, ErrorKind};
 pub use failures::fuzz_parse_records;
 pub use failures::{Failure, MAX_FAILURES_KEPT, MAX_PER_ENTRY, read_failures};
 pub use isolation::Isolation;
-pub use keys::{GROUP, Keys, MAX_SHARDS, TaskId};
+pub use keys::{BLOCK, GROUP, Keys, MAX_SHARDS, TaskId};
 pub use outcome::Outcome;
 pub use pool::{ClusterPool, ClusterPoolBuilder};
 pub use reader::Reader;

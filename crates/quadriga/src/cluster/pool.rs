@@ -11,7 +11,9 @@ use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crossbeam_channel::Sender;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -22,16 +24,13 @@ use super::entry::{Entry, MAX_ITEMS};
 use super::error::{Error, ErrorKind};
 use super::outcome::Outcome;
 use super::receiver::{self, Collect, Dest, Retry, Table, Waiting};
+use super::sender::{self, Job};
 use crate::error::TaskError;
 use crate::executor::Shutdown;
 use crate::handle::{self, Completer, TaskHandle};
 use crate::map::{Chunk, Dispatch, Map, MapUnordered, Reply};
 use crate::task::Task;
 use crate::task::batch::Batch;
-
-/// How long a submission waits for a broker that does not answer (restarting,
-/// failing over) before its tasks end `lost`.
-const ENQUEUE_PATIENCE: Duration = Duration::from_secs(15);
 
 /// Configures and connects a [`ClusterPool`].
 ///
@@ -165,6 +164,17 @@ impl ClusterPoolBuilder {
             eprintln!("quadriga: warning: {warning}");
         }
         let table = Arc::new(Table::default());
+        let (jobs_tx, jobs_rx) = crossbeam_channel::unbounded::<Job>();
+        let sender = {
+            let broker = broker.try_clone();
+            let table = Arc::clone(&table);
+            std::thread::Builder::new()
+                .name("quadriga-cluster-sender".into())
+                .spawn(move || sender::run(broker, &table, &jobs_rx))
+                .map_err(|e| {
+                    Error::new(ErrorKind::Config, format!("could not start a thread: {e}"))
+                })?
+        };
         let receiver = {
             let broker = broker.try_clone();
             let table = Arc::clone(&table);
@@ -178,6 +188,8 @@ impl ClusterPoolBuilder {
         Ok(ClusterPool {
             control: Mutex::new(broker),
             table,
+            jobs: Mutex::new(Some(jobs_tx)),
+            sender: Mutex::new(Some(sender)),
             receiver: Mutex::new(Some(receiver)),
             closed: AtomicBool::new(false),
             max_in_flight: self.max_in_flight,
@@ -222,6 +234,9 @@ impl ClusterPoolBuilder {
 pub struct ClusterPool {
     control: Mutex<Broker>,
     table: Arc<Table>,
+    /// Entries for the sender thread (`sender.rs`); `None` once shut down.
+    jobs: Mutex<Option<Sender<Job>>>,
+    sender: Mutex<Option<JoinHandle<()>>>,
     receiver: Mutex<Option<JoinHandle<()>>>,
     closed: AtomicBool,
     max_in_flight: usize,
@@ -261,6 +276,9 @@ impl ClusterPool {
 
     /// Runs `task(input)` on a cluster worker.
     ///
+    /// Returns at once: the pool's sender thread enqueues the task, with
+    /// whatever else was submitted meanwhile, in one round trip. A broker
+    /// that does not answer within 15 s resolves the handle with that error.
     /// The input is refused (the handle resolves as a codec error, nothing
     /// sent) if it holds IPC objects or is larger than the entry limit.
     /// [`cancel`](TaskHandle::cancel) resolves the handle at once, as
@@ -278,6 +296,8 @@ impl ClusterPool {
     /// client or a worker: it survives a restart of either, and
     /// [`cancel`](TaskHandle::cancel) removes it. Workers move due tasks into
     /// the queue within about their poll interval (at most half a second).
+    /// Unlike [`submit`](Self::submit), it returns once the broker holds
+    /// the task (or gave up).
     pub fn submit_after<T: Task>(
         &self,
         task: T,
@@ -356,10 +376,14 @@ impl ClusterPool {
     }
 
     /// Puts `entry`'s tasks in the table (item `i` of the entry answers
-    /// `dest`'s item `indices[i]`), then enqueues it. An entry that is too
-    /// large is split in halves; a single item that is, fails as a codec
-    /// error. A broker that does not answer (restarting, say) is tried again
-    /// with back-off for up to [`ENQUEUE_PATIENCE`]; each repeat is safe.
+    /// `dest`'s item `indices[i]`), then has it enqueued: by the sender
+    /// thread, which sends many entries per round trip, or, when it is held
+    /// for a `delay`, at once by this thread (while `broker`, the control
+    /// handle, is held). Either way an entry that is too large is split in
+    /// halves (a single item that is, fails as a codec error) and a broker
+    /// that does not answer (restarting, say) is tried again with back-off
+    /// for up to [`ENQUEUE_PATIENCE`](sender::ENQUEUE_PATIENCE); each repeat
+    /// is safe.
     fn send(
         &self,
         broker: &mut Broker,
@@ -368,64 +392,49 @@ impl ClusterPool {
         dest: &Dest,
         delay: Option<Duration>,
     ) {
-        let ids: Vec<_> = entry.ids().collect();
-        for ((&id, &index), item) in ids.iter().zip(indices).zip(&entry.items) {
-            let retry = (self.retries_on_task_error > 0).then(|| Retry {
-                task: entry.task.clone(),
-                input: item.input.clone(),
-                left: self.retries_on_task_error,
-                backoff: self.retry_backoff,
-                attempt: 0,
-                first: id,
-            });
-            self.table.add(
-                id,
-                Waiting {
-                    dest: Arc::clone(dest),
-                    index,
-                    retry,
-                },
+        self.table
+            .add_all(
+                entry
+                    .ids()
+                    .zip(indices)
+                    .zip(&entry.items)
+                    .map(|((id, &index), item)| {
+                        let retry = (self.retries_on_task_error > 0).then(|| Retry {
+                            task: entry.task.clone(),
+                            input: item.input.clone(),
+                            left: self.retries_on_task_error,
+                            backoff: self.retry_backoff,
+                            attempt: 0,
+                            first: id,
+                        });
+                        let waiting = Waiting {
+                            dest: Arc::clone(dest),
+                            index,
+                            retry,
+                        };
+                        (id, waiting)
+                    }),
             );
-        }
-        let give_up = Instant::now() + ENQUEUE_PATIENCE;
-        let mut tries = 0u32;
-        let err = loop {
-            let sent = match delay {
-                Some(delay) if !delay.is_zero() => broker.enqueue_after(&entry, delay),
-                _ => broker.enqueue(&entry),
-            };
-            match sent {
-                Ok(_) => return,
-                Err(e)
-                    if Instant::now() < give_up
-                        && matches!(e.kind(), ErrorKind::Connection | ErrorKind::Unreachable) =>
-                {
-                    tries += 1;
-                    std::thread::sleep(Duration::from_millis((25 << tries.min(5)).min(500)));
-                }
-                Err(e) => break e,
-            }
-        };
-        let taken: Vec<Waiting> = ids.iter().filter_map(|&id| self.table.remove(id)).collect();
-        if err.kind() == ErrorKind::TooLarge && entry.items.len() > 1 {
-            let task = entry.task;
-            let mut items = entry.items;
-            let back = items.split_off(items.len() / 2);
-            let (front_at, back_at) = indices.split_at(items.len());
-            for (part, at) in [(items, front_at), (back, back_at)] {
-                let e = broker.entry(&task, part.into_iter().map(|i| i.input).collect(), None);
-                self.send(broker, e, at, dest, delay);
-            }
+        let job = Job { entry, delay };
+        if delay.is_some_and(|d| !d.is_zero()) {
+            sender::send(broker, &self.table, vec![job]);
             return;
         }
-        let task_err = err.to_task_error();
-        for w in taken {
-            receiver::deliver(
-                &w.dest,
-                w.index,
-                Outcome::Error(task_err.clone()),
-                Duration::ZERO,
-            );
+        let jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
+        match jobs.as_ref() {
+            Some(jobs) => {
+                // Counted before it is queued: a cancel taken after this
+                // waits for the sender to settle it (see `sender.rs`).
+                self.table.pushed.fetch_add(1, Ordering::AcqRel);
+                if let Err(unsent) = jobs.send(job) {
+                    self.table.sent.fetch_add(1, Ordering::AcqRel);
+                    sender::send(broker, &self.table, vec![unsent.0]);
+                }
+            }
+            None => {
+                drop(jobs);
+                sender::send(broker, &self.table, vec![job]);
+            }
         }
     }
 
@@ -460,6 +469,13 @@ impl ClusterPool {
         match mode {
             Shutdown::Wait => self.table.wait_empty(),
             Shutdown::Cancel => self.table.clear(),
+        }
+        // The sender finishes what it holds (nothing waits for it now: it
+        // drops what it has), then stops.
+        drop(self.jobs.lock().unwrap_or_else(|p| p.into_inner()).take());
+        let thread = self.sender.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(thread) = thread {
+            let _ = thread.join();
         }
         self.table.stop();
         let thread = self

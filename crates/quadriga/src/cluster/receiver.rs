@@ -14,14 +14,15 @@
 //! (removing a waiting task, stopping a running one) before its next read.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 use super::broker::Broker;
 use super::error::{Error, ErrorKind};
-use super::keys::TaskId;
+use super::keys::{self, TaskId};
 use super::outcome::Outcome;
+use super::replies::Notice;
 use crate::TaskErrorKind;
 
 /// How long one blocking read of the reply streams waits (and so how long a
@@ -66,14 +67,118 @@ pub(crate) struct Waiting {
     pub(crate) retry: Option<Retry>,
 }
 
+/// The waiting tasks, grouped by entry: a client's entries each have their
+/// own block of sequence numbers (`keys.rs`), so a task is found by its
+/// block, then by its place in it, and a map chunk of many thousand tasks
+/// costs one hash-map slot, not one per task.
+#[derive(Default)]
+pub(crate) struct Waits {
+    blocks: HashMap<u64, Block>,
+    tasks: usize,
+}
+
+/// The waiting tasks of one block: slot `i` is sequence number `lo + i`.
+struct Block {
+    shard: u16,
+    client: u64,
+    lo: u64,
+    slots: Vec<Option<Waiting>>,
+    live: usize,
+}
+
+impl Waits {
+    fn insert(&mut self, id: TaskId, waiting: Waiting) {
+        let block = self
+            .blocks
+            .entry(id.seq / keys::BLOCK)
+            .or_insert_with(|| Block {
+                shard: id.shard,
+                client: id.client,
+                lo: id.seq,
+                slots: Vec::new(),
+                live: 0,
+            });
+        if id.seq < block.lo {
+            let more = (block.lo - id.seq) as usize;
+            block
+                .slots
+                .splice(0..0, std::iter::repeat_with(|| None).take(more));
+            block.lo = id.seq;
+        }
+        let i = (id.seq - block.lo) as usize;
+        if block.slots.len() <= i {
+            block.slots.resize_with(i + 1, || None);
+        }
+        if block.slots[i].replace(waiting).is_none() {
+            block.live += 1;
+            self.tasks += 1;
+        }
+    }
+
+    pub(crate) fn remove(&mut self, id: TaskId) -> Option<Waiting> {
+        let key = id.seq / keys::BLOCK;
+        let block = self.blocks.get_mut(&key)?;
+        if block.shard != id.shard || block.client != id.client || id.seq < block.lo {
+            return None;
+        }
+        let w = block.slots.get_mut((id.seq - block.lo) as usize)?.take()?;
+        block.live -= 1;
+        self.tasks -= 1;
+        if block.live == 0 {
+            self.blocks.remove(&key);
+        }
+        Some(w)
+    }
+
+    pub(crate) fn contains(&self, id: TaskId) -> bool {
+        self.blocks.get(&(id.seq / keys::BLOCK)).is_some_and(|b| {
+            b.shard == id.shard
+                && b.client == id.client
+                && id.seq >= b.lo
+                && b.slots
+                    .get((id.seq - b.lo) as usize)
+                    .is_some_and(Option::is_some)
+        })
+    }
+
+    fn ids(&self) -> Vec<TaskId> {
+        let mut out = Vec::with_capacity(self.tasks);
+        for b in self.blocks.values() {
+            for (i, slot) in b.slots.iter().enumerate() {
+                if slot.is_some() {
+                    out.push(TaskId {
+                        shard: b.shard,
+                        client: b.client,
+                        seq: b.lo + i as u64,
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.tasks
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.tasks == 0
+    }
+}
+
 /// The tasks waiting for an outcome, by id.
 #[derive(Default)]
 pub(crate) struct Table {
-    map: Mutex<HashMap<TaskId, Waiting>>,
+    map: Mutex<Waits>,
     empty: Condvar,
     stop: AtomicBool,
-    /// Tasks whose handles were cancelled, to cancel on the broker.
-    cancels: Mutex<Vec<TaskId>>,
+    /// Tasks whose handles were cancelled, to cancel on the broker, each
+    /// with the count of entries handed to the sender by then.
+    cancels: Mutex<Vec<(TaskId, u64)>>,
+    /// Entries handed to the sender thread (`sender.rs`), and entries it
+    /// settled (enqueued, failed or dropped as cancelled), in order.
+    pub(crate) pushed: AtomicU64,
+    pub(crate) sent: AtomicU64,
     /// Retried tasks: the id submitted → the id of the current attempt.
     retried: Mutex<HashMap<TaskId, TaskId>>,
 }
@@ -87,7 +192,7 @@ impl std::fmt::Debug for Table {
 }
 
 impl Table {
-    fn lock(&self) -> MutexGuard<'_, HashMap<TaskId, Waiting>> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Waits> {
         self.map.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -95,10 +200,37 @@ impl Table {
         self.lock().insert(id, waiting);
     }
 
+    /// Adds many tasks at once.
+    pub(crate) fn add_all(&self, tasks: impl IntoIterator<Item = (TaskId, Waiting)>) {
+        let mut map = self.lock();
+        for (id, w) in tasks {
+            map.insert(id, w);
+        }
+    }
+
+    /// Whether task `id` waits.
+    pub(crate) fn contains(&self, id: TaskId) -> bool {
+        self.lock().contains(id)
+    }
+
+    /// The task waiting under `old` waits under `new` instead (its entry was
+    /// split); the table is never empty in between.
+    pub(crate) fn rename(&self, old: TaskId, new: TaskId) {
+        let mut map = self.lock();
+        if let Some(mut w) = map.remove(old) {
+            if let Some(retry) = &mut w.retry
+                && retry.first == old
+            {
+                retry.first = new;
+            }
+            map.insert(new, w);
+        }
+    }
+
     /// Takes a task out of the table (its outcome came, or it was cancelled).
     pub(crate) fn remove(&self, id: TaskId) -> Option<Waiting> {
         let mut map = self.lock();
-        let w = map.remove(&id);
+        let w = map.remove(id);
         if map.is_empty() {
             self.empty.notify_all();
         }
@@ -136,10 +268,11 @@ impl Table {
             .remove(&id)
             .unwrap_or(id);
         if self.remove(id).is_some() {
+            let ticket = self.pushed.load(Ordering::Acquire);
             self.cancels
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .push(id);
+                .push((id, ticket));
         }
     }
 
@@ -158,16 +291,12 @@ pub(crate) fn run(mut broker: Broker, table: &Table) {
         let step = if let Err(e) = cancel(&mut broker, table) {
             Err(e)
         } else if recheck {
-            let ids: Vec<(TaskId, Duration)> = table
-                .lock()
-                .keys()
-                .map(|&id| (id, Duration::ZERO))
-                .collect();
-            settle(&mut broker, table, &ids).map(|()| recheck = false)
+            let ids: Vec<TaskId> = table.lock().ids();
+            fetch_and_settle(&mut broker, table, &ids, Duration::ZERO).map(|()| recheck = false)
         } else {
             broker
                 .read_replies(&mut after, BLOCK, 4096)
-                .and_then(|ids| settle(&mut broker, table, &ids))
+                .and_then(|notices| settle(&mut broker, table, notices))
         };
         match step {
             Ok(()) => failures = 0,
@@ -188,101 +317,266 @@ pub(crate) fn run(mut broker: Broker, table: &Table) {
 }
 
 /// Cancels on the broker the tasks whose handles were cancelled; those not
-/// done when the broker fails are kept for the next turn.
+/// done when the broker fails are kept for the next turn, and so are those
+/// the broker does not know yet while their entry may still be on its way
+/// (handed to the sender before the cancel, not settled by it yet).
 fn cancel(broker: &mut Broker, table: &Table) -> Result<(), Error> {
     let ids = std::mem::take(&mut *table.cancels.lock().unwrap_or_else(|p| p.into_inner()));
-    for (i, &id) in ids.iter().enumerate() {
+    let mut later = Vec::new();
+    for (i, &(id, ticket)) in ids.iter().enumerate() {
         match broker.cancel(id) {
             Ok(_) => {}
-            // Never enqueued (its submission failed): nothing to cancel.
+            Err(e)
+                if e.kind() == ErrorKind::UnknownTask
+                    && table.sent.load(Ordering::Acquire) < ticket =>
+            {
+                later.push((id, ticket));
+            }
+            // Never enqueued (its submission failed, or the sender dropped
+            // it as cancelled): nothing to cancel.
             Err(e) if e.kind() == ErrorKind::UnknownTask => {}
             Err(e) => {
                 table
                     .cancels
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
-                    .extend_from_slice(&ids[i..]);
+                    .extend(later.into_iter().chain(ids[i..].iter().copied()));
                 return Err(e);
             }
         }
+    }
+    table
+        .cancels
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .extend(later);
+    Ok(())
+}
+
+/// Settles the tasks named by `notices` that are still waiting: with the
+/// outcomes carried inline, or fetched from their entries' records.
+fn settle(broker: &mut Broker, table: &Table, notices: Vec<Notice>) -> Result<(), Error> {
+    let mut known = Vec::new();
+    let mut fetch: Vec<(TaskId, Duration)> = Vec::new();
+    {
+        let mut map = table.lock();
+        for notice in &notices {
+            for (i, id) in notice.ids().enumerate() {
+                if !map.contains(id) {
+                    continue;
+                }
+                match notice.outcome(i) {
+                    Some(outcome) => {
+                        if let Some(w) = map.remove(id) {
+                            known.push((w, outcome, notice.ran));
+                        }
+                    }
+                    None => fetch.push((id, notice.ran)),
+                }
+            }
+        }
+    }
+    resolve_all(broker, table, known);
+    if !fetch.is_empty() {
+        let ids: Vec<TaskId> = fetch.iter().map(|&(id, _)| id).collect();
+        let outcomes = broker.fetch_many(&ids)?;
+        let mut found = Vec::new();
+        {
+            let mut map = table.lock();
+            for ((id, ran), outcome) in fetch.into_iter().zip(outcomes) {
+                if let Some(outcome) = outcome
+                    && let Some(w) = map.remove(id)
+                {
+                    found.push((w, outcome, ran));
+                }
+            }
+        }
+        resolve_all(broker, table, found);
     }
     Ok(())
 }
 
 /// Fetches the outcomes of those of `ids` still waiting and delivers them.
-fn settle(broker: &mut Broker, table: &Table, ids: &[(TaskId, Duration)]) -> Result<(), Error> {
-    let waiting: Vec<(TaskId, Duration)> = {
+fn fetch_and_settle(
+    broker: &mut Broker,
+    table: &Table,
+    ids: &[TaskId],
+    ran: Duration,
+) -> Result<(), Error> {
+    let waiting: Vec<TaskId> = {
         let map = table.lock();
-        ids.iter()
-            .copied()
-            .filter(|(id, _)| map.contains_key(id))
-            .collect()
+        ids.iter().copied().filter(|&id| map.contains(id)).collect()
     };
     if waiting.is_empty() {
         return Ok(());
     }
-    let just_ids: Vec<TaskId> = waiting.iter().map(|&(id, _)| id).collect();
-    let outcomes = broker.fetch_many(&just_ids)?;
-    for ((id, ran), outcome) in waiting.into_iter().zip(outcomes) {
-        let Some(outcome) = outcome else { continue };
-        let Some(mut w) = table.lock().remove(&id) else {
-            continue; // cancelled meanwhile
-        };
-        if let Some(retry) = w
-            .retry
-            .as_mut()
-            .filter(|r| r.left > 0 && retryable(&outcome))
-        {
-            retry.left -= 1;
-            let mut entry = broker.entry(&retry.task, vec![retry.input.clone()], None);
-            retry.attempt += 1;
-            entry.attempt = retry.attempt;
-            let delay = retry.backoff;
-            retry.backoff = (retry.backoff * 2).min(Duration::from_secs(60));
-            let new_id = entry.ids().next().expect("one item");
-            let first = retry.first;
-            table.add(new_id, w);
-            table
-                .retried
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(first, new_id);
-            let sent = if delay.is_zero() {
-                broker.enqueue(&entry)
-            } else {
-                broker.enqueue_after(&entry, delay)
-            };
-            if let Err(e) = sent
-                && let Some(w) = table.remove(new_id)
+    let outcomes = broker.fetch_many(&waiting)?;
+    let mut found = Vec::new();
+    {
+        let mut map = table.lock();
+        for (id, outcome) in waiting.into_iter().zip(outcomes) {
+            if let Some(outcome) = outcome
+                && let Some(w) = map.remove(id)
             {
-                table
-                    .retried
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(&first);
-                deliver(&w.dest, w.index, Outcome::Error(e.to_task_error()), ran);
+                found.push((w, outcome, ran));
             }
-            continue;
         }
-        if let Some(retry) = &w.retry
-            && retry.attempt > 0
+    }
+    resolve_all(broker, table, found);
+    Ok(())
+}
+
+/// Resolves tasks taken out of the table with their outcomes (see
+/// [`resolve`]), handing runs of one destination over under one lock, and
+/// wakes a shutdown waiting for the table to empty.
+fn resolve_all(broker: &mut Broker, table: &Table, done: Vec<(Waiting, Outcome, Duration)>) {
+    if done.is_empty() {
+        return;
+    }
+    let mut run: Vec<(usize, Outcome, Duration)> = Vec::new();
+    let mut run_dest: Option<Dest> = None;
+    for (w, outcome, ran) in done {
+        let Some((w, outcome)) = resolve(broker, table, w, outcome) else {
+            continue;
+        };
+        if run_dest.as_ref().is_some_and(|d| !Arc::ptr_eq(d, &w.dest)) {
+            deliver_run(run_dest.take(), &mut run);
+        }
+        run_dest.get_or_insert(w.dest);
+        run.push((w.index, outcome, ran));
+    }
+    deliver_run(run_dest, &mut run);
+    let map = table.lock();
+    if map.is_empty() {
+        table.empty.notify_all();
+    }
+}
+
+fn deliver_run(dest: Option<Dest>, run: &mut Vec<(usize, Outcome, Duration)>) {
+    if let Some(dest) = dest {
+        let mut d = dest.lock().unwrap_or_else(|p| p.into_inner());
+        for (index, outcome, ran) in run.drain(..) {
+            d.put(index, outcome, ran);
+        }
+    }
+}
+
+/// A task taken out of the table with its outcome: enqueued again (under a
+/// new id, waiting again) when it failed and has retries left, else handed
+/// back to be delivered.
+fn resolve(
+    broker: &mut Broker,
+    table: &Table,
+    mut w: Waiting,
+    outcome: Outcome,
+) -> Option<(Waiting, Outcome)> {
+    if let Some(retry) = w
+        .retry
+        .as_mut()
+        .filter(|r| r.left > 0 && retryable(&outcome))
+    {
+        retry.left -= 1;
+        let mut entry = broker.entry(&retry.task, vec![retry.input.clone()], None);
+        retry.attempt += 1;
+        entry.attempt = retry.attempt;
+        let delay = retry.backoff;
+        retry.backoff = (retry.backoff * 2).min(Duration::from_secs(60));
+        let new_id = entry.ids().next().expect("one item");
+        let first = retry.first;
+        table.add(new_id, w);
+        table
+            .retried
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(first, new_id);
+        let sent = if delay.is_zero() {
+            broker.enqueue(&entry)
+        } else {
+            broker.enqueue_after(&entry, delay)
+        };
+        if let Err(e) = sent
+            && let Some(w) = table.remove(new_id)
         {
             table
                 .retried
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .remove(&retry.first);
+                .remove(&first);
+            return Some((w, Outcome::Error(e.to_task_error())));
         }
-        if table.lock().is_empty() {
-            table.empty.notify_all();
-        }
-        deliver(&w.dest, w.index, outcome, ran);
+        return None;
     }
-    Ok(())
+    if let Some(retry) = &w.retry
+        && retry.attempt > 0
+    {
+        table
+            .retried
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&retry.first);
+    }
+    Some((w, outcome))
 }
 
 /// Task errors are retried; `lost`, codec and cancellation are not.
 fn retryable(outcome: &Outcome) -> bool {
     matches!(outcome, Outcome::Error(e)
         if matches!(e.kind(), TaskErrorKind::Failed | TaskErrorKind::Panicked))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Sink;
+
+    impl Collect for Sink {
+        fn put(&mut self, _index: usize, _outcome: Outcome, _ran: Duration) {}
+    }
+
+    fn waiting(index: usize) -> Waiting {
+        Waiting {
+            dest: Arc::new(Mutex::new(Sink)),
+            index,
+            retry: None,
+        }
+    }
+
+    fn id(shard: u16, seq: u64) -> TaskId {
+        TaskId {
+            shard,
+            client: 7,
+            seq,
+        }
+    }
+
+    #[test]
+    fn waits_find_tasks_by_block_and_place() {
+        let mut w = Waits::default();
+        let block = keys::BLOCK;
+        // A chunk of three, a single task in the next block, and a task
+        // added before the first of its block (the slots shift).
+        for seq in [5, 6, 7] {
+            w.insert(id(0, seq), waiting(seq as usize));
+        }
+        w.insert(id(1, block), waiting(100));
+        w.insert(id(0, 2), waiting(2));
+        assert_eq!(w.len(), 5);
+        assert!(w.contains(id(0, 6)) && w.contains(id(0, 2)));
+        assert!(!w.contains(id(0, 4)), "a gap");
+        assert!(!w.contains(id(0, 8)), "past the end");
+        assert!(!w.contains(id(1, 6)), "another shard");
+        assert!(!w.contains(id(0, block)), "same block number, other shard");
+        let mut ids = w.ids();
+        ids.sort();
+        assert_eq!(ids, [id(0, 2), id(0, 5), id(0, 6), id(0, 7), id(1, block)]);
+        assert_eq!(w.remove(id(0, 6)).map(|w| w.index), Some(6));
+        assert!(w.remove(id(0, 6)).is_none(), "once");
+        for seq in [2, 5, 7] {
+            assert!(w.remove(id(0, seq)).is_some());
+        }
+        assert!(w.blocks.len() == 1 && w.len() == 1, "an emptied block goes");
+        assert!(w.remove(id(1, block)).is_some());
+        assert!(w.is_empty() && w.blocks.is_empty());
+    }
 }

@@ -1,13 +1,14 @@
 //! The client's side of completions: reading its reply streams (which of its
 //! tasks finished) and fetching many outcomes in one round trip per shard.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use redis::Value;
 
-use super::broker::{Broker, random};
+use super::broker::{Broker, Found, random};
 use super::error::Error;
-use super::keys::TaskId;
+use super::keys::{BLOCK, TaskId};
 use super::outcome::Outcome;
 use super::reader::stream_entries;
 use super::reply;
@@ -17,14 +18,15 @@ impl Broker {
     /// Reads this client's notifications on every shard after the ids in
     /// `after` (one per shard, `0-0` at first; moved past what was read),
     /// waiting up to `block` when there are none. Returns the finished task
-    /// ids, each with how long its entry ran on the worker (zero when not
-    /// told). A plain `XREAD`: reading again from the same ids repeats it.
+    /// tasks, with how long their entry ran on the worker (zero when not
+    /// told) and their outcomes when small enough to travel inline. A plain
+    /// `XREAD`: reading again from the same ids repeats it.
     pub(crate) fn read_replies(
         &mut self,
         after: &mut [String],
         block: Duration,
         count: usize,
-    ) -> Result<Vec<(TaskId, Duration)>, Error> {
+    ) -> Result<Vec<Notice>, Error> {
         let shards = self.keys().shards();
         if shards == 1 || !self.link().is_cluster() {
             let all: Vec<u16> = (0..shards).collect();
@@ -72,9 +74,10 @@ impl Broker {
         after: &mut [String],
         block: Option<Duration>,
         count: usize,
-    ) -> Result<Vec<(TaskId, Duration)>, Error> {
+    ) -> Result<Vec<Notice>, Error> {
         let keys = self.keys().clone();
         let client = self.client_id();
+        let max = self.config().max_entry_bytes;
         let mut cmd = redis::cmd("XREAD");
         cmd.arg("COUNT").arg(count.max(1));
         if let Some(block) = block {
@@ -104,58 +107,203 @@ impl Broker {
                     return Err(Error::protocol("XREAD", "an entry is not id, fields"));
                 };
                 after[usize::from(shard)] = reply::text(id, "a notification id")?;
-                let mut seqs = String::new();
-                let mut ran = Duration::ZERO;
-                for (field, value) in reply::pairs(fields, "a notification's fields")? {
-                    match reply::bytes(field, "a field")? {
-                        b"seqs" => seqs = reply::text(value, "seqs")?,
-                        b"ns" => {
-                            ran = Duration::from_nanos(reply::int(value, "ns")?.max(0) as u64);
-                        }
-                        _ => {}
-                    }
-                }
-                for seq in seqs.split_ascii_whitespace() {
-                    let seq = seq
-                        .parse()
-                        .map_err(|_| Error::protocol("XREAD", "a sequence number"))?;
-                    done.push((TaskId { shard, client, seq }, ran));
-                }
+                done.extend(Notice::parse(shard, client, fields, max)?);
             }
         }
         Ok(done)
     }
 
-    /// The recorded outcomes of `ids` (`None` where none is recorded yet), in
-    /// order: one `MGET` per shard and batch of 1,000. An outcome that does
-    /// not decode reads as a codec error of that task.
-    pub(crate) fn fetch_many(&mut self, ids: &[TaskId]) -> Result<Vec<Option<Outcome>>, Error> {
+    /// What is recorded for each of `ids`, in order: one round trip per
+    /// 1,000 entries' records (pipelined; a second one only for entries
+    /// with an item cancelled on its own). An entry's outcomes are decoded
+    /// once however many of its tasks are asked for; outcomes that do not
+    /// decode read as codec errors of their tasks.
+    pub(crate) fn look_up(&mut self, ids: &[TaskId]) -> Result<Vec<Found>, Error> {
         let keys = self.keys().clone();
         let max = self.config().max_entry_bytes;
-        let mut out = vec![None; ids.len()];
-        let mut order: Vec<usize> = (0..ids.len()).collect();
-        order.sort_by_key(|&i| ids[i].shard);
-        let link = self.link();
-        let io = link.io_timeout();
-        for group in order.chunk_by(|&a, &b| ids[a].shard == ids[b].shard) {
-            for batch in group.chunks(1000) {
-                let mut cmd = redis::cmd("MGET");
-                for &i in batch {
-                    cmd.arg(keys.result(ids[i]));
+        let mut out = vec![Found::Unknown; ids.len()];
+        // The asked ids by record, records in first-asked order.
+        let mut records: Vec<(String, Vec<usize>)> = Vec::new();
+        let mut at: HashMap<(u16, u64, u64), usize> = HashMap::new();
+        let mut last = None;
+        for (i, &id) in ids.iter().enumerate() {
+            // Named once per entry, not per task (a map chunk has thousands,
+            // asked for one after another).
+            let block = (id.shard, id.client, id.seq / BLOCK);
+            let r = match last {
+                Some((b, r)) if b == block => r,
+                _ => *at.entry(block).or_insert_with(|| {
+                    records.push((keys.record(id), Vec::new()));
+                    records.len() - 1
+                }),
+            };
+            last = Some((block, r));
+            records[r].1.push(i);
+        }
+        for batch in records.chunks(1000) {
+            let mut pipe = redis::pipe();
+            for (key, _) in batch {
+                pipe.cmd("HMGET")
+                    .arg(key)
+                    .arg(&["at", "lo", "n", "out", "dead", "nx"]);
+            }
+            let rows: Vec<Vec<Option<Vec<u8>>>> =
+                self.link().query_pipe("fetching outcomes", &pipe)?;
+            if rows.len() != batch.len() {
+                return Err(Error::protocol("HMGET", "not one reply per record"));
+            }
+            let mut singles = Vec::new();
+            for ((key, asked), row) in batch.iter().zip(rows) {
+                let [located, lo, n, all, dead, nx] = <[Option<Vec<u8>>; 6]>::try_from(row)
+                    .map_err(|_| Error::protocol("HMGET", "not six fields"))?;
+                if located.is_none() {
+                    continue; // unknown
                 }
-                let got: Vec<Option<Vec<u8>>> =
-                    link.call("fetching outcomes", io, |con| cmd.query(con))?;
-                if got.len() != batch.len() {
-                    return Err(Error::protocol("MGET", "not one value per key"));
+                let number = |v: &Option<Vec<u8>>| {
+                    v.as_deref()
+                        .and_then(|b| std::str::from_utf8(b).ok())
+                        .and_then(|t| t.parse::<u64>().ok())
+                };
+                let (Some(lo), Some(n)) = (number(&lo), number(&n)) else {
+                    return Err(Error::protocol("a record", "no item range"));
+                };
+                let list = all.map(|b| Outcome::decode_many(&b, max));
+                let dead = dead.map(|b| decode_or_codec(&b, max));
+                for &i in asked {
+                    let index = ids[i].seq % BLOCK;
+                    if index < lo || index >= lo + n {
+                        continue; // unknown
+                    }
+                    out[i] = match (&list, &dead) {
+                        (Some(Ok(list)), _) => {
+                            list.get((index - lo) as usize).cloned().map_or_else(
+                                || codec_error("no outcome for this item"),
+                                Found::Outcome,
+                            )
+                        }
+                        (Some(Err(e)), _) => codec_error(e.message()),
+                        (None, Some(dead)) => Found::Outcome(dead.clone()),
+                        (None, None) => Found::Pending,
+                    };
+                    if number(&nx).unwrap_or(0) > 0 {
+                        singles.push((key.clone(), i, index));
+                    }
                 }
-                for (&i, bytes) in batch.iter().zip(got) {
-                    out[i] = bytes.map(|b| {
-                        Outcome::decode(&b, max)
-                            .unwrap_or_else(|e| Outcome::Error(TaskError::codec(e.to_string())))
-                    });
+            }
+            if singles.is_empty() {
+                continue;
+            }
+            // Items cancelled on their own: their outcome wins.
+            let mut pipe = redis::pipe();
+            for (key, _, index) in &singles {
+                pipe.cmd("HGET").arg(key).arg(format!("x:{index}"));
+            }
+            let got: Vec<Option<Vec<u8>>> = self.link().query_pipe("fetching outcomes", &pipe)?;
+            for ((_, i, _), bytes) in singles.iter().zip(got) {
+                if let Some(bytes) = bytes {
+                    out[*i] = Found::Outcome(decode_or_codec(&bytes, max));
                 }
             }
         }
         Ok(out)
     }
+
+    /// The recorded outcomes of `ids` (`None` where none is recorded yet,
+    /// or none is known), in order.
+    pub(crate) fn fetch_many(&mut self, ids: &[TaskId]) -> Result<Vec<Option<Outcome>>, Error> {
+        Ok(self
+            .look_up(ids)?
+            .into_iter()
+            .map(|f| match f {
+                Found::Outcome(o) => Some(o),
+                Found::Pending | Found::Unknown => None,
+            })
+            .collect())
+    }
+}
+
+/// One notification: the tasks `first.seq .. first.seq + n` finished, their
+/// entry ran for `ran` on its worker, and their outcomes when carried
+/// inline.
+#[derive(Debug)]
+pub(crate) struct Notice {
+    pub(crate) first: TaskId,
+    pub(crate) n: u64,
+    pub(crate) ran: Duration,
+    pub(crate) inline: Option<Inline>,
+}
+
+/// Outcomes a notification carries.
+#[derive(Debug)]
+pub(crate) enum Inline {
+    /// One per task, in order.
+    Each(Vec<Outcome>),
+    /// The same for every task (a dead letter's `lost`, a cancel).
+    All(Outcome),
+}
+
+impl Notice {
+    /// The ids it names.
+    pub(crate) fn ids(&self) -> impl Iterator<Item = TaskId> + '_ {
+        (0..self.n).map(|i| TaskId {
+            seq: self.first.seq + i,
+            ..self.first
+        })
+    }
+
+    /// The outcome of the `i`th task it names, if carried inline.
+    pub(crate) fn outcome(&self, i: usize) -> Option<Outcome> {
+        match &self.inline {
+            Some(Inline::Each(list)) => list.get(i).cloned(),
+            Some(Inline::All(o)) => Some(o.clone()),
+            None => None,
+        }
+    }
+
+    /// Reads a notification's fields. A count past [`BLOCK`] is refused;
+    /// inline outcomes that do not decode are left to be fetched.
+    fn parse(shard: u16, client: u64, fields: &Value, max: usize) -> Result<Option<Notice>, Error> {
+        let mut first = None;
+        let mut n = 0u64;
+        let mut ran = Duration::ZERO;
+        let mut inline = None;
+        for (field, value) in reply::pairs(fields, "a notification's fields")? {
+            match reply::bytes(field, "a field")? {
+                b"first" => first = Some(reply::int(value, "first")?.max(0) as u64),
+                b"n" => n = reply::int(value, "n")?.max(0) as u64,
+                b"ns" => ran = Duration::from_nanos(reply::int(value, "ns")?.max(0) as u64),
+                b"out" => {
+                    inline = Outcome::decode_many(reply::bytes(value, "out")?, max)
+                        .ok()
+                        .map(Inline::Each);
+                }
+                b"all" => {
+                    inline = Outcome::decode(reply::bytes(value, "all")?, max)
+                        .ok()
+                        .map(Inline::All);
+                }
+                _ => {}
+            }
+        }
+        let Some(seq) = first else {
+            return Ok(None);
+        };
+        if n > BLOCK || matches!(&inline, Some(Inline::Each(l)) if l.len() as u64 != n) {
+            return Err(Error::protocol("XREAD", "a notification's count"));
+        }
+        Ok(Some(Notice {
+            first: TaskId { shard, client, seq },
+            n,
+            ran,
+            inline,
+        }))
+    }
+}
+
+fn decode_or_codec(bytes: &[u8], max: usize) -> Outcome {
+    Outcome::decode(bytes, max).unwrap_or_else(|e| Outcome::Error(TaskError::codec(e.to_string())))
+}
+
+fn codec_error(why: &str) -> Found {
+    Found::Outcome(Outcome::Error(TaskError::codec(why)))
 }

@@ -12,25 +12,31 @@ use std::sync::LazyLock;
 
 use redis::Script;
 
-/// Enqueue, once.
+/// Enqueue entries, each once.
 ///
-/// `KEYS[1]` the shard's stream, `KEYS[2..]` the queued markers of the
-/// entry's tasks. `ARGV[1]` the entry's bytes, `ARGV[2]` the markers' TTL (s).
-/// Returns the stream id.
+/// `KEYS[1]` the shard's stream, `KEYS[2..]` the records of the entries
+/// (`keys.rs`), one per entry. `ARGV[1]` the records' TTL (s), then for each
+/// entry its bytes, its first item's index in its block and its item count.
+/// Returns the entries' stream ids, in order.
 ///
-/// If the first task's marker exists, the entry was added before (this is a
-/// repeat): its stream id is returned and nothing is added. Otherwise the entry
-/// is added and every marker is set to its stream id.
+/// An entry whose record exists was added before (this is a repeat): its
+/// stream id is returned and nothing is added. Otherwise the entry is added
+/// and its record made (`at`, `lo`, `n`).
 pub(crate) static ENQUEUE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-local done = redis.call('GET', KEYS[2])
-if done then return done end
-local id = redis.call('XADD', KEYS[1], '*', 'e', ARGV[1])
-for i = 2, #KEYS do
-  redis.call('SET', KEYS[i], id, 'EX', ARGV[2])
+local out = {}
+for k = 2, #KEYS do
+  local a = 2 + (k - 2) * 3
+  local id = redis.call('HGET', KEYS[k], 'at')
+  if not id then
+    id = redis.call('XADD', KEYS[1], '*', 'e', ARGV[a])
+    redis.call('HSET', KEYS[k], 'at', id, 'lo', ARGV[a + 1], 'n', ARGV[a + 2])
+    redis.call('EXPIRE', KEYS[k], ARGV[1])
+  end
+  out[#out + 1] = id
 end
-return id
+return out
 ",
     )
 });
@@ -93,34 +99,34 @@ return {r[1], out}
 /// Complete: record outcomes and acknowledge, fenced.
 ///
 /// `KEYS[1]` the stream, `KEYS[2]` the client's reply stream, `KEYS[3]` the
-/// client's duplicate-run counter, `KEYS[4..]` the result keys of the entry's
-/// tasks. `ARGV[1]` the group, `ARGV[2]` the
-/// caller, `ARGV[3]` the entry id, `ARGV[4]` the results' TTL (s), `ARGV[5]`
-/// the reply stream's length cap, `ARGV[6]` the finished sequence numbers
-/// (text, for the notification), `ARGV[7]` how long the entry ran on the
-/// worker (ns, for the notification), `ARGV[8..]` one encoded outcome per
-/// result key. Returns `{status, written, kept}`:
+/// client's duplicate-run counter, `KEYS[4]` the entry's record. `ARGV[1]`
+/// the group, `ARGV[2]` the caller, `ARGV[3]` the entry id, `ARGV[4]` the
+/// outcomes' TTL (s), `ARGV[5]` the reply stream's length cap, `ARGV[6]` the
+/// entry's first sequence number, `ARGV[7]` its item count, `ARGV[8]` how
+/// long the entry ran on the worker (ns, for the notification), `ARGV[9]`
+/// the encoded outcomes (one list, item order), `ARGV[10]` the largest list
+/// carried inline in the notification (bytes). Returns `{status, written,
+/// kept}`:
 ///
-/// * `done`: the caller held the entry. Each outcome was `SET ... NX EX`
-///   (`written` new, `kept` already there: first writer wins), the entry was
-///   acknowledged and deleted, and the client was notified. An entry
-///   delivered `d > 1` times adds `items × (d - 1)` to the duplicate-run
-///   counter (once: a repeat finds the entry settled).
-/// * `again`: the entry is no longer pending and every result key already
-///   holds exactly these outcomes: a repeat (or an identical late result).
-///   Nothing changed.
-/// * `stale`: another consumer holds the entry, or it was settled with other
-///   outcomes: the caller's lease lapsed. Nothing changed.
+/// * `done`: the caller held the entry. The outcomes were stored in the
+///   record's `out` unless it had them (first writer wins); items that had
+///   an outcome already (`x:<index>`, a cancel) keep it (`kept`), the rest
+///   are `written`. The entry was acknowledged and deleted, and the client
+///   notified, with the outcomes inline when no item kept an earlier one and
+///   they are small. An entry delivered `d > 1` times adds `items × (d - 1)`
+///   to the duplicate-run counter (once: a repeat finds the entry settled).
+/// * `again`: the entry is no longer pending and its record holds exactly
+///   these outcomes: a repeat (or an identical late result). Nothing changed.
+/// * `stale`: another consumer holds the entry, or it was settled otherwise:
+///   the caller's lease lapsed. Nothing changed.
 pub(crate) static COMPLETE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-local n = #KEYS - 3
+local n = tonumber(ARGV[7])
 local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1)
 if #p == 0 then
-  for i = 1, n do
-    if redis.call('GET', KEYS[3 + i]) ~= ARGV[7 + i] then return {'stale', 0, 0} end
-  end
-  return {'again', 0, 0}
+  if redis.call('HGET', KEYS[4], 'out') == ARGV[9] then return {'again', 0, 0} end
+  return {'stale', 0, 0}
 end
 if p[1][2] ~= ARGV[2] then return {'stale', 0, 0} end
 local d = tonumber(p[1][4])
@@ -128,17 +134,20 @@ if d > 1 then
   redis.call('INCRBY', KEYS[3], n * (d - 1))
   redis.call('EXPIRE', KEYS[3], ARGV[4])
 end
-local written, kept = 0, 0
-for i = 1, n do
-  if redis.call('SET', KEYS[3 + i], ARGV[7 + i], 'NX', 'EX', ARGV[4]) then
-    written = written + 1
-  else
-    kept = kept + 1
-  end
+local kept = tonumber(redis.call('HGET', KEYS[4], 'nx') or '0')
+local written = n - kept
+if redis.call('HSETNX', KEYS[4], 'out', ARGV[9]) == 0 then
+  written = 0
+  kept = n
 end
+redis.call('EXPIRE', KEYS[4], ARGV[4])
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[3])
 redis.call('XDEL', KEYS[1], ARGV[3])
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', 'entry', ARGV[3], 'seqs', ARGV[6], 'ns', ARGV[7])
+if kept == 0 and #ARGV[9] <= tonumber(ARGV[10]) then
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', 'entry', ARGV[3], 'first', ARGV[6], 'n', ARGV[7], 'ns', ARGV[8], 'out', ARGV[9])
+else
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', 'entry', ARGV[3], 'first', ARGV[6], 'n', ARGV[7], 'ns', ARGV[8])
+end
 redis.call('EXPIRE', KEYS[2], ARGV[4])
 return {'done', written, kept}
 ",
@@ -148,18 +157,18 @@ return {'done', written, kept}
 /// Dead-letter an entry, fenced.
 ///
 /// `KEYS[1]` the stream, `KEYS[2]` the dead-letter stream, `KEYS[3]` the
-/// client's reply stream, `KEYS[4..]` the result keys of the entry's tasks
-/// (none for a foreign entry). `ARGV[1]` the group, `ARGV[2]` the caller,
-/// `ARGV[3]` the entry id, `ARGV[4]` the results' TTL (s), `ARGV[5]` the reply
-/// stream's cap, `ARGV[6]` the reason, `ARGV[7]` the delivery count,
-/// `ARGV[8]` the sequence numbers (text), `ARGV[9]` the encoded `lost`
-/// outcome. Returns `dead`, `gone` or `stale`:
+/// client's reply stream, `KEYS[4]` the entry's record (absent for a foreign
+/// entry). `ARGV[1]` the group, `ARGV[2]` the caller, `ARGV[3]` the entry
+/// id, `ARGV[4]` the outcomes' TTL (s), `ARGV[5]` the reply stream's cap,
+/// `ARGV[6]` the reason, `ARGV[7]` the delivery count, `ARGV[8]` the entry's
+/// first sequence number, `ARGV[9]` its item count, `ARGV[10]` the encoded
+/// `lost` outcome. Returns `dead`, `gone` or `stale`:
 ///
 /// * `dead`: the caller held the entry. A dead letter (`dead.entry`,
 ///   `dead.reason`, `dead.deliveries`, then the entry's own fields, at most
-///   500 of them) was added, each task's outcome set to `lost` unless one was
-///   recorded already (`NX`), the entry acknowledged and deleted, the client
-///   notified.
+///   500 of them) was added, the record's `dead` set to the `lost` outcome
+///   unless the entry has outcomes (items with an outcome of their own keep
+///   it), the entry acknowledged and deleted, the client notified.
 /// * `gone`: the entry is no longer pending (a repeat, or settled by another).
 /// * `stale`: another consumer holds it.
 pub(crate) static DEAD_LETTER: LazyLock<Script> = LazyLock::new(|| {
@@ -178,13 +187,22 @@ if #r == 1 and type(r[1][2]) == 'table' then
   end
 end
 redis.call('XADD', KEYS[2], '*', unpack(fields))
-for i = 4, #KEYS do
-  redis.call('SET', KEYS[i], ARGV[9], 'NX', 'EX', ARGV[4])
+local inline = false
+if #KEYS >= 4 then
+  if redis.call('HEXISTS', KEYS[4], 'out') == 0 then
+    redis.call('HSETNX', KEYS[4], 'dead', ARGV[10])
+    inline = not redis.call('HGET', KEYS[4], 'nx')
+  end
+  redis.call('EXPIRE', KEYS[4], ARGV[4])
 end
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[3])
 redis.call('XDEL', KEYS[1], ARGV[3])
 if #KEYS >= 4 then
-  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], '*', 'entry', ARGV[3], 'seqs', ARGV[8])
+  if inline then
+    redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], '*', 'entry', ARGV[3], 'first', ARGV[8], 'n', ARGV[9], 'all', ARGV[10])
+  else
+    redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], '*', 'entry', ARGV[3], 'first', ARGV[8], 'n', ARGV[9])
+  end
   redis.call('EXPIRE', KEYS[3], ARGV[4])
 end
 return 'dead'
@@ -216,43 +234,44 @@ return now
 
 /// Cancel one task.
 ///
-/// `KEYS[1]` the stream, `KEYS[2]` the task's queued marker, `KEYS[3]` and
-/// `KEYS[4]` the markers of the client's previous and next sequence numbers
-/// on the same shard, `KEYS[5]` the task's result key, `KEYS[6]` the client's
-/// reply stream, `KEYS[7]` the shard's delayed set, `KEYS[8]` the delayed
-/// entry key under this task's token. `ARGV[1]` the group, `ARGV[2]` the TTL
-/// (s), `ARGV[3]` the encoded `cancelled` outcome, `ARGV[4]` the reply
-/// stream's cap, `ARGV[5]` the task's sequence number (text), `ARGV[6]` its
-/// token. Returns:
+/// `KEYS[1]` the stream, `KEYS[2]` the task's entry's record, `KEYS[3]` the
+/// client's reply stream, `KEYS[4]` the shard's delayed set, `KEYS[5]` the
+/// delayed entry key under this task's token. `ARGV[1]` the group, `ARGV[2]`
+/// the TTL (s), `ARGV[3]` the encoded `cancelled` outcome, `ARGV[4]` the
+/// reply stream's cap, `ARGV[5]` the task's sequence number, `ARGV[6]` its
+/// token, `ARGV[7]` its index in its block. Returns:
 ///
-/// * `unknown`: no such task was enqueued (or its records expired).
+/// * `unknown`: no such task was enqueued (no record, or the index is not
+///   one of its items), or its records expired.
 /// * `settled`: it has an outcome already; nothing changed.
-/// * `removed`: it was waiting in the stream, or delayed (its marker reads
-///   `d:<token>`); the entry is deleted, so no worker will take it, and its
-///   outcome is `cancelled`.
+/// * `removed`: it was waiting in the stream, or delayed (its record's `at`
+///   reads `d:<token>`); the entry is deleted, so no worker will take it, and
+///   its outcome is `cancelled`.
 /// * `stopping`: a worker holds it; the entry is acknowledged and deleted,
 ///   so that worker's next heartbeat reports it lost (the worker stops it)
 ///   and its late completion is refused; its outcome is `cancelled`.
 /// * `marked`: it shares its entry with other tasks (a map chunk), which go
-///   on; its outcome is `cancelled`, which a later completion keeps.
+///   on; its outcome is `cancelled` (`x:<index>`), which a later completion
+///   keeps.
 ///
-/// The entry's other tasks are found through the markers: every task of an
-/// entry has consecutive sequence numbers and a marker holding the entry's
-/// stream id. A repeat finds the outcome recorded: `settled`.
+/// A repeat finds the outcome recorded: `settled`.
 pub(crate) static CANCEL: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-local id = redis.call('GET', KEYS[2])
+local f = redis.call('HMGET', KEYS[2], 'at', 'lo', 'n', 'out', 'dead')
+local id = f[1]
 if not id then return 'unknown' end
-if not redis.call('SET', KEYS[5], ARGV[3], 'NX', 'EX', ARGV[2]) then return 'settled' end
-redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[4], '*', 'entry', id, 'seqs', ARGV[5])
-redis.call('EXPIRE', KEYS[6], ARGV[2])
-if redis.call('GET', KEYS[3]) == id or redis.call('GET', KEYS[4]) == id then
-  return 'marked'
-end
+local i, lo, n = tonumber(ARGV[7]), tonumber(f[2]), tonumber(f[3])
+if not lo or not n or i < lo or i >= lo + n then return 'unknown' end
+if f[4] or f[5] then return 'settled' end
+if redis.call('HSETNX', KEYS[2], 'x:' .. ARGV[7], ARGV[3]) == 0 then return 'settled' end
+redis.call('HINCRBY', KEYS[2], 'nx', 1)
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], '*', 'entry', id, 'first', ARGV[5], 'n', 1, 'all', ARGV[3])
+redis.call('EXPIRE', KEYS[3], ARGV[2])
+if n > 1 then return 'marked' end
 if string.sub(id, 1, 2) == 'd:' then
-  redis.call('ZREM', KEYS[7], ARGV[6])
-  redis.call('DEL', KEYS[8])
+  redis.call('ZREM', KEYS[4], ARGV[6])
+  redis.call('DEL', KEYS[5])
   return 'removed'
 end
 local p = redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1)
@@ -267,28 +286,27 @@ return 'removed'
 /// Enqueue a delayed entry, once.
 ///
 /// `KEYS[1]` the shard's delayed set, `KEYS[2]` the delayed entry's key,
-/// `KEYS[3..]` the queued markers of its tasks. `ARGV[1]` the entry's bytes,
-/// `ARGV[2]` the TTL of the markers and the entry (s), `ARGV[3]` the delay
-/// (ms, from the server's clock now), `ARGV[4]` the entry's token. Returns
-/// the marker, `d:<token>`.
+/// `KEYS[3]` its record. `ARGV[1]` the entry's bytes, `ARGV[2]` the TTL of
+/// the record and the entry (s), `ARGV[3]` the delay (ms, from the server's
+/// clock now), `ARGV[4]` the entry's token, `ARGV[5]` its first item's index
+/// in its block, `ARGV[6]` its item count. Returns the marker, `d:<token>`.
 ///
-/// If the first task's marker exists this is a repeat: the marker is
-/// returned and nothing changes. Otherwise the bytes are stored, the token
-/// scored by its due time on the server's clock (so clients' clocks do not
-/// matter), and every marker set to `d:<token>`.
+/// If the record exists this is a repeat: its `at` is returned and nothing
+/// changes. Otherwise the bytes are stored, the token scored by its due time
+/// on the server's clock (so clients' clocks do not matter), and the record
+/// made with `at` = `d:<token>`.
 pub(crate) static ENQUEUE_DELAYED: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-local done = redis.call('GET', KEYS[3])
+local done = redis.call('HGET', KEYS[3], 'at')
 if done then return done end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[2])
 redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[4])
 local m = 'd:' .. ARGV[4]
-for i = 3, #KEYS do
-  redis.call('SET', KEYS[i], m, 'EX', ARGV[2])
-end
+redis.call('HSET', KEYS[3], 'at', m, 'lo', ARGV[5], 'n', ARGV[6])
+redis.call('EXPIRE', KEYS[3], ARGV[2])
 return m
 ",
     )
@@ -321,12 +339,13 @@ return {wait, due}
 /// Move one due delayed entry into the stream.
 ///
 /// `KEYS[1]` the delayed set, `KEYS[2]` the shard's stream, `KEYS[3]` the
-/// delayed entry's key, `KEYS[4..]` its tasks' queued markers (none for bytes
-/// that do not decode: the entry then travels as it is and its worker
-/// dead-letters it). `ARGV[1]` the token. Returns the new stream id, or nil
+/// delayed entry's key, `KEYS[4]` the record of the entry whose first task
+/// the token names. `ARGV[1]` the token. Returns the new stream id, or nil
 /// when the token is no longer in the set (promoted by another worker, or
-/// cancelled): safe to repeat. Markers still reading `d:<token>` are set to
-/// the stream id (keeping their TTL), so a cancel finds the entry there.
+/// cancelled): safe to repeat. A record whose `at` still reads `d:<token>`
+/// is pointed at the stream id (its TTL kept), so a cancel finds the entry
+/// there. Bytes that do not decode travel as they are (their worker
+/// dead-letters them).
 pub(crate) static PROMOTE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -336,11 +355,8 @@ local bytes = redis.call('GET', KEYS[3])
 if not bytes then return false end
 local id = redis.call('XADD', KEYS[2], '*', 'e', bytes)
 redis.call('DEL', KEYS[3])
-local m = 'd:' .. ARGV[1]
-for i = 4, #KEYS do
-  if redis.call('GET', KEYS[i]) == m then
-    redis.call('SET', KEYS[i], id, 'KEEPTTL')
-  end
+if redis.call('HGET', KEYS[4], 'at') == 'd:' .. ARGV[1] then
+  redis.call('HSET', KEYS[4], 'at', id)
 end
 return id
 ",

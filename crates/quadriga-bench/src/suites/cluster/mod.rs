@@ -19,6 +19,13 @@
 //!    worker (goal ≤ one lease, 10 s), against Celery with its defaults (and,
 //!    in full runs, with `acks_late`), capped at 60 s.
 //!
+//! `QUADRIGA_BENCH_CLUSTER=submit,latency,map,kill,peers` (any of them,
+//! comma-separated; default all) picks the phases, so that Quadriga's own
+//! rows can be rerun quickly without the peers, e.g.
+//! `QUADRIGA_BENCH_CLUSTER=submit,latency,map cargo run --release -p
+//! quadriga-bench -- cluster --quick`. A row whose phase was left out is not
+//! printed; with `peers` left out, the peers' columns say so.
+//!
 //! Every Quadriga phase is profiled (`profile.rs`): round trips and
 //! in-script commands per task from the broker's counters, and the CPU time
 //! of Redis, the client and the workers; the rows' notes and the JSON carry
@@ -148,6 +155,17 @@ impl Sizes {
 /// (µs), and its raw answer; or why it was skipped.
 type PeerRun = Result<(f64, f64, f64, serde_json::Value), String>;
 
+/// The environment variable that picks the phases.
+const PHASES_ENV: &str = "QUADRIGA_BENCH_CLUSTER";
+
+/// Whether `phase` runs: every phase unless [`PHASES_ENV`] names some.
+fn runs(phase: &str) -> bool {
+    match std::env::var(PHASES_ENV) {
+        Ok(list) if !list.trim().is_empty() => list.split(',').any(|p| p.trim() == phase),
+        _ => true,
+    }
+}
+
 /// Runs the suite.
 pub(crate) fn run(ctx: &Ctx) -> anyhow::Result<Vec<Row>> {
     let sizes = Sizes::new(ctx.quick);
@@ -180,6 +198,10 @@ pub(crate) fn run(ctx: &Ctx) -> anyhow::Result<Vec<Row>> {
     // The peers first, one system at a time, while Quadriga's workers idle.
     let mut peer_runs = Vec::new();
     for system in System::ALL {
+        if !runs("peers") {
+            peer_runs.push((system, Err(format!("not run ({PHASES_ENV})"))));
+            continue;
+        }
         let db = match system {
             System::Celery => DB_CELERY,
             System::Rq => DB_RQ,
@@ -202,27 +224,35 @@ pub(crate) fn run(ctx: &Ctx) -> anyhow::Result<Vec<Row>> {
     }
 
     let mut rows = Vec::new();
-    progress(&format!(
-        "quadriga submit+join of {} tasks",
-        sizes.submit_tasks
-    ));
-    rows.extend(throughput(&sizes, &server, &workers, &pool, &peer_runs)?);
-    progress(&format!(
-        "quadriga round trips: {} on the idle cluster",
-        sizes.latency_trips
-    ));
-    rows.extend(latency(&sizes, &server, &workers, &pool, &peer_runs)?);
-    progress(&format!(
-        "quadriga map of {} items through the broker",
-        sizes.map_items
-    ));
-    rows.push(map_row(ctx, &sizes, &server, &workers, &pool)?);
-    progress(&format!(
-        "SIGKILL of a worker mid-task: {} trial(s), lease {} s",
-        sizes.kill_trials,
-        LEASE.as_secs()
-    ));
-    rows.extend(kill_rows(ctx, &sizes, &server, &mut workers, &pool, &logs)?);
+    if runs("submit") {
+        progress(&format!(
+            "quadriga submit+join of {} tasks",
+            sizes.submit_tasks
+        ));
+        rows.extend(throughput(&sizes, &server, &workers, &pool, &peer_runs)?);
+    }
+    if runs("latency") {
+        progress(&format!(
+            "quadriga round trips: {} on the idle cluster",
+            sizes.latency_trips
+        ));
+        rows.extend(latency(&sizes, &server, &workers, &pool, &peer_runs)?);
+    }
+    if runs("map") {
+        progress(&format!(
+            "quadriga map of {} items through the broker",
+            sizes.map_items
+        ));
+        rows.push(map_row(ctx, &sizes, &server, &workers, &pool)?);
+    }
+    if runs("kill") {
+        progress(&format!(
+            "SIGKILL of a worker mid-task: {} trial(s), lease {} s",
+            sizes.kill_trials,
+            LEASE.as_secs()
+        ));
+        rows.extend(kill_rows(ctx, &sizes, &server, &mut workers, &pool, &logs)?);
+    }
     drop(pool);
     drop(workers);
     drop(server);
@@ -266,11 +296,11 @@ fn peer_numbers(tasks: u64, v: serde_json::Value) -> (f64, f64, f64, serde_json:
     (tasks as f64 / seconds, p50, p99, raw)
 }
 
-/// Deletes the per-task records a phase left (markers and outcomes), so
-/// that repetitions do not pile them up in the broker's memory.
+/// Deletes the entry records a phase left (where each entry was, its
+/// outcomes), so that repetitions do not pile them up in the broker's
+/// memory.
 fn clean(server: &RedisServer) -> anyhow::Result<()> {
-    server.unlink_matching(DB_QUADRIGA, &format!("{PREFIX}:*:queued:*"))?;
-    server.unlink_matching(DB_QUADRIGA, &format!("{PREFIX}:*:result:*"))?;
+    server.unlink_matching(DB_QUADRIGA, &format!("{PREFIX}:*:rec:*"))?;
     Ok(())
 }
 

@@ -6,7 +6,8 @@
 //! Commands a client sends (each one round trip, unless pipelined) are told
 //! apart from those Redis runs inside the Lua scripts by name: Quadriga's
 //! clients and workers send only `EVALSHA` (the scripts), `XREADGROUP`,
-//! `XREAD`, `MGET` and a few set-up commands; everything else is script work.
+//! `XREAD`, `HMGET` (outcomes not carried inline) and a few set-up
+//! commands; everything else is script work.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -25,6 +26,7 @@ const CLIENT_COMMANDS: &[&str] = &[
     "xreadgroup",
     "xread",
     "mget",
+    "hmget",
     "ping",
     "config|get",
     "xgroup|create",
