@@ -6,14 +6,13 @@
 //! died (`scripts.rs`, DEAD_LETTER), so a requeue re-adds exactly the bytes
 //! that were enqueued: same tasks, same ids, same inputs.
 //!
-//! Dead-lettering recorded `lost` as each task's outcome, and outcomes are
-//! first-writer-wins, so a requeue that left them would make the re-run's
-//! result unrecordable. The requeue therefore deletes each result that still
-//! holds the very `lost` bytes read before (compare and delete, in the
-//! script): an outcome written meanwhile by anyone else stays. The queued
-//! markers are pointed at the new stream id (a cancel finds the entry there),
-//! and the dead letter is deleted in the same script, so a repeat finds it
-//! gone and adds nothing: requeue is idempotent.
+//! Dead-lettering recorded `lost` for the entry's tasks (the `dead` field of
+//! the entry's record), and outcomes are first-writer-wins, so a requeue that
+//! left it would make the re-run's result unrecordable. The requeue therefore
+//! removes `dead` (an outcome a cancel wrote for one task stays), points the
+//! record at the new stream id (a cancel finds the entry there), and deletes
+//! the dead letter in the same script, so a repeat finds it gone and adds
+//! nothing: requeue is idempotent.
 
 use std::sync::LazyLock;
 
@@ -26,10 +25,8 @@ use super::conn::Link;
 use super::entry::{Entry, FIELD};
 use super::error::{Error, ErrorKind};
 use super::failures::clip;
-use super::keys::{Keys, MAX_SHARDS};
-use super::outcome::Outcome;
+use super::keys::{BLOCK, Keys, MAX_SHARDS};
 use super::reply;
-use crate::TaskErrorKind;
 
 /// What a [`requeue_dead`](Broker::requeue_dead) did.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -74,14 +71,20 @@ pub struct DeadLetterInfo {
 
 /// Requeue a dead letter, once.
 ///
-/// `KEYS[1]` the dead-letter stream, `KEYS[2]` the shard's stream,
-/// `KEYS[3..3+n]` the entry's tasks' queued markers, then the result keys to
-/// clear. `ARGV[1]` the dead letter's id, `ARGV[2]` the markers' TTL (s),
-/// `ARGV[3]` `n`, then per result key the `lost` bytes it must still hold to
-/// be deleted. Returns `{status, new id, cleared}`: `gone` (no such dead
-/// letter: nothing changed), `foreign` (it holds no entry field: nothing
-/// changed) or `requeued` (its bytes re-added, markers pointed at the new id,
-/// matching results deleted, the dead letter deleted).
+/// `KEYS[1]` the dead-letter stream, `KEYS[2]` the shard's stream, `KEYS[3]`
+/// the entry's record (`keys.rs`). `ARGV[1]` the dead letter's id, `ARGV[2]`
+/// the record's TTL (s), `ARGV[3]` the entry's first item's index in its
+/// block, `ARGV[4]` its item count. Returns `{status, new id, cleared}`:
+/// `gone` (no such dead letter: nothing changed), `foreign` (it holds no
+/// entry field: nothing changed) or `requeued` (its bytes re-added, the
+/// record pointed at the new id with its `dead` outcome removed, the dead
+/// letter deleted); `cleared` is the item count when a `dead` outcome was
+/// removed, else 0.
+///
+/// Dead-lettering sets the record's `dead` only while it has no `out`, and
+/// a fenced completion can no longer write `out` for the dead entry, so
+/// removing `dead` removes exactly the `lost` the dead-lettering recorded;
+/// an outcome a cancel wrote for one item (`x:<index>`) stays and wins.
 static REQUEUE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -94,17 +97,10 @@ for i = 1, #f - 1, 2 do
 end
 if not bytes then return {'foreign', '', 0} end
 local id = redis.call('XADD', KEYS[2], '*', 'e', bytes)
-local n = tonumber(ARGV[3])
-for i = 3, 2 + n do
-  redis.call('SET', KEYS[i], id, 'EX', ARGV[2])
-end
 local cleared = 0
-for i = 3 + n, #KEYS do
-  if redis.call('GET', KEYS[i]) == ARGV[i + 1 - n] then
-    redis.call('DEL', KEYS[i])
-    cleared = cleared + 1
-  end
-end
+if redis.call('HDEL', KEYS[3], 'dead') == 1 then cleared = tonumber(ARGV[4]) end
+redis.call('HSET', KEYS[3], 'at', id, 'lo', ARGV[3], 'n', ARGV[4])
+redis.call('EXPIRE', KEYS[3], ARGV[2])
 redis.call('XDEL', KEYS[1], ARGV[1])
 return {'requeued', id, cleared}
 ",
@@ -144,38 +140,15 @@ impl Broker {
             return Err(Error::protocol("a dead letter", "not id, fields"));
         };
         let entry = entry_of(fields, shard, max_bytes)?;
-        let ids: Vec<_> = entry.ids().collect();
-        // The outcomes that are still the dead-lettering's `lost`.
-        let mut pipe = redis::pipe();
-        for &id in &ids {
-            pipe.cmd("GET").arg(keys.result(id));
-        }
-        let found: Vec<Option<Vec<u8>>> = link.query_pipe("reading the outcomes", &pipe)?;
-        let lost: Vec<(String, Vec<u8>)> = ids
-            .iter()
-            .zip(found)
-            .filter_map(|(&id, bytes)| {
-                let bytes = bytes?;
-                match Outcome::decode(&bytes, max_bytes) {
-                    Ok(Outcome::Error(e)) if e.kind() == TaskErrorKind::Lost => {
-                        Some((keys.result(id), bytes))
-                    }
-                    _ => None,
-                }
-            })
-            .collect();
+        let Some(first) = entry.ids().next() else {
+            return Err(foreign(dead_id, "its entry has no tasks"));
+        };
         let mut call = REQUEUE.key(&dead);
-        call.key(keys.stream(shard));
-        for &id in &ids {
-            call.key(keys.queued(id));
-        }
-        for (key, _) in &lost {
-            call.key(key);
-        }
-        call.arg(dead_id).arg(ttl).arg(ids.len());
-        for (_, bytes) in &lost {
-            call.arg(bytes.as_slice());
-        }
+        call.key(keys.stream(shard)).key(keys.record(first));
+        call.arg(dead_id)
+            .arg(ttl)
+            .arg(first.seq % BLOCK)
+            .arg(entry.items.len());
         let v: Value = link.call("requeueing a dead letter", io, |con| call.invoke(con))?;
         let [status, id, cleared] = reply::array(&v, "requeue")? else {
             return Err(Error::protocol("requeue", "not status, id, cleared"));
