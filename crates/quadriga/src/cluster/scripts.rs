@@ -168,7 +168,10 @@ return {'done', written, kept}
 ///   `dead.reason`, `dead.deliveries`, then the entry's own fields, at most
 ///   500 of them) was added, the record's `dead` set to the `lost` outcome
 ///   unless the entry has outcomes (items with an outcome of their own keep
-///   it), the entry acknowledged and deleted, the client notified.
+///   it), the entry acknowledged and deleted, the client notified. The
+///   notice never carries the outcome inline: the client reads the record,
+///   so a dead letter requeued before the client looked (`dead.rs`) leaves
+///   its handle waiting for the re-run instead of `lost`.
 /// * `gone`: the entry is no longer pending (a repeat, or settled by another).
 /// * `stale`: another consumer holds it.
 pub(crate) static DEAD_LETTER: LazyLock<Script> = LazyLock::new(|| {
@@ -187,22 +190,16 @@ if #r == 1 and type(r[1][2]) == 'table' then
   end
 end
 redis.call('XADD', KEYS[2], '*', unpack(fields))
-local inline = false
 if #KEYS >= 4 then
   if redis.call('HEXISTS', KEYS[4], 'out') == 0 then
     redis.call('HSETNX', KEYS[4], 'dead', ARGV[10])
-    inline = not redis.call('HGET', KEYS[4], 'nx')
   end
   redis.call('EXPIRE', KEYS[4], ARGV[4])
 end
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[3])
 redis.call('XDEL', KEYS[1], ARGV[3])
 if #KEYS >= 4 then
-  if inline then
-    redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], '*', 'entry', ARGV[3], 'first', ARGV[8], 'n', ARGV[9], 'all', ARGV[10])
-  else
-    redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], '*', 'entry', ARGV[3], 'first', ARGV[8], 'n', ARGV[9])
-  end
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], '*', 'entry', ARGV[3], 'first', ARGV[8], 'n', ARGV[9])
   redis.call('EXPIRE', KEYS[3], ARGV[4])
 end
 return 'dead'
