@@ -226,6 +226,9 @@ pub(crate) struct RunArgs {
     #[command(flatten)]
     pub(crate) pipe: crate::pipe::PipeArgs,
 
+    #[command(flatten)]
+    pub(crate) remote: crate::remote::RemoteArgs,
+
     /// The command, then its inputs: ::: ARGS, :::+ ARGS (linked), :::: FILES, ::::+ FILES.
     #[arg(trailing_var_arg = true, value_name = "COMMAND")]
     pub(crate) command: Vec<OsString>,
@@ -302,6 +305,8 @@ pub(crate) struct Plan {
     pub(crate) shell: OsString,
     /// `--pipe` or `--pipepart`.
     pub(crate) pipe: Option<crate::pipe::PipeSpec>,
+    /// `--broker`: the jobs run on `quadriga worker`s.
+    pub(crate) remote: Option<crate::remote::RemoteArgs>,
 }
 
 /// Parses `-j`-style counts: N, N%, +N, -N, relative to `cores`.
@@ -479,6 +484,7 @@ impl RunArgs {
     pub(crate) fn plan(self) -> Result<Plan, String> {
         let cores = quadriga::child::cores();
         let max_jobs = self.max_jobs.max(1);
+        let remote = self.remote.broker.is_some().then(|| self.remote.clone());
         let jobs = parse_jobs(&self.jobs, cores, max_jobs)?;
         let pipe = self
             .pipe
@@ -687,6 +693,7 @@ impl RunArgs {
             print_commands: self.print_commands,
             shell: crate::program::shell(),
             pipe,
+            remote,
         })
     }
 }

@@ -27,10 +27,12 @@ mod output;
 mod pipe;
 mod program;
 mod progress;
+mod remote;
 mod runner;
 mod status;
 mod template;
 mod watchdog;
+mod worker;
 
 use std::process::ExitCode;
 
@@ -60,6 +62,9 @@ enum Command {
     /// Serve a live page of a cluster queue and `GET /api/status` (its JSON).
     #[command(after_help = dashboard::AFTER_HELP)]
     Dashboard(dashboard::DashboardArgs),
+    /// Run the shell jobs of `quadriga run --broker` on this host.
+    #[command(after_help = worker::AFTER_HELP)]
+    Worker(worker::WorkerArgs),
 }
 
 /// The exit-code policy: 0 success; 1–100 the number of failed jobs, 101 more
@@ -149,6 +154,7 @@ fn main() -> ExitCode {
         }
         Command::Status(args) => one_line(status::run(&args)),
         Command::Dashboard(args) => one_line(dashboard::run(&args)),
+        Command::Worker(args) => one_line(worker::run(&args)),
     };
     status.into()
 }

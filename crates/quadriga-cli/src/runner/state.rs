@@ -544,6 +544,11 @@ impl Core {
 
     /// The next time [`tick`](Self::tick) or [`admit`](Self::admit) has
     /// something to do, if any.
+    /// `--timeout` as it stands now (`--broker` sends it with each job).
+    pub(crate) fn current_timeout(&mut self) -> Option<Duration> {
+        self.timeouts.current()
+    }
+
     pub(crate) fn next_deadline(&mut self) -> Option<Instant> {
         let mut next: Option<Instant> = self.gate_retry;
         let mut consider = |t: Instant| {

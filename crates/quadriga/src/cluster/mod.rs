@@ -99,7 +99,9 @@ mod execute;
 mod isolation;
 mod keys;
 mod outcome;
+mod output;
 mod pool;
+mod presence;
 mod reader;
 mod receiver;
 mod replies;
@@ -122,10 +124,16 @@ pub use entry::fuzz_decode_entry;
 pub use entry::{DEFAULT_MAX_ENTRY_BYTES, Entry, FIELD, Item, MAX_ITEMS, MAX_TASK_NAME};
 pub use env::WORKER_URL_ENV;
 pub use error::{Error, ErrorKind};
+pub use execute::{CurrentTask, current_task};
 pub use isolation::Isolation;
 pub use keys::{GROUP, Keys, MAX_SHARDS, TaskId};
 pub use outcome::Outcome;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub use output::fuzz_decode_chunk;
+pub use output::{Appended, Chunk, MAX_CHUNK, MAX_UNREAD, OutputStream};
 pub use pool::{ClusterPool, ClusterPoolBuilder};
+pub use presence::MAX_PRESENCE;
 pub use reader::Reader;
 pub use status::{ShardStatus, Status, Totals, WorkerStatus, read_status};
 pub use worker::{Worker, WorkerBuilder, WorkerReport, WorkerStop};

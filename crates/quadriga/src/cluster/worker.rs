@@ -27,6 +27,7 @@ use crossbeam_channel::{Receiver, Sender};
 use super::broker::{Broker, Completion};
 use super::config::BrokerConfig;
 use super::delivery::Delivery;
+use super::entry::Entry;
 use super::error::{Error, ErrorKind};
 use super::execute::{run_entry, run_entry_isolated};
 use super::isolation::Isolation;
@@ -62,6 +63,19 @@ pub struct WorkerBuilder {
     isolation: Isolation,
     timeout: Option<Duration>,
     memory_limit: Option<u64>,
+    admit: Option<Admit>,
+}
+
+/// A check every entry passes before it runs: `Err(reason)` dead-letters it.
+type AdmitFn = dyn Fn(&Entry) -> Result<(), String> + Send + Sync;
+
+#[derive(Clone)]
+struct Admit(Arc<AdmitFn>);
+
+impl fmt::Debug for Admit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Admit(..)")
+    }
 }
 
 impl WorkerBuilder {
@@ -131,6 +145,18 @@ impl WorkerBuilder {
         self
     }
 
+    /// A check every delivered entry passes before it runs (a signature, a
+    /// policy): `Err(reason)` moves the entry to the dead-letter stream with
+    /// that reason and one line on standard error, and it never runs. Called
+    /// on the worker's reading thread: keep it quick.
+    pub fn admit(
+        mut self,
+        check: impl Fn(&Entry) -> Result<(), String> + Send + Sync + 'static,
+    ) -> Self {
+        self.admit = Some(Admit(Arc::new(check)));
+        self
+    }
+
     /// This worker's consumer name (default `<host>-<pid>-<random>`).
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.config = self.config.consumer(name);
@@ -177,6 +203,7 @@ impl WorkerBuilder {
             isolation: self.isolation,
             timeout: self.timeout,
             memory_limit: self.memory_limit,
+            admit: self.admit,
             stop: Arc::new(AtomicBool::new(false)),
         })
     }
@@ -232,6 +259,7 @@ pub struct Worker {
     isolation: Isolation,
     timeout: Option<Duration>,
     memory_limit: Option<u64>,
+    admit: Option<Admit>,
     stop: Arc<AtomicBool>,
 }
 
@@ -253,6 +281,8 @@ struct State {
     held: Mutex<HashSet<(u16, String)>>,
     /// Entries running in a child process: their raw job ids.
     running: Mutex<HashMap<(u16, String), u64>>,
+    /// Entries running on a thread: their cancel tokens.
+    cancels: Mutex<HashMap<(u16, String), Arc<AtomicBool>>>,
     busy: AtomicUsize,
     completed: AtomicU64,
     refused: AtomicU64,
@@ -268,6 +298,10 @@ impl State {
 
     fn running(&self) -> std::sync::MutexGuard<'_, HashMap<(u16, String), u64>> {
         self.running.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn cancels(&self) -> std::sync::MutexGuard<'_, HashMap<(u16, String), Arc<AtomicBool>>> {
+        self.cancels.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -289,6 +323,7 @@ impl Worker {
             isolation: Isolation::Threads,
             timeout: None,
             memory_limit: None,
+            admit: None,
         }
     }
 
@@ -460,6 +495,27 @@ impl Worker {
             }
             return;
         }
+        if let (Some(admit), Ok(entry)) = (&self.admit, &d.entry)
+            && let Err(reason) = (admit.0)(entry)
+        {
+            eprintln!(
+                "quadriga cluster worker {}: refused entry {} of task `{}`: {reason}",
+                self.broker.consumer(),
+                d.id,
+                entry.task
+            );
+            match self.broker.dead_letter(&d, &reason) {
+                Ok(_) => {
+                    state.dead.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) => eprintln!(
+                    "quadriga cluster worker {}: could not dead-letter {}: {e}",
+                    self.broker.consumer(),
+                    d.id
+                ),
+            }
+            return;
+        }
         state.held().insert((d.shard, d.id.clone()));
         state.busy.fetch_add(1, Ordering::AcqRel);
         // The channel holds `concurrency` and at most that many are busy.
@@ -481,7 +537,13 @@ fn runner(
             let started = Instant::now();
             let key = (d.shard, d.id.clone());
             let outcomes = match &exec.pool {
-                None => Some(run_entry(entry, name)),
+                None => {
+                    let cancel = Arc::new(AtomicBool::new(false));
+                    state.cancels().insert(key.clone(), Arc::clone(&cancel));
+                    let out = run_entry(entry, name, d.deliveries, cancel);
+                    state.cancels().remove(&key);
+                    Some(out)
+                }
                 Some(pool) => {
                     let out = run_entry_isolated(pool, entry, name, exec.timeout, |job| {
                         state.running().insert(key.clone(), job);
@@ -567,6 +629,13 @@ fn heartbeat(
             let held: Vec<(u16, String)> = state.held().iter().cloned().collect();
             match broker.heartbeat(&held) {
                 Ok(lost) => {
+                    let cancels = state.cancels();
+                    for key in &lost {
+                        if let Some(flag) = cancels.get(key) {
+                            flag.store(true, Ordering::Relaxed);
+                        }
+                    }
+                    drop(cancels);
                     if let Some(pool) = pool {
                         let running = state.running();
                         for key in &lost {
