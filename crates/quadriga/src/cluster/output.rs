@@ -124,10 +124,24 @@ pub fn fuzz_decode_chunk(bytes: &[u8]) {
 /// Appends a chunk unless the stream is full; fenced by the explicit id.
 /// KEYS[1] the stream; ARGV: max unread, ttl ms, id, bytes.
 const APPEND: &str = r"
-if redis.call('XLEN', KEYS[1]) >= tonumber(ARGV[1]) then return 'full' end
+local function repeat_of_last()
+  local info = redis.call('XINFO', 'STREAM', KEYS[1])
+  for i = 1, #info, 2 do
+    if info[i] == 'last-generated-id' then return info[i + 1] == ARGV[3] end
+  end
+  return false
+end
+if redis.call('XLEN', KEYS[1]) >= tonumber(ARGV[1]) then
+  if repeat_of_last() then return 'added' end
+  return 'full'
+end
 local ok = redis.pcall('XADD', KEYS[1], ARGV[3], 'c', ARGV[4])
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
-if type(ok) == 'table' and ok.err then return 'stale' end
+if type(ok) == 'table' and ok.err then
+  -- Our own earlier append (a repeat), or a later one wrote: superseded.
+  if repeat_of_last() then return 'added' end
+  return 'stale'
+end
 return 'added'
 ";
 
