@@ -407,15 +407,15 @@ impl State {
             };
             self.by_job.remove(&track.id);
             let _ = self.broker.delete_output(task);
-            let (exit, host, start, message) = judge(outcome);
-            if let Some(r) = &start.1
-                && r.attempt > track.attempt
+            let end = judge(outcome);
+            if let Some(a) = end.attempt
+                && a > track.attempt
                 && track.attempt != 0
                 && !events.send(Event::Reset { id: track.id })
             {
                 return false;
             }
-            if let Some(m) = message
+            if let Some(m) = end.message
                 && !events.send(Event::Chunk {
                     id: track.id,
                     which: Which::Err,
@@ -426,9 +426,9 @@ impl State {
             }
             if !events.send(Event::Done {
                 id: track.id,
-                exit,
-                host,
-                start: start.0,
+                exit: end.exit,
+                host: end.host,
+                start: end.start,
             }) {
                 return false;
             }
@@ -511,51 +511,60 @@ fn live_workers(broker: &mut Broker) -> Result<(usize, usize), quadriga::cluster
     ))
 }
 
-/// The job's exit, host, start and the result, and a message for its
-/// stderr when it did not run.
-#[allow(clippy::type_complexity)]
-fn judge(
-    outcome: Option<Outcome>,
-) -> (
-    Exit,
-    String,
-    (Option<SystemTime>, Option<JobResult>),
-    Option<String>,
-) {
+/// How a job ended, as the runner sees it.
+struct Ending {
+    exit: Exit,
+    /// The worker's host (empty when not told).
+    host: String,
+    start: Option<SystemTime>,
+    /// The attempt that counts, when the worker told it.
+    attempt: Option<u64>,
+    /// For its stderr, when it did not run.
+    message: Option<String>,
+}
+
+impl Ending {
+    fn not_run(message: String) -> Self {
+        Ending {
+            exit: Exit::status(Some(NOT_RUN), None),
+            host: String::new(),
+            start: None,
+            attempt: None,
+            message: Some(message),
+        }
+    }
+}
+
+/// The ending a recorded outcome says.
+fn judge(outcome: Option<Outcome>) -> Ending {
     match outcome {
         Some(Outcome::Output(bytes)) => match JobResult::decode(&bytes) {
             Some(r) => {
                 let mut exit = Exit::status(r.code, r.signal);
                 exit.cpu = Duration::from_nanos(r.cpu_ns);
                 exit.max_rss = r.max_rss;
-                let start = UNIX_EPOCH + Duration::from_millis(r.start_ms);
-                (exit, r.host.clone(), (Some(start), Some(r)), None)
+                Ending {
+                    exit,
+                    host: r.host,
+                    start: Some(UNIX_EPOCH + Duration::from_millis(r.start_ms)),
+                    attempt: Some(r.attempt),
+                    message: None,
+                }
             }
-            None => (
-                Exit::status(Some(NOT_RUN), None),
-                String::new(),
-                (None, None),
-                Some("quadriga: the worker's result does not decode\n".into()),
-            ),
+            None => Ending::not_run("quadriga: the worker's result does not decode\n".into()),
         },
-        Some(Outcome::Error(e)) if e.is_cancelled() => (
-            Exit::status(None, Some(15)),
-            String::new(),
-            (None, None),
-            None,
-        ),
-        Some(Outcome::Error(e)) => (
-            Exit::status(Some(NOT_RUN), None),
-            String::new(),
-            (None, None),
-            Some(format!("quadriga: the job did not run: {}\n", e.message())),
-        ),
-        None => (
-            Exit::status(Some(NOT_RUN), None),
-            String::new(),
-            (None, None),
-            Some("quadriga: the job's result expired on the broker\n".into()),
-        ),
+        // Stopped on our request (--timeout, --halt, a signal).
+        Some(Outcome::Error(e)) if e.is_cancelled() => Ending {
+            exit: Exit::status(None, Some(15)),
+            host: String::new(),
+            start: None,
+            attempt: None,
+            message: None,
+        },
+        Some(Outcome::Error(e)) => {
+            Ending::not_run(format!("quadriga: the job did not run: {}\n", e.message()))
+        }
+        None => Ending::not_run("quadriga: the job's result expired on the broker\n".into()),
     }
 }
 
