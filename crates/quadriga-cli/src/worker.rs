@@ -21,11 +21,13 @@ use std::ffi::OsStr;
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
-use std::sync::{Mutex, OnceLock};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use clap::Args;
+use quadriga::adapt::{ConcurrencyController, JobTicket};
 use quadriga::child::{self, Escalation, Event, Interest, Poller, Signal, SignalPipe, Token};
 use quadriga::cluster::{
     Appended, Broker, BrokerConfig, Entry, MAX_CHUNK, OutputStream, TaskId, Worker,
@@ -37,6 +39,8 @@ use crate::remote::job::{self, Job, JobResult, Presence, Program};
 use crate::remote::key::{Key, Purpose, SubKey};
 use crate::remote::{PRESENCE_TOLERANCE, connection};
 
+/// `-j auto`'s most jobs at once (runner threads started).
+const AUTO_MAX: usize = 64;
 /// How long an output stream outlives its last append.
 const OUTPUT_TTL: Duration = Duration::from_secs(300);
 /// How long a presence answer is reused.
@@ -57,8 +61,10 @@ SIGTERM or SIGINT drains: running jobs finish, no more are taken. After a
 SIGKILL nothing is lost: the jobs it held are re-leased to other workers
 after one lease (10 s).
 
--j auto is the number of cores of this host (the library worker has no
-dynamic concurrency yet).
+-j auto chooses how many jobs run at once by measurement, as `quadriga run
+-j auto` does: the library's concurrency controller, fed with each job's CPU
+and wall time, starting at one job per core (at most 256). The worker's record
+(quadriga status) shows its current limit as its slots.
 
 See docs/remote.md for the threat model, a systemd unit and a container recipe.";
 
@@ -75,7 +81,7 @@ pub(crate) struct WorkerArgs {
     /// Key prefix in Redis.
     #[arg(long, default_value = "quadriga", value_name = "PREFIX")]
     pub(crate) prefix: String,
-    /// Jobs at once: N, or auto (the number of cores).
+    /// Jobs at once: N, or auto (chosen by measurement, from one per core).
     #[arg(short = 'j', long = "jobs", default_value = "auto", value_name = "N")]
     pub(crate) jobs: String,
     /// The shared key (mode 0600; at least 16 bytes). Default: $QUADRIGA_KEY.
@@ -92,6 +98,42 @@ struct Shared {
     presence: SubKey,
     config: BrokerConfig,
     host: String,
+    /// `-j auto`: the controller and the limit the worker reads.
+    auto: Option<Auto>,
+}
+
+/// `-j auto`'s state.
+struct Auto {
+    controller: Mutex<ConcurrencyController>,
+    limit: Arc<AtomicUsize>,
+}
+
+impl Auto {
+    fn started(&self) -> JobTicket {
+        self.lock().job_started(Instant::now())
+    }
+
+    /// A job ended; `cpu` when it ran to its end, `None` when it was stopped.
+    fn finished(&self, ticket: JobTicket, cpu: Option<Duration>) {
+        let mut c = self.lock();
+        let decision = match cpu {
+            Some(cpu) => c.job_finished(ticket, cpu, Instant::now()),
+            None => {
+                c.job_cancelled(ticket, Instant::now());
+                None
+            }
+        };
+        self.limit.store(c.limit(), Ordering::Relaxed);
+        if let Some(d) = decision
+            && d.from != d.to
+        {
+            eprintln!("quadriga worker: -j auto: {d}");
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ConcurrencyController> {
+        self.controller.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 static CONTEXT: OnceLock<Shared> = OnceLock::new();
@@ -104,8 +146,16 @@ thread_local! {
 /// Runs `quadriga worker`.
 pub(crate) fn run(args: &WorkerArgs) -> Result<()> {
     let key = Key::load(args.key_file.as_deref())?;
+    let cores = child::cores();
+    let auto = (args.jobs == "auto").then(|| {
+        let controller = ConcurrencyController::new(cores).with_max(AUTO_MAX);
+        Auto {
+            limit: Arc::new(AtomicUsize::new(controller.limit())),
+            controller: Mutex::new(controller),
+        }
+    });
     let slots = match args.jobs.as_str() {
-        "auto" => child::cores(),
+        "auto" => AUTO_MAX,
         n => n
             .parse::<usize>()
             .ok()
@@ -122,6 +172,7 @@ pub(crate) fn run(args: &WorkerArgs) -> Result<()> {
         presence: key.subkey(Purpose::Presence),
         config: config.clone(),
         host: host_name(),
+        auto,
     };
     let checker = Mutex::new(Checker {
         broker: None,
@@ -130,10 +181,15 @@ pub(crate) fn run(args: &WorkerArgs) -> Result<()> {
         presence: context.presence.clone(),
         cache: HashMap::new(),
     });
+    let limit = context.auto.as_ref().map(|a| Arc::clone(&a.limit));
     let _ = CONTEXT.set(context);
-    let worker = Worker::builder(&args.broker)
+    let mut builder = Worker::builder(&args.broker)
         .config(config)
-        .concurrency(slots)
+        .concurrency(slots);
+    if let Some(limit) = limit {
+        builder = builder.limit(limit);
+    }
+    let worker = builder
         .admit(move |entry| {
             checker
                 .lock()
@@ -143,8 +199,13 @@ pub(crate) fn run(args: &WorkerArgs) -> Result<()> {
         .build()
         .with_context(|| format!("cannot connect to the broker at {}", args.broker))?;
     let name = worker.name().to_owned();
+    let how = if args.jobs == "auto" {
+        format!("-j auto (from {cores}, at most {slots})")
+    } else {
+        format!("{slots} slots")
+    };
     eprintln!(
-        "quadriga worker {name}: serving queue `{}` with {slots} slots",
+        "quadriga worker {name}: serving queue `{}` with {how}",
         args.queue
     );
     let stop = worker.stopper();
@@ -300,7 +361,13 @@ fn shell_job(input: Vec<u8>) -> Result<JobResult, String> {
             nonce: job.nonce,
             last_check: Instant::now(),
         };
-        Ok(execute(&job, sink, ctx))
+        let ticket = ctx.auto.as_ref().map(Auto::started);
+        let result = execute(&job, sink, ctx);
+        if let (Some(auto), Some(ticket)) = (&ctx.auto, ticket) {
+            let ran_out = !result.timed_out && !result.spawn_error && !quadriga::is_cancelled();
+            auto.finished(ticket, ran_out.then(|| Duration::from_nanos(result.cpu_ns)));
+        }
+        Ok(result)
     })
 }
 

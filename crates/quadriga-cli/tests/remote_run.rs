@@ -26,7 +26,9 @@ fn portable(rows: &[Vec<String>]) -> Vec<Vec<String>> {
 fn broker_output_equals_local_output() {
     let mut r = Remote::start();
     r.worker(2, &[]);
-    r.worker(2, &[]);
+    // The other chooses its concurrency by measurement.
+    let auto = r.worker_auto();
+    assert!(r.log(auto).contains("-j auto (from"), "{}", r.log(auto));
     let cases: Vec<Vec<&str>> = vec![
         vec![
             "-k",

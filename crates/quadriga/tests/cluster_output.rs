@@ -192,3 +192,51 @@ fn tasks_see_themselves_and_admit_refuses_entries() {
     let report = thread.join().unwrap();
     assert_eq!((report.completed, report.dead_lettered), (1, 1));
 }
+
+static RUNNING: AtomicU64 = AtomicU64::new(0);
+static MOST: AtomicU64 = AtomicU64::new(0);
+
+#[quadriga::task]
+fn hold(ms: u64) -> u64 {
+    let now = RUNNING.fetch_add(1, Ordering::SeqCst) + 1;
+    MOST.fetch_max(now, Ordering::SeqCst);
+    std::thread::sleep(Duration::from_millis(ms));
+    RUNNING.fetch_sub(1, Ordering::SeqCst);
+    ms
+}
+
+#[test]
+fn a_live_limit_caps_the_entries_running_at_once() {
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicUsize;
+
+    let server = RedisServer::start();
+    let limit = Arc::new(AtomicUsize::new(1));
+    let worker = Worker::builder(server.url())
+        .queue("limit")
+        .concurrency(4)
+        .limit(Arc::clone(&limit))
+        .build()
+        .unwrap();
+    let stop = worker.stopper();
+    let thread = std::thread::spawn(move || worker.run().unwrap());
+    let pool = ClusterPool::builder(server.url())
+        .queue("limit")
+        .build()
+        .unwrap();
+    let handles: Vec<_> = (0..4).map(|_| pool.submit(hold, 100)).collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    assert_eq!(MOST.swap(0, Ordering::SeqCst), 1);
+    // Raised: up to three at once (never more than the threads, four).
+    limit.store(3, Ordering::SeqCst);
+    let handles: Vec<_> = (0..6).map(|_| pool.submit(hold, 300)).collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    let most = MOST.load(Ordering::SeqCst);
+    assert!((2..=3).contains(&most), "{most} at once");
+    stop.stop();
+    thread.join().unwrap();
+}

@@ -43,15 +43,21 @@ impl Remote {
     /// goes to a log file. Returns its index.
     pub(crate) fn worker(&mut self, slots: usize, extra: &[&str]) -> usize {
         let key = self.key_file.clone();
-        self.worker_with_key(slots, extra, &key)
+        self.worker_with_key(&slots.to_string(), extra, &key)
     }
 
-    pub(crate) fn worker_with_key(&mut self, slots: usize, extra: &[&str], key: &PathBuf) -> usize {
+    /// A worker with `-j auto`.
+    pub(crate) fn worker_auto(&mut self) -> usize {
+        let key = self.key_file.clone();
+        self.worker_with_key("auto", &[], &key)
+    }
+
+    pub(crate) fn worker_with_key(&mut self, jobs: &str, extra: &[&str], key: &PathBuf) -> usize {
         let n = self.workers.len();
         let log = self.dir.join(format!("worker-{n}.log"));
         let child = bin()
             .current_dir(self.dir.path())
-            .args(["worker", "--broker", &self.url(), "-j", &slots.to_string()])
+            .args(["worker", "--broker", &self.url(), "-j", jobs])
             .arg("--key-file")
             .arg(key)
             .args(extra)

@@ -64,6 +64,7 @@ pub struct WorkerBuilder {
     timeout: Option<Duration>,
     memory_limit: Option<u64>,
     admit: Option<Admit>,
+    limit: Option<Arc<AtomicUsize>>,
 }
 
 /// A check every entry passes before it runs: `Err(reason)` dead-letters it.
@@ -157,6 +158,16 @@ impl WorkerBuilder {
         self
     }
 
+    /// A live limit on how many entries run at once, read before every read
+    /// of the queue: between 1 and [`concurrency`](Self::concurrency) (the
+    /// runner threads started). Whoever holds the other end may change it
+    /// at any time (a concurrency controller fed by the tasks' measurements,
+    /// say); entries already running are never stopped for it.
+    pub fn limit(mut self, limit: Arc<AtomicUsize>) -> Self {
+        self.limit = Some(limit);
+        self
+    }
+
     /// This worker's consumer name (default `<host>-<pid>-<random>`).
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.config = self.config.consumer(name);
@@ -204,6 +215,7 @@ impl WorkerBuilder {
             timeout: self.timeout,
             memory_limit: self.memory_limit,
             admit: self.admit,
+            limit: self.limit,
             stop: Arc::new(AtomicBool::new(false)),
         })
     }
@@ -260,6 +272,7 @@ pub struct Worker {
     timeout: Option<Duration>,
     memory_limit: Option<u64>,
     admit: Option<Admit>,
+    limit: Option<Arc<AtomicUsize>>,
     stop: Arc<AtomicBool>,
 }
 
@@ -324,6 +337,7 @@ impl Worker {
             timeout: None,
             memory_limit: None,
             admit: None,
+            limit: None,
         }
     }
 
@@ -402,6 +416,7 @@ impl Worker {
             let state = Arc::clone(&state);
             let stop = Arc::clone(&beat_stop);
             let pool = pool.clone();
+            let limit = self.limit.clone();
             let info = WorkerInfo::this_process(
                 &name,
                 self.concurrency as u32,
@@ -412,7 +427,17 @@ impl Worker {
             );
             std::thread::Builder::new()
                 .name("quadriga-cluster-heartbeat".into())
-                .spawn(move || heartbeat(broker, &state, &stop, info, lease, pool.as_deref()))
+                .spawn(move || {
+                    heartbeat(
+                        broker,
+                        &state,
+                        &stop,
+                        info,
+                        lease,
+                        pool.as_deref(),
+                        limit.as_deref(),
+                    )
+                })
                 .map_err(spawn_error)?
         };
 
@@ -433,7 +458,10 @@ impl Worker {
                 };
                 next_promote = Instant::now() + wait;
             }
-            let free = self.concurrency - state.busy.load(Ordering::Acquire);
+            let cap = self.limit.as_ref().map_or(self.concurrency, |l| {
+                l.load(Ordering::Relaxed).clamp(1, self.concurrency)
+            });
+            let free = cap.saturating_sub(state.busy.load(Ordering::Acquire));
             if free == 0 {
                 let _ = freed_rx.recv_timeout(poll);
                 continue;
@@ -619,8 +647,10 @@ fn heartbeat(
     mut info: WorkerInfo,
     lease: Duration,
     pool: Option<&ProcessPool>,
+    limit: Option<&AtomicUsize>,
 ) {
     let every = (lease / 3).max(Duration::from_millis(5));
+    let threads = info.concurrency.max(1);
     let mut next = Instant::now();
     let mut minute = super::workers::LastMinute::default();
     while !stop.load(Ordering::Acquire) {
@@ -648,6 +678,10 @@ fn heartbeat(
                 Err(e) => eprintln!("quadriga cluster worker {}: heartbeat: {e}", info.name),
             }
             info.done = state.completed.load(Ordering::Relaxed);
+            if let Some(limit) = limit {
+                // The slots it has now, under a live limit.
+                info.concurrency = (limit.load(Ordering::Relaxed) as u32).clamp(1, threads);
+            }
             info.refused = state.refused.load(Ordering::Relaxed);
             info.failed = state.failed.load(Ordering::Relaxed);
             info.done_last_minute = minute.sample(info.done);
