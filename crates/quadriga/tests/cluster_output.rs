@@ -29,7 +29,7 @@ fn output_chunks_flow_with_back_pressure() {
     let id = entry.ids().next().unwrap();
     let ttl = Duration::from_secs(60);
     for n in 1..=MAX_UNREAD as u64 {
-        let which = if n % 2 == 0 {
+        let which = if n.is_multiple_of(2) {
             OutputStream::Stderr
         } else {
             OutputStream::Stdout
@@ -59,7 +59,7 @@ fn output_chunks_flow_with_back_pressure() {
         let n = i as u64 + 1;
         assert_eq!((c.attempt, c.n), (1, n));
         assert_eq!(c.data, format!("chunk {n}").as_bytes());
-        let which = if n % 2 == 0 {
+        let which = if n.is_multiple_of(2) {
             OutputStream::Stderr
         } else {
             OutputStream::Stdout
