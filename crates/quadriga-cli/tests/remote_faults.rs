@@ -55,6 +55,19 @@ fn a_sigkilled_worker_loses_no_job() {
     for (i, row) in rows.iter().enumerate() {
         assert_eq!(row[6], i.to_string(), "{row:?}");
     }
+    // The killed worker's jobs did run again elsewhere: the broker counted
+    // the duplicate deliveries.
+    let mut con = r.redis();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("quadriga:*:dups:*")
+        .query(&mut con)
+        .unwrap();
+    let mut dups = 0u64;
+    for k in keys {
+        let n: Option<u64> = redis::cmd("GET").arg(&k).query(&mut con).unwrap();
+        dups += n.unwrap_or(0);
+    }
+    assert!(dups >= 1, "no job was re-leased");
 }
 
 #[test]
