@@ -7,7 +7,7 @@ mod common;
 mod redis_server;
 mod remote_support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use remote_support::{Remote, joblog};
 
@@ -39,8 +39,13 @@ fn a_sigkilled_worker_loses_no_job() {
         .spawn()
         .unwrap();
     let (out, err) = common::collect(&mut run);
-    // Both workers hold jobs by now; kill one mid-sleep.
-    std::thread::sleep(Duration::from_millis(700));
+    // Kill one worker mid-sleep, once it runs jobs.
+    let pid = r.pid(a);
+    assert!(
+        common::eventually(Duration::from_secs(20), || remote_support::children(pid)
+            > 0),
+        "the worker never ran a job"
+    );
     r.signal(a, "-KILL");
     let code = common::wait_deadline(&mut run, Duration::from_secs(60));
     let out = String::from_utf8(out.join().unwrap()).unwrap();
@@ -92,11 +97,12 @@ fn sigterm_drains_the_worker() {
         .unwrap();
     let (out, err) = common::collect(&mut run);
     // Two jobs running, two waiting: stop the worker.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !r.log(w).contains("serving") {
-        assert!(Instant::now() < deadline);
-    }
-    std::thread::sleep(Duration::from_millis(500));
+    let pid = r.pid(w);
+    assert!(
+        common::eventually(Duration::from_secs(20), || remote_support::children(pid)
+            == 2),
+        "the worker never ran two jobs"
+    );
     r.signal(w, "-TERM");
     let code = r.wait(w, Duration::from_secs(20));
     assert_eq!(code, Some(0), "{}", r.log(w));

@@ -166,3 +166,21 @@ pub(crate) fn joblog(path: &std::path::Path) -> Vec<Vec<String>> {
     rows.sort_by_key(|r| r[0].parse::<u64>().unwrap());
     rows
 }
+
+/// How many processes have `pid` as their parent.
+pub(crate) fn children(pid: u32) -> usize {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    dir.filter_map(Result::ok)
+        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+        .filter(|stat| {
+            // The parent's pid is the second field after the name's ')'.
+            stat.rsplit(')')
+                .next()
+                .and_then(|rest| rest.split_whitespace().nth(1))
+                .and_then(|p| p.parse::<u32>().ok())
+                == Some(pid)
+        })
+        .count()
+}
