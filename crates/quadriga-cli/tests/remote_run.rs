@@ -115,6 +115,27 @@ fn timeout_halt_retries_and_resume_work_remotely() {
         "{rows:?}"
     );
 
+    // It counts from the job's start on its worker, not from when it was
+    // queued: three 0.6 s jobs through a single worker slot, each
+    // within its 1.5 s, though the last waits 1.2 s in the queue.
+    let mut one = Remote::start();
+    one.worker(1, &[]);
+    let done = one.run(&[
+        "-j",
+        "3",
+        "--timeout",
+        "1.5",
+        "-k",
+        "sleep 0.6; echo {}",
+        ":::",
+        "a",
+        "b",
+        "c",
+    ]);
+    done.status(0);
+    assert_eq!(done.out(), "a\nb\nc\n");
+    drop(one);
+
     // --halt now,fail=1: the first failure cancels the sleeps.
     let start = Instant::now();
     let done = r.run(&[

@@ -50,6 +50,8 @@ pub(crate) enum Event {
         /// The worker's host, empty when not told.
         host: String,
         start: Option<SystemTime>,
+        /// Its worker killed it for its `--timeout`.
+        timed_out: bool,
     },
 }
 
@@ -312,6 +314,7 @@ impl State {
                         exit: Exit::status(Some(NOT_RUN), None),
                         host: String::new(),
                         start: None,
+                        timed_out: false,
                     });
                     return;
                 }
@@ -429,6 +432,7 @@ impl State {
                 exit: end.exit,
                 host: end.host,
                 start: end.start,
+                timed_out: end.timed_out,
             }) {
                 return false;
             }
@@ -521,6 +525,8 @@ struct Ending {
     attempt: Option<u64>,
     /// For its stderr, when it did not run.
     message: Option<String>,
+    /// Killed by its worker for its `--timeout`.
+    timed_out: bool,
 }
 
 impl Ending {
@@ -531,6 +537,7 @@ impl Ending {
             start: None,
             attempt: None,
             message: Some(message),
+            timed_out: false,
         }
     }
 }
@@ -549,6 +556,7 @@ fn judge(outcome: Option<Outcome>) -> Ending {
                     start: Some(UNIX_EPOCH + Duration::from_millis(r.start_ms)),
                     attempt: Some(r.attempt),
                     message: None,
+                    timed_out: r.timed_out,
                 }
             }
             None => Ending::not_run("quadriga: the worker's result does not decode\n".into()),
@@ -560,6 +568,7 @@ fn judge(outcome: Option<Outcome>) -> Ending {
             start: None,
             attempt: None,
             message: None,
+            timed_out: false,
         },
         Some(Outcome::Error(e)) => {
             Ending::not_run(format!("quadriga: the job did not run: {}\n", e.message()))

@@ -266,6 +266,9 @@ pub(super) fn run(
         rr: None,
         remote,
     };
+    if shell.remote.is_some() {
+        shell.core.time_out_elsewhere();
+    }
     if shell.plan.pipe.as_ref().is_some_and(|p| p.round_robin) {
         shell.rr = Some(RoundRobin::default());
     }
@@ -744,6 +747,7 @@ impl Shell {
                     exit,
                     host,
                     start,
+                    timed_out,
                 } => {
                     if let Some(j) = self.jobs.get_mut(&id) {
                         if let Some(r) = &mut j.remote {
@@ -753,6 +757,9 @@ impl Shell {
                             j.started_wall = s;
                         }
                         j.results = None;
+                    }
+                    if timed_out {
+                        self.core.timed_out_elsewhere(id);
                     }
                     self.core.exited(id, exit, Instant::now(), &mut self.sys);
                 }
