@@ -230,6 +230,9 @@ pub(crate) struct RunArgs {
     #[command(flatten)]
     pub(crate) extra: crate::extra_args::ExtraArgs,
 
+    #[command(flatten)]
+    pub(crate) remote: crate::remote::RemoteArgs,
+
     /// The command, then its inputs: ::: ARGS, :::+ ARGS (linked), :::: FILES, ::::+ FILES.
     #[arg(trailing_var_arg = true, value_name = "COMMAND")]
     pub(crate) command: Vec<OsString>,
@@ -307,6 +310,8 @@ pub(crate) struct Plan {
     pub(crate) shell: OsString,
     /// `--pipe` or `--pipepart`.
     pub(crate) pipe: Option<crate::pipe::PipeSpec>,
+    /// `--broker`: the jobs run on `quadriga worker`s.
+    pub(crate) remote: Option<crate::remote::RemoteArgs>,
     /// `--workdir`, `--files`, `--nice`: how each job is started.
     pub(crate) setup: crate::program::JobSetup,
     /// `--limit`: a command asked before each job starts (see `limit.rs`).
@@ -529,6 +534,7 @@ impl RunArgs {
     pub(crate) fn plan(mut self) -> Result<Plan, String> {
         let cores = quadriga::child::cores();
         let max_jobs = self.max_jobs.max(1);
+        let remote = self.remote.broker.is_some().then(|| self.remote.clone());
         let mut jobs = parse_jobs(&self.jobs, cores, max_jobs)?;
         // --pipe --tee: not blocks but all of stdin, to jobs made of the
         // arguments, all at once (-j auto: as many as --max-jobs).
@@ -833,6 +839,7 @@ impl RunArgs {
             setup,
             limit: self.extra.limit.is_some(),
             tee,
+            remote,
         })
     }
 }

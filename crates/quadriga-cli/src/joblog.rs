@@ -33,6 +33,8 @@ pub(crate) struct Entry<'a> {
     pub(crate) exitval: i32,
     pub(crate) signal: i32,
     pub(crate) command: &'a [u8],
+    /// The host it ran on (`--broker`); `:` (here) when `None`.
+    pub(crate) host: Option<&'a str>,
 }
 
 /// The line for one job.
@@ -43,8 +45,13 @@ pub(crate) fn format(e: &Entry<'_>) -> Vec<u8> {
         .unwrap_or_default()
         .as_secs_f64();
     let mut line = format!(
-        "{}\t:\t{:.3}\t{:>10.3}\t0\t{}\t{}\t{}\t",
+        "{}\t{}\t{:.3}\t{:>10.3}\t0\t{}\t{}\t{}\t",
         e.seq,
+        // A host name holds no tab; an empty one reads as here.
+        e.host
+            .filter(|h| !h.is_empty())
+            .unwrap_or(":")
+            .replace(['\t', '\n'], " "),
         start,
         e.runtime.as_secs_f64(),
         e.receive,
@@ -149,10 +156,20 @@ mod tests {
             exitval: -1,
             signal: 15,
             command: b"sleep 5",
+            host: None,
         };
         assert_eq!(
             String::from_utf8(format(&e)).unwrap(),
             "12\t:\t1700000000.123\t     0.002\t0\t5\t-1\t15\tsleep 5\n"
+        );
+        let remote = Entry {
+            host: Some("node\t7"),
+            ..e
+        };
+        assert!(
+            String::from_utf8(format(&remote))
+                .unwrap()
+                .starts_with("12\tnode 7\t1700000000.123\t")
         );
     }
 
@@ -170,6 +187,7 @@ mod tests {
                     receive: 0,
                     exitval,
                     signal: 0,
+                    host: None,
                     command: b"echo a\tb",
                 })
                 .unwrap();

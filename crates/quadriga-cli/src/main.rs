@@ -39,12 +39,14 @@ mod pipe;
 mod program;
 mod progress;
 mod rpl;
+mod remote;
 mod runner;
 mod sem;
 mod status;
 mod tee;
 mod template;
 mod watchdog;
+mod worker;
 
 use std::process::ExitCode;
 
@@ -77,6 +79,9 @@ enum Command {
     /// Serve a live page of a cluster queue and `GET /api/status` (its JSON).
     #[command(after_help = dashboard::AFTER_HELP)]
     Dashboard(dashboard::DashboardArgs),
+    /// Run the shell jobs of `quadriga run --broker` on this host.
+    #[command(after_help = worker::AFTER_HELP)]
+    Worker(worker::WorkerArgs),
 }
 
 /// The exit-code policy: 0 success; 1–100 the number of failed jobs, 101 more
@@ -193,6 +198,7 @@ fn main() -> ExitCode {
         Command::Status(args) => one_line(status::run(&args)),
         Command::Sem(args) => sem_status(sem::run(&args)),
         Command::Dashboard(args) => one_line(dashboard::run(&args)),
+        Command::Worker(args) => one_line(worker::run(&args)),
     };
     status.into()
 }

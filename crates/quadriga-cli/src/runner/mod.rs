@@ -68,6 +68,9 @@ impl std::error::Error for UsageError {}
 
 /// Runs the plan.
 pub(crate) fn run(mut plan: Plan) -> Result<Outcome> {
+    if plan.remote.is_some() {
+        crate::remote::check(&plan).map_err(UsageError)?;
+    }
     let previous = match (&plan.joblog, plan.resume) {
         (Some((path, _)), r) if r != Resume::No => joblog::read(path)
             .with_context(|| format!("cannot read the joblog {}", path.display()))?,

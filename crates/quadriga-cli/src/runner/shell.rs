@@ -26,6 +26,8 @@ use crate::output::{JobOutput, Mode, Output, Which};
 use crate::pipe::{Delivery, JobStdin, Pumped, TempPath, Writer};
 use crate::program::{self, Program};
 use crate::progress;
+use crate::remote::client::{Client, Event as RemoteEvent, Submit};
+use crate::remote::job::Program as RemoteProgram;
 use crate::template::JobContext;
 use crate::watchdog::Watchdog;
 
@@ -51,6 +53,8 @@ enum Tok {
     Exit(u64),
     /// Job `id`'s stdin (`--pipe`): room to write.
     In(u64),
+    /// `--broker`: events from the remote client.
+    Remote,
 }
 
 impl Token for Tok {
@@ -62,6 +66,7 @@ impl Token for Tok {
             Tok::Err(id) => (3, id),
             Tok::Exit(id) => (4, id),
             Tok::In(id) => (5, id),
+            Tok::Remote => (6, 0),
         }
     }
 
@@ -73,6 +78,7 @@ impl Token for Tok {
             3 => Tok::Err(index),
             4 => Tok::Exit(index),
             5 => Tok::In(index),
+            6 => Tok::Remote,
             _ => return None,
         })
     }
@@ -96,6 +102,17 @@ struct JobIo {
     stdin: Option<Writer>,
     /// `--cat`/`--fifo`: the file, removed when the job is done.
     _temp: Option<TempPath>,
+    /// `--broker`: the job runs on a worker.
+    remote: Option<RemoteJob>,
+}
+
+/// What a remote job keeps here.
+#[derive(Debug, Default)]
+struct RemoteJob {
+    /// Its tag, to start its output afresh when a newer attempt begins.
+    tag: Option<Vec<u8>>,
+    /// The worker's host, once it ended.
+    host: String,
 }
 
 /// Everything the loop owns.
@@ -118,6 +135,8 @@ struct Shell {
     watchdog: Watchdog,
     /// `--round-robin`: the blocks, handed to whichever job has room.
     rr: Option<RoundRobin>,
+    /// `--broker`: the jobs run on workers, through this.
+    remote: Option<Client>,
 }
 
 /// `--round-robin`'s state. Jobs start as blocks come, one per slot, each
@@ -165,20 +184,32 @@ pub(super) fn run(
         FDS_PER_JOB
     };
     let fd_bound = (nofile.saturating_sub(64) / per_job).max(1) as usize;
-    let limit = match plan.jobs {
-        Jobs::Auto => {
-            let mut c = ConcurrencyController::new(plan.cores).with_max(plan.max_jobs);
-            c.set_bound(LimitBound::OpenFiles, Some(fd_bound));
-            Limit::Auto(Box::new(c))
+    let remote = match &plan.remote {
+        Some(args) => Some(Client::start(args)?),
+        None => None,
+    };
+    let limit = match (plan.jobs, &remote) {
+        // Remote jobs hold no descriptors here; auto keeps every live
+        // worker slot fed with one job waiting behind it.
+        (Jobs::Auto, Some(client)) => {
+            Limit::Fixed((2 * client.live_slots).clamp(4, plan.max_jobs.max(4)))
         }
-        Jobs::Fixed(n) => {
-            if n > fd_bound {
-                eprintln!(
-                    "quadriga: warning: -j {n} needs more open files than allowed; using {fd_bound}"
-                );
+        (Jobs::Fixed(n), Some(_)) => Limit::Fixed(n.max(1)),
+        (jobs, None) => match jobs {
+            Jobs::Auto => {
+                let mut c = ConcurrencyController::new(plan.cores).with_max(plan.max_jobs);
+                c.set_bound(LimitBound::OpenFiles, Some(fd_bound));
+                Limit::Auto(Box::new(c))
             }
-            Limit::Fixed(n.min(fd_bound).max(1))
-        }
+            Jobs::Fixed(n) => {
+                if n > fd_bound {
+                    eprintln!(
+                        "quadriga: warning: -j {n} needs more open files than allowed; using {fd_bound}"
+                    );
+                }
+                Limit::Fixed(n.min(fd_bound).max(1))
+            }
+        },
     };
 
     let poller = Poller::new()?;
@@ -186,6 +217,9 @@ pub(super) fn run(
     poller.add(signals.fd(), Tok::Signal, Interest::READ)?;
     if let Some(fd) = feed.wake_fd() {
         poller.add(fd, Tok::Input, Interest::READ)?;
+    }
+    if let Some(client) = &remote {
+        poller.add(client.wake_fd(), Tok::Remote, Interest::READ)?;
     }
 
     let progress = plan.progress.map(|kind| {
@@ -231,7 +265,11 @@ pub(super) fn run(
         fifo_draining: Vec::new(),
         watchdog: Watchdog::start(),
         rr: None,
+        remote,
     };
+    if shell.remote.is_some() {
+        shell.core.time_out_elsewhere();
+    }
     if shell.plan.pipe.as_ref().is_some_and(|p| p.round_robin) {
         shell.rr = Some(RoundRobin::default());
     }
@@ -308,6 +346,7 @@ impl Shell {
                     Tok::Err(id) => self.on_readable(id, Which::Err),
                     Tok::Exit(id) => exited.push(id),
                     Tok::In(id) => self.on_writable(id),
+                    Tok::Remote => self.on_remote(),
                 }
             }
             for id in exited {
@@ -396,6 +435,48 @@ impl Shell {
             },
             None => None,
         };
+        if let Some(client) = &self.remote {
+            let program = match argv {
+                Some(a) => RemoteProgram::Direct(a),
+                None => RemoteProgram::Shell {
+                    shell: self.plan.shell.as_bytes().to_vec(),
+                    script: command.clone(),
+                },
+            };
+            client.submit(Submit {
+                id,
+                seq,
+                program,
+                env: vec![
+                    ("PARALLEL_SEQ".into(), seq.to_string()),
+                    ("PARALLEL_JOBSLOT".into(), slot.to_string()),
+                ],
+                timeout: self.core.current_timeout(),
+            });
+            let output = self.output.start(seq, tag.clone());
+            self.core.spawned(id);
+            self.jobs.insert(
+                id,
+                JobIo {
+                    pid: None,
+                    pidfd: None,
+                    stdout: None,
+                    stderr: None,
+                    command,
+                    output,
+                    results,
+                    started_wall: SystemTime::now(),
+                    stdin: None,
+                    _temp: temp,
+                    remote: Some(RemoteJob {
+                        tag,
+                        host: String::new(),
+                    }),
+                },
+            );
+            self.update_progress();
+            return Ok(());
+        }
         let mut output = self.output.start(seq, tag);
         let program = match &argv {
             Some(a) => Program::Direct(a),
@@ -463,6 +544,7 @@ impl Shell {
                         started_wall,
                         stdin: None,
                         _temp: temp,
+                        remote: None,
                     },
                 );
                 self.apply();
@@ -504,6 +586,7 @@ impl Shell {
                 started_wall,
                 stdin: writer,
                 _temp: temp,
+                remote: None,
             },
         );
         if self.rr.is_some() {
@@ -626,6 +709,66 @@ impl Shell {
         }
     }
 
+    /// `--broker`: output and endings of remote jobs.
+    fn on_remote(&mut self) {
+        let Some(client) = &self.remote else {
+            return;
+        };
+        for ev in client.events() {
+            match ev {
+                RemoteEvent::Chunk { id, which, data } => {
+                    let Some(j) = self.jobs.get_mut(&id) else {
+                        continue;
+                    };
+                    if let Some(res) = &mut j.results {
+                        let f = match which {
+                            Which::Out => &mut res.out,
+                            Which::Err => &mut res.err,
+                        };
+                        if let Err(e) = f.write_all(&data) {
+                            eprintln!("quadriga: warning: cannot write --results: {e}");
+                            j.results = None;
+                        }
+                    }
+                    if let Err(e) = self.output.data(&mut j.output, which, &data) {
+                        self.output_error(e);
+                    }
+                }
+                RemoteEvent::Reset { id } => {
+                    let Some(j) = self.jobs.get_mut(&id) else {
+                        continue;
+                    };
+                    let tag = j.remote.as_ref().and_then(|r| r.tag.clone());
+                    let fresh = self.output.start(j.output.seq, tag);
+                    let old = std::mem::replace(&mut j.output, fresh);
+                    self.output.discard(old);
+                }
+                RemoteEvent::Done {
+                    id,
+                    exit,
+                    host,
+                    start,
+                    timed_out,
+                } => {
+                    if let Some(j) = self.jobs.get_mut(&id) {
+                        if let Some(r) = &mut j.remote {
+                            r.host = host;
+                        }
+                        if let Some(s) = start {
+                            j.started_wall = s;
+                        }
+                        j.results = None;
+                    }
+                    if timed_out {
+                        self.core.timed_out_elsewhere(id);
+                    }
+                    self.core.exited(id, exit, Instant::now(), &mut self.sys);
+                }
+            }
+        }
+        self.apply();
+    }
+
     /// Our output failed: a broken pipe stops the run; anything else is
     /// reported.
     fn output_error(&mut self, e: io::Error) {
@@ -681,6 +824,12 @@ impl Shell {
                 Action::Signal { id, signal } => {
                     if let Some(pid) = self.jobs.get(&id).and_then(|j| j.pid) {
                         child::signal_group(pid, signal);
+                    } else if let (Some(client), Some(_)) = (
+                        &self.remote,
+                        self.jobs.get(&id).and_then(|j| j.remote.as_ref()),
+                    ) {
+                        // Its worker kills its group.
+                        client.cancel(id);
                     }
                 }
                 Action::Explain(msg) => self.explain(msg),
@@ -726,6 +875,7 @@ impl Shell {
                 exitval: r.exitval,
                 signal: r.signal,
                 command: &j.command,
+                host: j.remote.as_ref().map(|r| r.host.as_str()),
             };
             if let Err(e) = log.write(&entry) {
                 eprintln!("quadriga: error writing the joblog: {e}");

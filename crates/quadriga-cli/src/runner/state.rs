@@ -125,6 +125,8 @@ pub(crate) struct Core {
     stop: Option<Outcome>,
     /// Running jobs with a kill under way.
     killing: usize,
+    /// `--broker`: `--timeout` is enforced by the workers.
+    timeouts_elsewhere: bool,
     /// When a closed gate is to be looked at again.
     gate_retry: Option<Instant>,
     /// Out of processes or descriptors: start nothing until a job ends.
@@ -159,6 +161,7 @@ impl Core {
             halted: None,
             stop: None,
             killing: 0,
+            timeouts_elsewhere: false,
             gate_retry: None,
             spawn_paused: false,
             jobs_started: 0,
@@ -517,7 +520,7 @@ impl Core {
         if !self.timeouts.is_set() && self.killing == 0 {
             return;
         }
-        let timeout = self.timeouts.current();
+        let timeout = self.timeouts.current().filter(|_| !self.timeouts_elsewhere);
         let mut expired = Vec::new();
         for (&id, r) in &mut self.running {
             match &mut r.kill {
@@ -542,6 +545,35 @@ impl Core {
         }
     }
 
+    /// `--timeout` as it stands now (`--broker` sends it with each job).
+    pub(crate) fn current_timeout(&mut self) -> Option<Duration> {
+        self.timeouts.current()
+    }
+
+    /// `--broker`: jobs are timed out where they run (from their start
+    /// there, not from their submission), and told of with
+    /// [`timed_out_elsewhere`](Self::timed_out_elsewhere).
+    pub(crate) fn time_out_elsewhere(&mut self) {
+        self.timeouts_elsewhere = true;
+    }
+
+    /// `--broker`: job `id` was killed by its worker for its `--timeout`;
+    /// it ends as a local timeout would (Exitval -1, retried by the same
+    /// rules).
+    pub(crate) fn timed_out_elsewhere(&mut self, id: u64) {
+        if let Some(r) = self.running.get_mut(&id)
+            && r.kill.is_none()
+        {
+            let (escalation, _) = Escalation::without_grace();
+            r.kill = Some(Kill {
+                reason: KillReason::Timeout,
+                escalation,
+            });
+            self.killing += 1;
+            self.actions.push_back(Action::TimedOut(id));
+        }
+    }
+
     /// The next time [`tick`](Self::tick) or [`admit`](Self::admit) has
     /// something to do, if any.
     pub(crate) fn next_deadline(&mut self) -> Option<Instant> {
@@ -550,7 +582,7 @@ impl Core {
             next = Some(next.map_or(t, |n| n.min(t)));
         };
         if self.killing > 0 || self.timeouts.is_set() {
-            let timeout = self.timeouts.current();
+            let timeout = self.timeouts.current().filter(|_| !self.timeouts_elsewhere);
             for r in self.running.values() {
                 match &r.kill {
                     Some(k) => {

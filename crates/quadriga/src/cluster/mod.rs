@@ -109,7 +109,9 @@ mod failures;
 mod isolation;
 mod keys;
 mod outcome;
+mod output;
 mod pool;
+mod presence;
 mod reader;
 mod receiver;
 mod replies;
@@ -138,10 +140,16 @@ pub use error::{Error, ErrorKind};
 #[doc(hidden)]
 pub use failures::fuzz_parse_records;
 pub use failures::{Failure, MAX_FAILURES_KEPT, MAX_PER_ENTRY, read_failures};
+pub use execute::{CurrentTask, current_task};
 pub use isolation::Isolation;
 pub use keys::{BLOCK, GROUP, Keys, MAX_SHARDS, TaskId};
 pub use outcome::Outcome;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub use output::fuzz_decode_chunk;
+pub use output::{Appended, Chunk, MAX_CHUNK, MAX_UNREAD, OutputStream};
 pub use pool::{ClusterPool, ClusterPoolBuilder};
+pub use presence::MAX_PRESENCE;
 pub use reader::Reader;
 pub use status::{QueueReader, ShardStatus, Status, Totals, WorkerStatus, read_status};
 pub use worker::{Worker, WorkerBuilder, WorkerReport, WorkerStop};

@@ -27,6 +27,7 @@ use crossbeam_channel::{Receiver, Sender};
 use super::broker::{Broker, Completion};
 use super::config::BrokerConfig;
 use super::delivery::Delivery;
+use super::entry::Entry;
 use super::error::{Error, ErrorKind};
 use super::execute::{run_entry, run_entry_isolated};
 use super::isolation::Isolation;
@@ -62,6 +63,20 @@ pub struct WorkerBuilder {
     isolation: Isolation,
     timeout: Option<Duration>,
     memory_limit: Option<u64>,
+    admit: Option<Admit>,
+    limit: Option<Arc<AtomicUsize>>,
+}
+
+/// A check every entry passes before it runs: `Err(reason)` dead-letters it.
+type AdmitFn = dyn Fn(&Entry) -> Result<(), String> + Send + Sync;
+
+#[derive(Clone)]
+struct Admit(Arc<AdmitFn>);
+
+impl fmt::Debug for Admit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Admit(..)")
+    }
 }
 
 impl WorkerBuilder {
@@ -131,6 +146,28 @@ impl WorkerBuilder {
         self
     }
 
+    /// A check every delivered entry passes before it runs (a signature, a
+    /// policy): `Err(reason)` moves the entry to the dead-letter stream with
+    /// that reason and one line on standard error, and it never runs. Called
+    /// on the worker's reading thread: keep it quick.
+    pub fn admit(
+        mut self,
+        check: impl Fn(&Entry) -> Result<(), String> + Send + Sync + 'static,
+    ) -> Self {
+        self.admit = Some(Admit(Arc::new(check)));
+        self
+    }
+
+    /// A live limit on how many entries run at once, read before every read
+    /// of the queue: between 1 and [`concurrency`](Self::concurrency) (the
+    /// runner threads started). Whoever holds the other end may change it
+    /// at any time (a concurrency controller fed by the tasks' measurements,
+    /// say); entries already running are never stopped for it.
+    pub fn limit(mut self, limit: Arc<AtomicUsize>) -> Self {
+        self.limit = Some(limit);
+        self
+    }
+
     /// This worker's consumer name (default `<host>-<pid>-<random>`).
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.config = self.config.consumer(name);
@@ -177,6 +214,8 @@ impl WorkerBuilder {
             isolation: self.isolation,
             timeout: self.timeout,
             memory_limit: self.memory_limit,
+            admit: self.admit,
+            limit: self.limit,
             stop: Arc::new(AtomicBool::new(false)),
         })
     }
@@ -232,6 +271,8 @@ pub struct Worker {
     isolation: Isolation,
     timeout: Option<Duration>,
     memory_limit: Option<u64>,
+    admit: Option<Admit>,
+    limit: Option<Arc<AtomicUsize>>,
     stop: Arc<AtomicBool>,
 }
 
@@ -253,6 +294,8 @@ struct State {
     held: Mutex<HashSet<(u16, String)>>,
     /// Entries running in a child process: their raw job ids.
     running: Mutex<HashMap<(u16, String), u64>>,
+    /// Entries running on a thread: their cancel tokens.
+    cancels: Mutex<HashMap<(u16, String), Arc<AtomicBool>>>,
     busy: AtomicUsize,
     completed: AtomicU64,
     refused: AtomicU64,
@@ -270,6 +313,10 @@ impl State {
 
     fn running(&self) -> std::sync::MutexGuard<'_, HashMap<(u16, String), u64>> {
         self.running.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn cancels(&self) -> std::sync::MutexGuard<'_, HashMap<(u16, String), Arc<AtomicBool>>> {
+        self.cancels.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -291,6 +338,8 @@ impl Worker {
             isolation: Isolation::Threads,
             timeout: None,
             memory_limit: None,
+            admit: None,
+            limit: None,
         }
     }
 
@@ -369,6 +418,7 @@ impl Worker {
             let state = Arc::clone(&state);
             let stop = Arc::clone(&beat_stop);
             let pool = pool.clone();
+            let limit = self.limit.clone();
             let info = WorkerInfo::this_process(
                 &name,
                 self.concurrency as u32,
@@ -379,7 +429,17 @@ impl Worker {
             );
             std::thread::Builder::new()
                 .name("quadriga-cluster-heartbeat".into())
-                .spawn(move || heartbeat(broker, &state, &stop, info, lease, pool.as_deref()))
+                .spawn(move || {
+                    heartbeat(
+                        broker,
+                        &state,
+                        &stop,
+                        info,
+                        lease,
+                        pool.as_deref(),
+                        limit.as_deref(),
+                    )
+                })
                 .map_err(spawn_error)?
         };
 
@@ -400,7 +460,10 @@ impl Worker {
                 };
                 next_promote = Instant::now() + wait;
             }
-            let free = self.concurrency - state.busy.load(Ordering::Acquire);
+            let cap = self.limit.as_ref().map_or(self.concurrency, |l| {
+                l.load(Ordering::Relaxed).clamp(1, self.concurrency)
+            });
+            let free = cap.saturating_sub(state.busy.load(Ordering::Acquire));
             if free == 0 {
                 let _ = freed_rx.recv_timeout(poll);
                 continue;
@@ -462,6 +525,27 @@ impl Worker {
             }
             return;
         }
+        if let (Some(admit), Ok(entry)) = (&self.admit, &d.entry)
+            && let Err(reason) = (admit.0)(entry)
+        {
+            eprintln!(
+                "quadriga cluster worker {}: refused entry {} of task `{}`: {reason}",
+                self.broker.consumer(),
+                d.id,
+                entry.task
+            );
+            match self.broker.dead_letter(&d, &reason) {
+                Ok(_) => {
+                    state.dead.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) => eprintln!(
+                    "quadriga cluster worker {}: could not dead-letter {}: {e}",
+                    self.broker.consumer(),
+                    d.id
+                ),
+            }
+            return;
+        }
         state.held().insert((d.shard, d.id.clone()));
         state.busy.fetch_add(1, Ordering::AcqRel);
         // The channel holds `concurrency` and at most that many are busy.
@@ -483,7 +567,13 @@ fn runner(
             let started = Instant::now();
             let key = (d.shard, d.id.clone());
             let outcomes = match &exec.pool {
-                None => Some(run_entry(entry, name)),
+                None => {
+                    let cancel = Arc::new(AtomicBool::new(false));
+                    state.cancels().insert(key.clone(), Arc::clone(&cancel));
+                    let out = run_entry(entry, name, d.deliveries, cancel);
+                    state.cancels().remove(&key);
+                    Some(out)
+                }
                 Some(pool) => {
                     let out = run_entry_isolated(pool, entry, name, exec.timeout, |job| {
                         state.running().insert(key.clone(), job);
@@ -570,8 +660,10 @@ fn heartbeat(
     mut info: WorkerInfo,
     lease: Duration,
     pool: Option<&ProcessPool>,
+    limit: Option<&AtomicUsize>,
 ) {
     let every = (lease / 3).max(Duration::from_millis(5));
+    let threads = info.concurrency.max(1);
     let mut next = Instant::now();
     let mut minute = super::workers::LastMinute::default();
     while !stop.load(Ordering::Acquire) {
@@ -580,6 +672,13 @@ fn heartbeat(
             let held: Vec<(u16, String)> = state.held().iter().cloned().collect();
             match broker.heartbeat(&held) {
                 Ok(lost) => {
+                    let cancels = state.cancels();
+                    for key in &lost {
+                        if let Some(flag) = cancels.get(key) {
+                            flag.store(true, Ordering::Relaxed);
+                        }
+                    }
+                    drop(cancels);
                     if let Some(pool) = pool {
                         let running = state.running();
                         for key in &lost {
@@ -592,6 +691,10 @@ fn heartbeat(
                 Err(e) => eprintln!("quadriga cluster worker {}: heartbeat: {e}", info.name),
             }
             info.done = state.completed.load(Ordering::Relaxed);
+            if let Some(limit) = limit {
+                // The slots it has now, under a live limit.
+                info.concurrency = (limit.load(Ordering::Relaxed) as u32).clamp(1, threads);
+            }
             info.refused = state.refused.load(Ordering::Relaxed);
             info.failed = state.failed.load(Ordering::Relaxed);
             info.done_last_minute = minute.sample(info.done);

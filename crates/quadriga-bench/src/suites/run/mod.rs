@@ -20,7 +20,12 @@
 //!    … wc -l` over `seq 50000000` (~440 MB) against GNU parallel with the
 //!    same options (goals ≥ 3× and ≥ 2×), and the distance to `wc -l` alone.
 //!
-//! `QUADRIGA_BENCH_RUN=streams` (or `overhead`, `sweep`, comma-separated)
+//! 4. **Remote** ([`remote`]): 1,000 × `true` through the broker with two
+//!    local `quadriga worker`s, against local `quadriga run` (overhead per
+//!    job ≤ 1 ms) and GNU parallel `-S` to two ssh logins on localhost
+//!    (≥ 5×; skipped with the reason where ssh to localhost does not work).
+//!
+//! `QUADRIGA_BENCH_RUN=streams` (or `overhead`, `sweep`, `remote`, comma-separated)
 //! runs only those benchmarks: `QUADRIGA_BENCH_RUN=streams cargo run
 //! --release -p quadriga-bench -- run`.
 //!
@@ -40,6 +45,7 @@ use super::{Ctx, progress};
 use crate::harness::report::Row;
 
 mod overhead;
+mod remote;
 mod server;
 mod streams;
 mod sweep;
@@ -138,6 +144,9 @@ pub(crate) fn run(ctx: &Ctx) -> anyhow::Result<Vec<Row>> {
     }
     if wanted("streams") {
         rows.extend(streams::rows(ctx, &sizes, &quadriga, work.path())?);
+    }
+    if wanted("remote") {
+        rows.extend(remote::rows(ctx, &sizes, &quadriga, work.path())?);
     }
     Ok(rows)
 }
