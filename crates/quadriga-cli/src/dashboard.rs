@@ -9,7 +9,6 @@
 //! - `events.rs`: `GET /api/events`, the stream to each page;
 //! - `guard.rs`: the `Host` check on every request, and the token and
 //!   `Origin` checks on actions;
-//! - `key.rs`: the key (`--key-file` or `QUADRIGA_KEY`) and its token.
 //!
 //! It binds to loopback unless `--listen` says otherwise (and then warns),
 //! and prints the address it listens on as its first line of stdout; with a
@@ -19,7 +18,6 @@ mod events;
 mod feed;
 mod guard;
 mod history;
-mod key;
 
 use std::convert::Infallible;
 use std::io::Write;
@@ -43,7 +41,7 @@ use quadriga::cluster::{Broker, BrokerConfig, QueueReader, Requeued, read_failur
 
 use feed::{Feed, error};
 use guard::Guard;
-use key::Key;
+use crate::remote::key::{KEY_ENV, Key, Purpose};
 
 pub(crate) const AFTER_HELP: &str = "Routes:
   GET /                 the live page: workers, shards, a throughput and run-time chart,
@@ -105,7 +103,7 @@ type Body = BoxBody<Bytes, Infallible>;
 
 /// Serves until killed.
 pub(crate) fn run(args: &DashboardArgs) -> anyhow::Result<()> {
-    let key = Key::load(args.key_file.as_deref())?;
+    let key = Key::load_if_given(args.key_file.as_deref())?;
     let config = BrokerConfig::new(&args.broker)
         .queue(&args.queue)
         .prefix(&args.prefix)
@@ -132,7 +130,7 @@ pub(crate) fn run(args: &DashboardArgs) -> anyhow::Result<()> {
                 }
             );
         }
-        let token = key.as_ref().map(Key::token);
+        let token = key.as_ref().map(|k| k.subkey(Purpose::Dashboard).hex());
         let mut lines = format!("quadriga dashboard: http://{addr}/\n");
         lines.push_str(&match &token {
             Some(t) => format!(
@@ -140,7 +138,7 @@ pub(crate) fn run(args: &DashboardArgs) -> anyhow::Result<()> {
             ),
             None => format!(
                 "quadriga dashboard: requeue and discard are off (no --key-file or {})\n",
-                key::KEY_ENV
+                KEY_ENV
             ),
         });
         // One write; a reader that stops reading (or a closed stdout) does

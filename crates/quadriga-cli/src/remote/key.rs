@@ -29,8 +29,7 @@ pub(crate) enum Purpose {
     Jobs,
     /// Signing a run's presence record.
     Presence,
-    /// The dashboard's actions (requeue, discard).
-    #[allow(dead_code, reason = "the dashboard's key-guarded actions take it")]
+    /// The dashboard's action token (requeue, discard).
     Dashboard,
 }
 
@@ -79,6 +78,15 @@ impl Key {
             },
         };
         Key::from_bytes(bytes)
+    }
+
+    /// [`load`](Self::load) when a file is given or [`KEY_ENV`] is set;
+    /// `None` when neither is (for what works without a key).
+    pub(crate) fn load_if_given(file: Option<&Path>) -> Result<Option<Key>> {
+        if file.is_none() && std::env::var_os(KEY_ENV).is_none() {
+            return Ok(None);
+        }
+        Key::load(file).map(Some)
     }
 
     /// A key from its bytes (trailing newlines removed).
@@ -135,6 +143,12 @@ fn tag_with(key: &[u8], data: &[u8]) -> [u8; TAG_LEN] {
 }
 
 impl SubKey {
+    /// The subkey itself in lowercase hex: a bearer token (the dashboard's),
+    /// which tells nothing of the key or of the other subkeys.
+    pub(crate) fn hex(&self) -> String {
+        self.0.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
     /// The tag of `data`.
     pub(crate) fn sign(&self, data: &[u8]) -> [u8; TAG_LEN] {
         tag_with(&self.0, data)
@@ -182,6 +196,16 @@ mod tests {
         assert_eq!(jobs.open(b"short"), None);
         let other = Key::from_bytes(b"0123456789abcdeF".to_vec()).unwrap();
         assert_eq!(other.subkey(Purpose::Jobs).open(&sealed), None);
+    }
+
+    #[test]
+    fn the_dashboard_token_is_the_hmac_of_its_label() {
+        // From `printf 'quadriga/v1/dashboard' | openssl dgst -sha256 -hmac 0123456789abcdef`.
+        let key = Key::from_bytes(b"0123456789abcdef".to_vec()).unwrap();
+        assert_eq!(
+            key.subkey(Purpose::Dashboard).hex(),
+            "a6fbb47db8254209fb9979251d3610af4b2b38a76b0c187bbd408e66ae99ae90"
+        );
     }
 
     #[test]
