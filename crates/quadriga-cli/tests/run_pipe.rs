@@ -381,6 +381,32 @@ fn pipepart_ranges_cover_the_file_exactly_once() {
     assert_eq!(done.out(), "a,b\n1,2\na,b\n3,4\na,b\n5,6\n");
 }
 
+#[test]
+fn pipepart_without_block_sizes_its_ranges_from_the_file_and_the_job_slots() {
+    // 12 MiB of 100-byte lines at -j2: four ranges per job slot, where
+    // GNU's fixed 1 MiB would make twelve; a small file is one range.
+    let dir = Scratch::new();
+    let line = [&[b'x'; 99][..], b"\n"].concat();
+    let lines = (12 << 20) / 100;
+    std::fs::write(dir.join("big"), line.repeat(lines)).unwrap();
+    std::fs::write(dir.join("small"), line.repeat(1000)).unwrap();
+    for (file, jobs, want) in [("big", 8, lines), ("small", 1, 1000)] {
+        let done = run_in(
+            dir.path(),
+            &["--pipepart", "-a", file, "-j2", "wc", "-l"],
+            None,
+        );
+        done.status(0);
+        let counts: Vec<usize> = done
+            .lines()
+            .iter()
+            .map(|l| l.trim().parse().unwrap())
+            .collect();
+        assert_eq!(counts.len(), jobs, "{file}: {counts:?}");
+        assert_eq!(counts.iter().sum::<usize>(), want, "{file}");
+    }
+}
+
 /// The runner's peak resident memory while `bytes` of generated lines go
 /// through `--pipe` into `cat > /dev/null`.
 fn stream_through(bytes: u64) -> (u64, Duration) {

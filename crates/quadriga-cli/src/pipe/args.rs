@@ -8,7 +8,7 @@ use clap::Args;
 
 use super::chunker::{Cut, Header};
 use super::records::Splitter;
-use super::{Delivery, PipeSpec};
+use super::{Delivery, PartBlock, PipeSpec};
 use crate::input::parse_delimiter;
 
 /// GNU parallel's default block: 1 MiB.
@@ -27,7 +27,8 @@ pub(crate) struct PipeArgs {
     pub(crate) pipepart: bool,
 
     /// Bytes per block (K M G T: ×1024; default 1M); with --pipepart, -N
-    /// means N blocks per job slot.
+    /// means N blocks per job slot, and the default is four per job slot,
+    /// 1M to 256M each (GNU: 1M).
     #[arg(
         long,
         visible_alias = "block-size",
@@ -177,7 +178,11 @@ impl PipeArgs {
             },
             part,
             file,
-            blocks_per_slot: (block < 0).then(|| block.unsigned_abs()),
+            part_block: match self.block {
+                None => PartBlock::Auto,
+                Some(_) if block < 0 => PartBlock::PerSlot(block.unsigned_abs()),
+                Some(_) => PartBlock::Bytes(block.unsigned_abs()),
+            },
             delivery,
             round_robin: self.round_robin,
         }))
