@@ -382,20 +382,16 @@ fn pipepart_ranges_cover_the_file_exactly_once() {
 }
 
 #[test]
-fn pipepart_without_block_sizes_its_ranges_from_the_file_and_the_job_slots() {
-    // 12 MiB of 100-byte lines at -j2: four ranges per job slot, where
-    // GNU's fixed 1 MiB would make twelve; a small file is one range.
+fn pipepart_without_block_makes_ten_ranges_per_job_slot_as_gnu() {
+    // GNU parallel 20221122 (recorded): without --block, --pipepart cuts
+    // ten ranges per job slot whatever the file's size (not 1 MiB ones).
     let dir = Scratch::new();
     let line = [&[b'x'; 99][..], b"\n"].concat();
     let lines = (12 << 20) / 100;
     std::fs::write(dir.join("big"), line.repeat(lines)).unwrap();
     std::fs::write(dir.join("small"), line.repeat(1000)).unwrap();
-    for (file, jobs, want) in [("big", 8, lines), ("small", 1, 1000)] {
-        let done = run_in(
-            dir.path(),
-            &["--pipepart", "-a", file, "-j2", "wc", "-l"],
-            None,
-        );
+    for (file, j, jobs, want) in [("big", "-j2", 20, lines), ("small", "-j3", 30, 1000)] {
+        let done = run_in(dir.path(), &["--pipepart", "-a", file, j, "wc", "-l"], None);
         done.status(0);
         let counts: Vec<usize> = done
             .lines()

@@ -13,6 +13,9 @@ use crate::input::parse_delimiter;
 
 /// GNU parallel's default block: 1 MiB.
 const DEFAULT_BLOCK: u64 = 1 << 20;
+/// GNU parallel's default for `--pipepart` (20221122 does so): ten ranges
+/// per job slot, whatever the file's size.
+const DEFAULT_PART_BLOCKS_PER_SLOT: u64 = 10;
 
 /// `--pipe`, `--pipepart` and their options.
 #[derive(Debug, Args)]
@@ -27,8 +30,7 @@ pub(crate) struct PipeArgs {
     pub(crate) pipepart: bool,
 
     /// Bytes per block (K M G T: ×1024; default 1M); with --pipepart, -N
-    /// means N blocks per job slot, and the default is four per job slot,
-    /// 1M to 256M each (GNU: 1M).
+    /// means N blocks per job slot, and the default is -10 (as GNU).
     #[arg(
         long,
         visible_alias = "block-size",
@@ -179,7 +181,7 @@ impl PipeArgs {
             part,
             file,
             part_block: match self.block {
-                None => PartBlock::Auto,
+                None => PartBlock::PerSlot(DEFAULT_PART_BLOCKS_PER_SLOT),
                 Some(_) if block < 0 => PartBlock::PerSlot(block.unsigned_abs()),
                 Some(_) => PartBlock::Bytes(block.unsigned_abs()),
             },

@@ -64,10 +64,6 @@ pub(crate) struct PipeSpec {
 /// How `--pipepart` sizes its ranges.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum PartBlock {
-    /// No `--block`: from the file's size and the job slots, by
-    /// `quadriga::data::Partitioner`'s rule (four ranges per slot, each
-    /// between 1 MiB and 256 MiB), where GNU parallel takes 1 MiB.
-    Auto,
     /// `--block SIZE`.
     Bytes(u64),
     /// `--block -N`: N ranges per job slot.

@@ -36,7 +36,7 @@ impl Boundary for Splitter {
 /// parallel cuts, at the first record separator that begins at or after each
 /// target, so a range is never empty and may be longer than its block by up
 /// to one record. `slots` (the job slots) size the blocks of
-/// [`PartBlock::Auto`] and [`PartBlock::PerSlot`]. The ranges cover
+/// [`PartBlock::PerSlot`]. The ranges cover
 /// `start..` exactly once, in order.
 pub(crate) fn ranges(
     path: &Path,
@@ -51,7 +51,6 @@ pub(crate) fn ranges(
         .skip(start)
         .boundary(splitter.clone());
     let partitioner = match block {
-        PartBlock::Auto => partitioner.workers(slots),
         PartBlock::Bytes(bytes) => partitioner.block_size(bytes),
         PartBlock::PerSlot(n) => {
             partitioner.block_size(len.saturating_sub(start).div_ceil(slots as u64 * n.max(1)))
@@ -131,7 +130,7 @@ mod tests {
     }
 
     #[test]
-    fn blocks_per_slot_the_automatic_size_and_a_header_left_out() {
+    fn blocks_per_slot_and_a_header_left_out() {
         let nl = Splitter::new(b"\n", b"", false).unwrap();
         let data: Vec<u8> = (0..1000)
             .flat_map(|i| format!("{i}\n").into_bytes())
@@ -140,14 +139,10 @@ mod tests {
         let parts = cut_at(&data, 0, PartBlock::PerSlot(2), &nl);
         assert_eq!(parts.len(), 4);
         assert_eq!(parts.concat(), data);
-        // No --block: a file under 1 MiB is one range, after the header.
-        let parts = cut_at(&data, 4, PartBlock::Auto, &nl);
-        assert_eq!(parts, [data[4..].to_vec()]);
-        // A bigger one: four ranges for each of the two slots.
-        let line = [&[b'x'; 99][..], b"\n"].concat();
-        let big = line.repeat(100_000);
-        let parts = cut_at(&big, 0, PartBlock::Auto, &nl);
-        assert_eq!(parts.len(), 8);
-        assert_eq!(parts.concat(), big);
+        // After a header of two lines: the rest, in ranges of whole lines.
+        let parts = cut_at(&data, 4, PartBlock::PerSlot(1), &nl);
+        assert_eq!(parts.len(), 2);
+        assert_eq!(parts.concat(), data[4..]);
+        assert!(parts[0].starts_with(b"2\n") && parts[0].ends_with(b"\n"));
     }
 }
