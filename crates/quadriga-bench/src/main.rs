@@ -12,6 +12,7 @@
 //! cargo run --release -p quadriga-bench -- ipc [--quick] [--json PATH]
 //! cargo run --release -p quadriga-bench -- run [--quick] [--json PATH] [--quadriga PATH]
 //! cargo run --release -p quadriga-bench -- cluster [--quick] [--json PATH]
+//! cargo run --release -p quadriga-bench -- data [--quick | --large] [--json PATH]
 //! ```
 //!
 //! The code: [`harness`] (timing, table, JSON, machine info, external peers)
@@ -42,6 +43,10 @@ struct Cli {
     /// Smaller sizes and fewer repetitions: a smoke run, not for comparing.
     #[arg(long)]
     quick: bool,
+    /// Larger sizes, where a suite has them (data: 1e8 rows, about 5 GB;
+    /// the same as QUADRIGA_BENCH_LARGE=1 in the environment).
+    #[arg(long, conflicts_with = "quick")]
+    large: bool,
     /// Where to write the JSON results [default: bench-results/SUITE.json].
     #[arg(long, value_name = "PATH")]
     json: Option<PathBuf>,
@@ -70,6 +75,7 @@ fn main() -> anyhow::Result<()> {
     ensure!(threads > 0, "--threads must be at least 1");
     let ctx = Ctx {
         quick: cli.quick,
+        large: cli.large || std::env::var_os("QUADRIGA_BENCH_LARGE").is_some_and(|v| v != "0"),
         threads,
         python: cli.python,
         quadriga: cli.quadriga,

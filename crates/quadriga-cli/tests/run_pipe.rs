@@ -381,6 +381,28 @@ fn pipepart_ranges_cover_the_file_exactly_once() {
     assert_eq!(done.out(), "a,b\n1,2\na,b\n3,4\na,b\n5,6\n");
 }
 
+#[test]
+fn pipepart_without_block_makes_ten_ranges_per_job_slot_as_gnu() {
+    // GNU parallel 20221122 (recorded): without --block, --pipepart cuts
+    // ten ranges per job slot whatever the file's size (not 1 MiB ones).
+    let dir = Scratch::new();
+    let line = [&[b'x'; 99][..], b"\n"].concat();
+    let lines = (12 << 20) / 100;
+    std::fs::write(dir.join("big"), line.repeat(lines)).unwrap();
+    std::fs::write(dir.join("small"), line.repeat(1000)).unwrap();
+    for (file, j, jobs, want) in [("big", "-j2", 20, lines), ("small", "-j3", 30, 1000)] {
+        let done = run_in(dir.path(), &["--pipepart", "-a", file, j, "wc", "-l"], None);
+        done.status(0);
+        let counts: Vec<usize> = done
+            .lines()
+            .iter()
+            .map(|l| l.trim().parse().unwrap())
+            .collect();
+        assert_eq!(counts.len(), jobs, "{file}: {counts:?}");
+        assert_eq!(counts.iter().sum::<usize>(), want, "{file}");
+    }
+}
+
 /// The runner's peak resident memory while `bytes` of generated lines go
 /// through `--pipe` into `cat > /dev/null`.
 fn stream_through(bytes: u64) -> (u64, Duration) {

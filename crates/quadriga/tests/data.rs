@@ -15,7 +15,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use quadriga::data::{DataError, MapReduce, Partition, Partitioner, Progress, Terminator, csv};
+use quadriga::data::{
+    Boundary, DataError, MapReduce, Partition, Partitioner, Progress, Terminator, csv,
+};
 use quadriga::{Executor, ProcessPool, TaskErrorKind, ThreadPool};
 
 /// A temporary directory of this test process, removed when dropped.
@@ -172,6 +174,77 @@ fn every_record_lies_in_exactly_one_partition_and_none_is_split() {
             at = p.end;
         }
         assert_eq!(at, (bytes.len() as u64).max(data_start), "round {round}");
+    }
+}
+
+/// A rule of the caller's own, as `quadriga run --pipepart` has: a cut just
+/// after the first `sep` that *begins* at or after the nominal end (GNU
+/// parallel's rule), with the longest match known or not.
+#[derive(Debug)]
+struct Sep {
+    sep: Vec<u8>,
+    bounded: bool,
+}
+
+impl Boundary for Sep {
+    fn find(&self, window: &[u8]) -> Option<usize> {
+        memchr::memmem::find(window, &self.sep).map(|i| i + self.sep.len())
+    }
+
+    fn max_match(&self) -> Option<usize> {
+        self.bounded.then_some(self.sep.len())
+    }
+}
+
+#[test]
+fn a_boundary_rule_of_the_callers_own_cuts_where_it_says_after_a_skipped_header() {
+    let dir = TempDir::new();
+    let mut rng = Rng(0xb0_da_27);
+    for round in 0..200 {
+        let sep: &[u8] = [&b"\n"[..], b"--\n", b"\0"][round % 3];
+        let mut bytes = Vec::new();
+        for _ in 0..rng.below(30) {
+            // Now and then a record longer than the 64 KiB window.
+            let len = match rng.below(40) {
+                0 => 70_000 + rng.below(200_000),
+                _ => rng.below(50),
+            };
+            bytes.extend((0..len).map(|_| b'a' + rng.below(26) as u8));
+            bytes.extend_from_slice(sep);
+        }
+        let skip = rng.below(bytes.len() as u64 / 2 + 1);
+        let block = 1 + rng.below(3000);
+        let rule = Sep {
+            sep: sep.to_vec(),
+            bounded: round % 2 == 0,
+        };
+        let path = dir.file(&format!("s{round}"), &bytes);
+        let got: Vec<(u64, u64)> = Partitioner::file(&path)
+            .boundary(rule)
+            .skip(skip)
+            .block_size(block)
+            .partitions()
+            .unwrap()
+            .iter()
+            .map(|p| (p.start, p.end))
+            .collect();
+
+        // The cuts, found the plain way.
+        let len = bytes.len() as u64;
+        let mut want = Vec::new();
+        let mut from = skip;
+        while from < len {
+            let target = from + block;
+            let end = if target >= len {
+                len
+            } else {
+                let t = target as usize;
+                memchr::memmem::find(&bytes[t..], sep).map_or(len, |i| (t + i + sep.len()) as u64)
+            };
+            want.push((from, end));
+            from = end;
+        }
+        assert_eq!(got, want, "round {round}: block {block}, skip {skip}");
     }
 }
 

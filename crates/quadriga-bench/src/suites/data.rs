@@ -10,14 +10,14 @@
 //!    100,000 for 1e7 rows), where the combine step matters: the same rows,
 //!    and the tree of combine tasks against the fold in the caller.
 //!
-//! The file (1e7 rows, about 0.5 GB; `--quick` 1e6; `QUADRIGA_BENCH_LARGE=1`
-//! 1e8, about 5 GB) is written once by the `gen_groupby` example, built
+//! The file (1e7 rows, about 0.5 GB; `--quick` 1e6; `--large`, or
+//! `QUADRIGA_BENCH_LARGE=1` in the environment, 1e8, about 5 GB) is written once by the `gen_groupby` example, built
 //! through cargo, into `target/bench-data/` and reused while its size is
 //! right. The Python peers install into the bench's virtualenv
 //! (`harness::venv`); one that will not install is skipped with the reason.
 //!
 //! ```text
-//! cargo run --release -p quadriga-bench -- data [--quick] [--threads N]
+//! cargo run --release -p quadriga-bench -- data [--quick | --large] [--threads N]
 //! ```
 
 use std::collections::HashMap;
@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context as _, bail, ensure};
-use quadriga::data::{DataError, MapReduce, Partition, Partitioner, csv};
+use quadriga::data::{DataError, Key, MapReduce, Partition, Partitioner, csv};
 use quadriga::{Executor, ProcessPool, ThreadPool};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -39,10 +39,11 @@ use crate::harness::venv::{self, Package};
 /// The suite's name in rows.
 const SUITE: &str = "data";
 
-/// Sums of `v1` by key.
-type Sums = HashMap<Vec<u8>, i64, foldhash::fast::FixedState>;
+/// Sums of `v1` by key (a [`Key`]: inline, so a lookup misses the cache
+/// once, not twice).
+type Sums = HashMap<Key, i64, foldhash::fast::FixedState>;
 /// By key: the sum of `v1`, the sum of `v3` and the number of rows.
-type Aggs = HashMap<Vec<u8>, (i64, f64, u64), foldhash::fast::FixedState>;
+type Aggs = HashMap<Key, (i64, f64, u64), foldhash::fast::FixedState>;
 
 /// Where the columns are.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
@@ -77,10 +78,7 @@ fn scan(
             ))
         } else {
             let field = |i| fields.get(i).unwrap_or_default();
-            match std::str::from_utf8(field(cols.v1))
-                .ok()
-                .and_then(|v| v.parse::<i64>().ok())
-            {
+            match csv::parse_int(field(cols.v1)) {
                 Some(v1) => row(field(cols.key), v1, field(cols.v3)),
                 None => Err("v1 is not an integer".to_owned()),
             }
@@ -100,7 +98,7 @@ fn q1_part(part: Partition, cols: Cols) -> Result<Sums, DataError> {
         match sums.get_mut(key) {
             Some(sum) => *sum += v1,
             None => {
-                sums.insert(key.to_vec(), v1);
+                sums.insert(Key::new(key), v1);
             }
         }
         Ok(())
@@ -114,14 +112,11 @@ fn q1_part(part: Partition, cols: Cols) -> Result<Sums, DataError> {
 fn q2_part(part: Partition, cols: Cols) -> Result<Aggs, DataError> {
     let mut aggs = Aggs::default();
     scan(&part, cols, |key, v1, v3| {
-        let v3: f64 = std::str::from_utf8(v3)
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .ok_or("v3 is not a number")?;
+        let v3 = csv::parse_float(v3).ok_or("v3 is not a number")?;
         match aggs.get_mut(key) {
             Some(a) => *a = (a.0 + v1, a.1 + v3, a.2 + 1),
             None => {
-                aggs.insert(key.to_vec(), (v1, v3, 1));
+                aggs.insert(Key::new(key), (v1, v3, 1));
             }
         }
         Ok(())
@@ -318,8 +313,7 @@ fn peer_time(
 
 /// Runs the suite.
 pub(crate) fn run(ctx: &Ctx) -> anyhow::Result<Vec<Row>> {
-    let large = std::env::var_os("QUADRIGA_BENCH_LARGE").is_some_and(|v| v != "0");
-    let rows: u64 = match (ctx.quick, large) {
+    let rows: u64 = match (ctx.quick, ctx.large) {
         (_, true) => 100_000_000,
         (true, false) => 1_000_000,
         (false, false) => 10_000_000,

@@ -41,7 +41,8 @@ pub(crate) enum Suite {
     /// Ray: throughput, round trip, a map through the broker, kill recovery.
     Cluster,
     /// `quadriga::data` map-reduce over a CSV file against Dask dataframe,
-    /// pandas, Polars and DuckDB (`QUADRIGA_BENCH_LARGE=1`: 1e8 rows).
+    /// pandas, Polars and DuckDB (1e7 rows; `--quick` 1e6; `--large` or
+    /// `QUADRIGA_BENCH_LARGE=1` 1e8).
     Data,
 }
 
@@ -80,6 +81,9 @@ impl Suite {
 pub(crate) struct Ctx {
     /// Smaller sizes and fewer repetitions: a smoke run, not comparable.
     pub(crate) quick: bool,
+    /// Larger sizes, where a suite has them (`--large` or
+    /// `QUADRIGA_BENCH_LARGE=1`).
+    pub(crate) large: bool,
     /// Threads for every pool, Quadriga's and the peers'.
     pub(crate) threads: usize,
     /// The Python interpreter for Python peers.

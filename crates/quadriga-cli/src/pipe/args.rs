@@ -8,11 +8,14 @@ use clap::Args;
 
 use super::chunker::{Cut, Header};
 use super::records::Splitter;
-use super::{Delivery, PipeSpec};
+use super::{Delivery, PartBlock, PipeSpec};
 use crate::input::parse_delimiter;
 
 /// GNU parallel's default block: 1 MiB.
 const DEFAULT_BLOCK: u64 = 1 << 20;
+/// GNU parallel's default for `--pipepart` (20221122 does so): ten ranges
+/// per job slot, whatever the file's size.
+const DEFAULT_PART_BLOCKS_PER_SLOT: u64 = 10;
 
 /// `--pipe`, `--pipepart` and their options.
 #[derive(Debug, Args)]
@@ -27,7 +30,7 @@ pub(crate) struct PipeArgs {
     pub(crate) pipepart: bool,
 
     /// Bytes per block (K M G T: ×1024; default 1M); with --pipepart, -N
-    /// means N blocks per job slot.
+    /// means N blocks per job slot, and the default is -10 (as GNU).
     #[arg(
         long,
         visible_alias = "block-size",
@@ -177,7 +180,11 @@ impl PipeArgs {
             },
             part,
             file,
-            blocks_per_slot: (block < 0).then(|| block.unsigned_abs()),
+            part_block: match self.block {
+                None => PartBlock::PerSlot(DEFAULT_PART_BLOCKS_PER_SLOT),
+                Some(_) if block < 0 => PartBlock::PerSlot(block.unsigned_abs()),
+                Some(_) => PartBlock::Bytes(block.unsigned_abs()),
+            },
             delivery,
             round_robin: self.round_robin,
         }))

@@ -6,7 +6,8 @@
 //! - `chunker.rs`: a stream into blocks of whole records (`--block`, `-N`,
 //!   `--header`).
 //! - `part.rs`: a file into ranges of whole records, reading only near the
-//!   cuts.
+//!   cuts (by `quadriga::data::Partitioner`, with the record rule of
+//!   `records.rs`).
 //! - `source.rs`: the blocks or ranges as the runner's input: a thread
 //!   reading stdin with back-pressure (a bounded channel), or the ranges.
 //! - `args.rs`: the options.
@@ -53,11 +54,20 @@ pub(crate) struct PipeSpec {
     pub(crate) part: Option<std::path::PathBuf>,
     /// `--pipe -a FILE`: the stream, instead of stdin.
     pub(crate) file: Option<std::path::PathBuf>,
-    /// `--block` was negative: blocks per job slot (`--pipepart`).
-    pub(crate) blocks_per_slot: Option<u64>,
+    /// How `--pipepart` sizes its ranges.
+    pub(crate) part_block: PartBlock,
     pub(crate) delivery: Delivery,
     /// `--round-robin`: a job per slot, fed block after block.
     pub(crate) round_robin: bool,
+}
+
+/// How `--pipepart` sizes its ranges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PartBlock {
+    /// `--block SIZE`.
+    Bytes(u64),
+    /// `--block -N`: N ranges per job slot.
+    PerSlot(u64),
 }
 
 /// A job's input data.

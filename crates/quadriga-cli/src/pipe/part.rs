@@ -1,101 +1,86 @@
 //! `--pipepart`: a file cut in place into byte ranges that end at record
-//! boundaries.
+//! boundaries, by `quadriga::data::Partitioner` (the one range finder of the
+//! project) with this crate's record rule ([`Splitter`]) as its
+//! [`Boundary`].
 //!
-//! Only the bytes near each cut are read (a window, grown while no boundary
-//! is found), so a file of any size is split in a few reads per range. The
-//! jobs get their ranges from the file itself (`splice`), not through a
-//! buffer of ours.
+//! Only the bytes near each cut are read, so a file of any size is split in
+//! a few reads per range. The jobs get their ranges from the file itself
+//! (`splice`), not through a buffer of ours.
 
-use std::fs::File;
 use std::io;
 use std::ops::Range;
-use std::os::unix::fs::FileExt;
+use std::path::Path;
 
+use quadriga::data::{Boundary, Partitioner};
+
+use super::PartBlock;
 use super::records::Splitter;
 
-/// The first window read after a target cut.
-const WINDOW: usize = 64 * 1024;
-
-/// Cuts `len` bytes of `file`, from `start`, into ranges of about `block`
-/// bytes, each ending at a record boundary (or the end): as GNU parallel
-/// cuts, at the first record separator that begins at or after each target,
-/// so a range is never empty and may be longer than `block` by up to one
-/// record. The ranges cover `start..len` exactly
-/// once, in order.
-pub(crate) fn ranges(
-    file: &File,
-    start: u64,
-    len: u64,
-    block: u64,
-    splitter: &Splitter,
-) -> io::Result<Vec<Range<u64>>> {
-    let block = block.max(1);
-    let mut out = Vec::new();
-    let mut from = start;
-    while from < len {
-        let target = from + block;
-        if target >= len {
-            out.push(from..len);
-            break;
-        }
-        let end = boundary_at_or_after(file, from, target, len, splitter)?;
-        out.push(from..end);
-        from = end;
+/// As GNU parallel cuts: at the first record separator (end, then start)
+/// that begins at or after each target.
+impl Boundary for Splitter {
+    fn find(&self, window: &[u8]) -> Option<usize> {
+        self.first_match_from(window, 0)
     }
-    Ok(out)
+
+    fn max_match(&self) -> Option<usize> {
+        match self {
+            Splitter::Literal { pattern_len, .. } => Some(*pattern_len),
+            Splitter::Regex(_) => None,
+        }
+    }
 }
 
-/// The boundary of the first separator that begins at or after `target`
-/// (`from < target`), or `len`.
-fn boundary_at_or_after(
-    file: &File,
-    from: u64,
-    target: u64,
-    len: u64,
+/// Cuts the file at `path` after its first `start` bytes (the header) into
+/// ranges of `block`, each ending at a record boundary (or the end): as GNU
+/// parallel cuts, at the first record separator that begins at or after each
+/// target, so a range is never empty and may be longer than its block by up
+/// to one record. `slots` (the job slots) size the blocks of
+/// [`PartBlock::PerSlot`]. The ranges cover
+/// `start..` exactly once, in order.
+pub(crate) fn ranges(
+    path: &Path,
+    start: u64,
+    block: PartBlock,
+    slots: usize,
     splitter: &Splitter,
-) -> io::Result<u64> {
-    debug_assert!(from < target);
-    let mut window = WINDOW;
-    loop {
-        let want = ((len - target) as usize).min(window);
-        let mut buf = vec![0; want];
-        file.read_exact_at(&mut buf, target)?;
-        if let Some(p) = splitter.first_match_from(&buf, 0) {
-            return Ok(target + p as u64);
+) -> io::Result<Vec<Range<u64>>> {
+    let slots = slots.max(1);
+    let len = std::fs::metadata(path)?.len();
+    let partitioner = Partitioner::file(path)
+        .skip(start)
+        .boundary(splitter.clone());
+    let partitioner = match block {
+        PartBlock::Bytes(bytes) => partitioner.block_size(bytes),
+        PartBlock::PerSlot(n) => {
+            partitioner.block_size(len.saturating_sub(start).div_ceil(slots as u64 * n.max(1)))
         }
-        if target + want as u64 >= len {
-            return Ok(len);
-        }
-        window *= 4;
-    }
+    };
+    let parts = partitioner.partitions().map_err(io::Error::other)?;
+    Ok(parts.into_iter().map(|p| p.start..p.end).collect())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write;
 
-    fn temp(data: &[u8]) -> File {
-        let dir = std::env::temp_dir();
-        let path = dir.join(format!(
-            "quadriga-part-test-{}-{}",
+    fn cut_at(data: &[u8], start: u64, block: PartBlock, s: &Splitter) -> Vec<Vec<u8>> {
+        let path = std::env::temp_dir().join(format!(
+            "quadriga-part-test-{}-{:?}",
             std::process::id(),
-            data.len()
+            std::thread::current().id()
         ));
-        let mut f = File::create(&path).unwrap();
-        f.write_all(data).unwrap();
-        let f = File::open(&path).unwrap();
+        std::fs::write(&path, data).unwrap();
+        let got = ranges(&path, start, block, 2, s);
         std::fs::remove_file(&path).unwrap();
-        f
-    }
-
-    fn cut(data: &[u8], block: u64, s: &Splitter) -> Vec<Vec<u8>> {
-        let f = temp(data);
-        ranges(&f, 0, data.len() as u64, block, s)
-            .unwrap()
+        got.unwrap()
             .into_iter()
             .map(|r| data[r.start as usize..r.end as usize].to_vec())
             .collect()
+    }
+
+    fn cut(data: &[u8], block: u64, s: &Splitter) -> Vec<Vec<u8>> {
+        cut_at(data, 0, PartBlock::Bytes(block), s)
     }
 
     #[test]
@@ -142,5 +127,22 @@ mod tests {
                 assert!(p.starts_with(b"<") && p.ends_with(b">\n"), "round {round}");
             }
         }
+    }
+
+    #[test]
+    fn blocks_per_slot_and_a_header_left_out() {
+        let nl = Splitter::new(b"\n", b"", false).unwrap();
+        let data: Vec<u8> = (0..1000)
+            .flat_map(|i| format!("{i}\n").into_bytes())
+            .collect();
+        // --block -2 at two job slots: four ranges.
+        let parts = cut_at(&data, 0, PartBlock::PerSlot(2), &nl);
+        assert_eq!(parts.len(), 4);
+        assert_eq!(parts.concat(), data);
+        // After a header of two lines: the rest, in ranges of whole lines.
+        let parts = cut_at(&data, 4, PartBlock::PerSlot(1), &nl);
+        assert_eq!(parts.len(), 2);
+        assert_eq!(parts.concat(), data[4..]);
+        assert!(parts[0].starts_with(b"2\n") && parts[0].ends_with(b"\n"));
     }
 }

@@ -44,22 +44,18 @@ pub(crate) enum Pulled {
 }
 
 impl Source {
-    /// Opens the source: `slots`, the job slots, for a negative `--block`.
+    /// Opens the source: `slots`, the job slots, size `--pipepart`'s ranges
+    /// when `--block` is negative or not given.
     pub(crate) fn open(spec: &PipeSpec, slots: usize) -> io::Result<Source> {
         match &spec.part {
             Some(path) => {
                 let file = File::open(path).map_err(|e| {
                     io::Error::new(e.kind(), format!("cannot open {}: {e}", path.display()))
                 })?;
-                let len = file.metadata()?.len();
                 let header = Chunker::new(&file, spec.cut.clone()).read_header()?;
                 let start = header.len() as u64;
-                let block = match spec.blocks_per_slot {
-                    Some(n) => (len - start).div_ceil(slots.max(1) as u64 * n).max(1),
-                    None => spec.cut.block as u64,
-                };
                 let file = Arc::new(file);
-                let ranges = ranges(&file, start, len, block, &spec.cut.splitter)?;
+                let ranges = ranges(path, start, spec.part_block, slots, &spec.cut.splitter)?;
                 Ok(Source::Ready(
                     ranges
                         .into_iter()

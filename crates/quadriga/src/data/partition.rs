@@ -5,9 +5,11 @@ use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use super::boundary::Boundary;
 use super::error::DataError;
 use super::records::Records;
 use super::terminator::Terminator;
@@ -115,7 +117,8 @@ enum Sources {
 /// first terminator that ends at `o` or later (the file's end if none does),
 /// found by reading forward from `o - len(terminator)`; so the partitioner
 /// reads at most one record (and a window of 64 KiB) per boundary, and a
-/// worker reads its partition alone. A partition never spans two files, a
+/// worker reads its partition alone. Another rule than a terminator can be
+/// given as a [`Boundary`] (`quadriga run --pipepart` cuts by its own). A partition never spans two files, a
 /// file smaller than a block is one partition, an empty file is none, and a
 /// record longer than a block makes its partition longer than a block.
 ///
@@ -149,8 +152,9 @@ pub struct Partitioner {
     sources: Sources,
     block_size: Option<u64>,
     workers: Option<usize>,
-    terminator: Terminator,
+    boundary: Arc<dyn Boundary>,
     header: bool,
+    skip: u64,
 }
 
 impl Partitioner {
@@ -176,8 +180,9 @@ impl Partitioner {
             sources,
             block_size: None,
             workers: None,
-            terminator: Terminator::default(),
+            boundary: Arc::new(Terminator::default()),
             header: false,
+            skip: 0,
         }
     }
 
@@ -196,7 +201,21 @@ impl Partitioner {
 
     /// The record terminator [default: `\n`].
     pub fn terminator(mut self, terminator: Terminator) -> Self {
-        self.terminator = terminator;
+        self.boundary = Arc::new(terminator);
+        self
+    }
+
+    /// Cuts by `rule` instead of a terminator (see [`Boundary`]).
+    pub fn boundary(mut self, rule: impl Boundary + 'static) -> Self {
+        self.boundary = Arc::new(rule);
+        self
+    }
+
+    /// Leaves the first `bytes` of every file out of every partition (a
+    /// header the caller has read by its own rule) [default: 0]; a
+    /// [`header`](Self::header) record is then looked for after them.
+    pub fn skip(mut self, bytes: u64) -> Self {
+        self.skip = bytes;
         self
     }
 
@@ -244,10 +263,11 @@ impl Partitioner {
         for path in self.paths()? {
             let file = File::open(&path).map_err(|e| DataError::io(&path, e))?;
             let size = file.metadata().map_err(|e| DataError::io(&path, e))?.len();
-            let start = if self.header && size > 0 {
-                boundary(&file, &path, 0, 0, size, &self.terminator)?
+            let skip = self.skip.min(size);
+            let start = if self.header && skip < size {
+                boundary(&file, &path, skip, skip, size, &*self.boundary)?
             } else {
-                0
+                skip
             };
             files.push((path, file, start, size));
         }
@@ -266,7 +286,7 @@ impl Partitioner {
             while start < size {
                 let end = match start.checked_add(block) {
                     Some(nominal) if nominal < size => {
-                        boundary(&file, &path, start, nominal, size, &self.terminator)?
+                        boundary(&file, &path, start, nominal, size, &*self.boundary)?
                     }
                     _ => size,
                 };
@@ -278,29 +298,24 @@ impl Partitioner {
     }
 }
 
-/// The end of the first terminator that ends at `nominal` or later, looked
-/// for from `max(nominal - len, from)` (`from` is a record's start); `size`
-/// if none does.
+/// The first boundary of `rule` past `from` (a record's start) that
+/// `rule` finds from `max(nominal - lookback, from)` on; `size` if none.
 fn boundary(
     file: &File,
     path: &Path,
     from: u64,
     nominal: u64,
     size: u64,
-    terminator: &Terminator,
+    rule: &dyn Boundary,
 ) -> Result<u64, DataError> {
-    let len = terminator.as_bytes().len();
-    let mut at = nominal.saturating_sub(len as u64).max(from);
-    let left = usize::try_from(size.saturating_sub(at)).unwrap_or(usize::MAX);
-    let mut buf = vec![0; SCAN.min(left).max(2 * len)];
+    let mut at = nominal.saturating_sub(rule.lookback()).max(from);
+    let overlap = rule.max_match().map(|m| m.max(1) - 1);
+    let mut window = SCAN.max(2 * overlap.unwrap_or(0));
+    let mut buf = Vec::new();
     while at < size {
-        let want = buf
-            .len()
-            .min(usize::try_from(size - at).unwrap_or(usize::MAX));
-        let got = read_full_at(file, &mut buf[..want], at).map_err(|e| DataError::io(path, e))?;
-        if let Some(i) = terminator.find(&buf[..got]) {
-            return Ok(at + (i + len) as u64);
-        }
+        let want = window.min(usize::try_from(size - at).unwrap_or(usize::MAX));
+        buf.resize(want, 0);
+        let got = read_full_at(file, &mut buf, at).map_err(|e| DataError::io(path, e))?;
         if got < want {
             // The file shrank since it was measured.
             return Err(DataError::Truncated {
@@ -309,10 +324,22 @@ fn boundary(
                 end: size,
             });
         }
-        // Keep the last len - 1 bytes: a terminator may straddle two reads.
-        at += (got - (len - 1)) as u64;
-        if at + (len as u64 - 1) >= size {
+        let found = match rule.find(&buf) {
+            // A cut at `from` itself would leave an empty partition: look on.
+            Some(0) if at == from => buf.get(1..).and_then(|w| rule.find(w)).map(|i| i + 1),
+            found => found,
+        };
+        if let Some(i) = found {
+            return Ok(at + i as u64);
+        }
+        if at + got as u64 >= size {
             break;
+        }
+        match overlap {
+            // Keep the last `overlap` bytes: a match may straddle two reads.
+            Some(overlap) => at += (got - overlap) as u64,
+            // A match of any length: read again from `at`, four times more.
+            None => window = window.saturating_mul(4),
         }
     }
     Ok(size)
