@@ -246,6 +246,7 @@ pin_traits! {
     quadriga::data::Partition => [Send, Sync, Unpin],
     quadriga::data::Partitioner => [Send, Sync, Unpin],
     quadriga::data::Terminator => [Send, Sync, Unpin],
+    quadriga::data::Key => [Send, Sync, Unpin],
     quadriga::data::Records => [Send, Sync, Unpin],
     quadriga::data::Record<'static> => [Send, Sync, Unpin],
     quadriga::data::Progress => [Send, Sync, Unpin],
@@ -280,6 +281,14 @@ pin_traits! {
     quadriga::cluster::ErrorKind => [Send, Sync, Unpin],
     quadriga::cluster::Status => [Send, Sync, Unpin],
     quadriga::cluster::WorkerInfo => [Send, Sync, Unpin],
+    quadriga::cluster::QueueReader => [Send, !Sync, Unpin],
+    quadriga::cluster::DeadLetterInfo => [Send, Sync, Unpin],
+    quadriga::cluster::Requeued => [Send, Sync, Unpin],
+    quadriga::cluster::Failure => [Send, Sync, Unpin],
+    quadriga::cluster::CurrentTask => [Send, Sync, Unpin],
+    quadriga::cluster::Chunk => [Send, Sync, Unpin],
+    quadriga::cluster::Appended => [Send, Sync, Unpin],
+    quadriga::cluster::OutputStream => [Send, Sync, Unpin],
 }
 
 /// The assertions above are checked by the compiler; this only gives the
