@@ -7,6 +7,9 @@ use super::window::{Sample, Summary, Window};
 
 /// Jobs that keep at least this share of the cores busy are CPU-bound.
 const SATURATED: f64 = 0.75;
+/// Jobs whose demand (a caller that adds run-queue waits to the CPU time)
+/// is at least this many times the cores are cut at once to fit them.
+const OVERSUBSCRIBED: f64 = 2.0;
 /// A step up by a factor `r` counts as an improvement when throughput rose by
 /// at least this share of the ideal `r - 1`.
 const MIN_GAIN: f64 = 0.5;
@@ -277,6 +280,12 @@ impl ConcurrencyController {
     /// Returns a decision when this sample completed a measurement that
     /// changed the limit or the phase of the search.
     ///
+    /// A caller that can also tell how long the job waited, runnable, for a
+    /// CPU (a thread pool reads it from the scheduler) may add that wait to
+    /// `cpu`: CPU-bound jobs then read as CPU-bound even on cores shared
+    /// with other work, and too many of them at once read as wanting more
+    /// cores than there are, which cuts the limit in one step.
+    ///
     /// ```
     /// use std::time::{Duration, Instant};
     ///
@@ -437,6 +446,9 @@ impl ConcurrencyController {
                 if starved && from.is_some() {
                     return Some(self.unfilled(&s));
                 }
+                if let Some(d) = self.cut_to_fit(&s) {
+                    return Some(d);
+                }
                 if busy >= cores * SATURATED {
                     let reason = LimitReason::CpuBound {
                         busy_cores: busy,
@@ -494,6 +506,9 @@ impl ConcurrencyController {
                 Some(self.settle_best(&s))
             }
             Phase::Settled { samples } => {
+                if let Some(d) = self.cut_to_fit(&s) {
+                    return Some(d);
+                }
                 let samples = samples + fresh;
                 let level = self.limit;
                 let saturated = busy >= cores * SATURATED;
@@ -525,6 +540,38 @@ impl ConcurrencyController {
                 None
             }
         }
+    }
+
+    /// Jobs that want several times the cores (a caller that counts time
+    /// spent waiting for a CPU as demand, see [`job_finished`](Self::job_finished)):
+    /// cut the limit at once to the level whose demand the cores would just
+    /// meet, and settle there. Fewer jobs on oversubscribed cores lose no
+    /// throughput, so the cut is not judged against the level it left (whose
+    /// measurement may mix in an earlier workload); a cut that went too far
+    /// (jobs that also wait) leaves CPU to spare, and the probe up climbs back.
+    /// A CPU-bound burst after a phase of waiting work falls from hundreds of
+    /// jobs to the core count in one step.
+    fn cut_to_fit(&mut self, s: &Summary) -> Option<LimitDecision> {
+        let cores = self.cores as f64;
+        let busy = s.busy_cores();
+        if busy < OVERSUBSCRIBED * cores {
+            return None;
+        }
+        let level = self.limit;
+        // The level whose demand the cores would meet, and never below the
+        // level that fills them with jobs like these (one per core for
+        // single-threaded jobs, whose demand is at most their wall time).
+        let fit = (level as f64 * cores / busy).round() as usize;
+        let to = fit.max(self.fill_level(s.cpu_per_wall.max(1.0)));
+        if to >= level {
+            return None;
+        }
+        self.measured.clear();
+        let reason = LimitReason::Oversubscribed {
+            busy_cores: busy,
+            cores: self.cores,
+        };
+        Some(self.change(to, reason, Phase::Settled { samples: 0 }))
     }
 
     /// Tries the geometric middle of `lo..hi`.

@@ -8,8 +8,24 @@
 //! [`ConcurrencyController`]: CPU-bound jobs hold the limit at about one per
 //! core, jobs that wait raise it while throughput keeps rising. Idle threads
 //! sleep in rayon-core and cost only their stacks' touched pages.
+//!
+//! Two details keep CPU-bound work as fast as on a fixed pool:
+//!
+//! - A thread that finishes a job runs the next queued one itself, instead
+//!   of handing it to rayon-core: a hand-over wakes a sleeping thread, and a
+//!   woken thread of a pool of hundreds searches every other thread's deque
+//!   for a while before it sleeps again, on the cores the work needs.
+//! - Time a job spent runnable but waiting for a CPU (Linux's per-thread
+//!   `schedstat`) counts with its CPU time. A CPU-bound job on cores shared
+//!   with other programs then still reads as CPU-bound, not as waiting (which
+//!   would raise the limit), and hundreds of CPU-bound jobs at once, after a
+//!   phase of waiting work, read as wanting hundreds of cores, which cuts the
+//!   limit to the cores in one step.
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -37,6 +53,41 @@ pub(super) fn thread_cpu() -> Duration {
     )
 }
 
+thread_local! {
+    /// This thread's `/proc/thread-self/schedstat`, opened on first use
+    /// (`None` where the kernel has no schedstats).
+    static SCHEDSTAT: RefCell<Option<Option<File>>> = const { RefCell::new(None) };
+}
+
+/// How long this thread has been runnable but waiting for a CPU (the second
+/// field of Linux's `schedstat`, in ns); zero where that is unknown.
+pub(super) fn thread_run_wait() -> Duration {
+    SCHEDSTAT.with(|cell| {
+        let mut cell = cell.borrow_mut();
+        let file = cell.get_or_insert_with(|| File::open("/proc/thread-self/schedstat").ok());
+        let Some(file) = file else {
+            return Duration::ZERO;
+        };
+        let mut buf = [0u8; 96];
+        let Ok(n) = file.read_at(&mut buf, 0) else {
+            return Duration::ZERO;
+        };
+        parse_run_wait(&buf[..n]).unwrap_or(Duration::ZERO)
+    })
+}
+
+/// The run-queue wait of a `schedstat` line: `on-cpu-ns wait-ns timeslices`.
+fn parse_run_wait(line: &[u8]) -> Option<Duration> {
+    let line = std::str::from_utf8(line).ok()?;
+    let wait = line.split_ascii_whitespace().nth(1)?.parse::<u64>().ok()?;
+    Some(Duration::from_nanos(wait))
+}
+
+/// This thread's CPU time plus its run-queue wait: the CPU time it wanted.
+pub(super) fn thread_demand() -> Duration {
+    thread_cpu() + thread_run_wait()
+}
+
 /// What is guarded by the lock.
 struct State {
     controller: ConcurrencyController,
@@ -51,10 +102,9 @@ pub(super) struct Auto {
     limit: AtomicUsize,
 }
 
-/// A started job: hand it to [`Auto::finish`].
+/// An admitted job: hand it to [`Auto::finish`].
 pub(super) struct Started {
     ticket: JobTicket,
-    cpu: Duration,
 }
 
 impl Auto {
@@ -90,51 +140,43 @@ impl Auto {
     /// Admits `job`: returns it with its start if a slot is free (the caller
     /// runs it, through [`run`](Self::run)), or queues it.
     pub(super) fn admit(&self, job: Queued) -> Option<(Queued, Started)> {
-        self.admit_at(job, Instant::now(), thread_cpu())
+        self.admit_at(job, Instant::now())
     }
 
-    /// [`admit`](Self::admit) at a given time, this thread having used `cpu`.
-    fn admit_at(&self, job: Queued, now: Instant, cpu: Duration) -> Option<(Queued, Started)> {
+    /// [`admit`](Self::admit) at a given time.
+    fn admit_at(&self, job: Queued, now: Instant) -> Option<(Queued, Started)> {
         let mut state = self.state.lock();
         if state.controller.running() < state.controller.limit() {
-            let started = Self::start(&mut state.controller, now, cpu);
-            Some((job, started))
+            let ticket = state.controller.job_started(now);
+            Some((job, Started { ticket }))
         } else {
             state.queue.push_back(job);
             None
         }
     }
 
-    fn start(controller: &mut ConcurrencyController, now: Instant, cpu: Duration) -> Started {
-        Started {
-            ticket: controller.job_started(now),
-            cpu,
-        }
+    /// Records that an admitted job ended, having wanted `demand` of CPU
+    /// (its thread's [`thread_demand`] over the job); returns the queued
+    /// jobs that may start now, each with its start.
+    pub(super) fn finish(&self, started: Started, demand: Duration) -> Vec<(Queued, Started)> {
+        self.finish_at(started, Instant::now(), demand)
     }
 
-    /// Records that a job begun on this thread ended; returns the queued jobs
-    /// that may start now, each with its start.
-    pub(super) fn finish(&self, started: Started) -> Vec<(Queued, Started)> {
-        self.finish_at(started, Instant::now(), thread_cpu())
-    }
-
-    /// [`finish`](Self::finish) at a given time, this thread's CPU clock
-    /// reading `cpu_now`. Queued jobs that start now are counted from `now`,
-    /// on the same CPU clock.
+    /// [`finish`](Self::finish) at a given time. Queued jobs that start now
+    /// are counted from `now`.
     fn finish_at(
         &self,
         started: Started,
         now: Instant,
-        cpu_now: Duration,
+        demand: Duration,
     ) -> Vec<(Queued, Started)> {
-        let cpu = cpu_now.saturating_sub(started.cpu);
         let mut state = self.state.lock();
         let State {
             controller,
             queue,
             decisions,
         } = &mut *state;
-        if let Some(d) = controller.job_finished(started.ticket, cpu, now) {
+        if let Some(d) = controller.job_finished(started.ticket, demand, now) {
             if decisions.len() == KEEP_DECISIONS {
                 decisions.pop_front();
             }
@@ -144,7 +186,8 @@ impl Auto {
         let mut ready = Vec::new();
         while controller.running() < controller.limit() {
             let Some(job) = queue.pop_front() else { break };
-            ready.push((job, Self::start(controller, now, cpu_now)));
+            let ticket = controller.job_started(now);
+            ready.push((job, Started { ticket }));
         }
         ready
     }
@@ -155,13 +198,24 @@ impl Auto {
         self.state.lock().queue.pop_front()
     }
 
-    /// Runs an admitted job on this thread (one of the pool's), then starts
-    /// whatever the freed slot (and a raised limit) lets in, through `spawn`.
-    pub(super) fn run(self: &Arc<Self>, job: Queued, started: Started) {
-        job();
-        for (next, started) in self.finish(started) {
-            let auto = Arc::clone(self);
-            rayon_core::spawn(move || auto.run(next, started));
+    /// Runs an admitted job on this thread (one of the pool's), then what the
+    /// freed slot lets in, here, while there is some; what a raised limit
+    /// lets in besides goes to other threads through `spawn`.
+    pub(super) fn run(self: &Arc<Self>, mut job: Queued, mut started: Started) {
+        loop {
+            // Measured on the thread that runs the job.
+            let before = thread_demand();
+            job();
+            let demand = thread_demand().saturating_sub(before);
+            let mut ready = self.finish(started, demand).into_iter();
+            let Some((next, next_started)) = ready.next() else {
+                return;
+            };
+            for (other, other_started) in ready {
+                let auto = Arc::clone(self);
+                rayon_core::spawn(move || auto.run(other, other_started));
+            }
+            (job, started) = (next, next_started);
         }
     }
 }
@@ -184,27 +238,88 @@ mod tests {
 
     /// Drives `auto` with a synthetic clock: `jobs` jobs, each taking `wall`
     /// and using `cpu_share` of it on a CPU, always as many running as the
-    /// limit allows. Returns the limits seen.
+    /// limit allows, on as many cores as there are jobs. Returns the limits
+    /// seen.
     fn drive(auto: &Auto, jobs: usize, wall: Duration, cpu_share: f64) -> Vec<usize> {
-        let t0 = Instant::now();
+        let work = |_| (wall, wall.mul_f64(cpu_share));
+        drive_from(auto, Instant::now(), jobs, &work).0
+    }
+
+    /// [`drive`] from `t0`, each job's wall time and demand (CPU time plus
+    /// run-queue wait) given by `work(jobs running as it starts)`; also
+    /// returns when the last job ended.
+    fn drive_from(
+        auto: &Auto,
+        t0: Instant,
+        jobs: usize,
+        work: &dyn Fn(usize) -> (Duration, Duration),
+    ) -> (Vec<usize>, Instant) {
         let mut now = t0;
-        let mut cpu = Duration::ZERO;
-        let mut running: VecDeque<(Started, Instant)> = VecDeque::new();
+        // (started, ends, demand), in no order.
+        let mut running: Vec<(Started, Instant, Duration)> = Vec::new();
+        let mut submitted = 0;
+        let mut limits = Vec::new();
+        let begin = |s: Started, now: Instant, running: &mut Vec<_>| {
+            let (wall, demand) = work(running.len() + 1);
+            running.push((s, now + wall, demand));
+        };
+        while submitted < jobs || !running.is_empty() {
+            while submitted < jobs {
+                submitted += 1;
+                match auto.admit_at(nothing(), now) {
+                    Some((_, s)) => begin(s, now, &mut running),
+                    None => break,
+                }
+            }
+            let first = (0..running.len())
+                .min_by_key(|&i| running[i].1)
+                .expect("a running job");
+            let (started, ends, demand) = running.swap_remove(first);
+            now = now.max(ends);
+            for (_, s) in auto.finish_at(started, now, demand) {
+                begin(s, now, &mut running);
+            }
+            limits.push(auto.limit());
+        }
+        (limits, now)
+    }
+
+    /// Drives `auto` from `t0` with `jobs` CPU-bound jobs of `work` CPU time
+    /// each on `cores` cores shared fairly (n jobs at once each run at
+    /// `cores / n` of a core), always as many running as the limit allows.
+    /// A job is runnable all its life, so its demand is its wall time.
+    fn drive_cpu(
+        auto: &Auto,
+        t0: Instant,
+        jobs: usize,
+        work: Duration,
+        cores: usize,
+    ) -> Vec<usize> {
+        let mut now = t0;
+        // (started, began, CPU time left in seconds).
+        let mut running: Vec<(Started, Instant, f64)> = Vec::new();
         let mut submitted = 0;
         let mut limits = Vec::new();
         while submitted < jobs || !running.is_empty() {
             while submitted < jobs {
                 submitted += 1;
-                match auto.admit_at(nothing(), now, cpu) {
-                    Some((_, s)) => running.push_back((s, now + wall)),
+                match auto.admit_at(nothing(), now) {
+                    Some((_, s)) => running.push((s, now, work.as_secs_f64())),
                     None => break,
                 }
             }
-            let (started, ends) = running.pop_front().expect("a running job");
-            now = now.max(ends);
-            cpu += wall.mul_f64(cpu_share);
-            for (_, s) in auto.finish_at(started, now, cpu) {
-                running.push_back((s, now + wall));
+            let rate = (cores as f64 / running.len() as f64).min(1.0);
+            let first = (0..running.len())
+                .min_by(|&a, &b| running[a].2.total_cmp(&running[b].2))
+                .expect("a running job");
+            let step = running[first].2 / rate;
+            now += Duration::from_secs_f64(step);
+            for job in &mut running {
+                job.2 -= step * rate;
+            }
+            let (started, began, _) = running.swap_remove(first);
+            for (_, s) in auto.finish_at(started, now, now - began) {
+                running.push((s, now, work.as_secs_f64()));
             }
             limits.push(auto.limit());
         }
@@ -216,21 +331,14 @@ mod tests {
         let auto = Auto::new(2, 8);
         assert_eq!(auto.limit(), 2);
         let now = Instant::now();
-        let (_, a) = auto
-            .admit_at(nothing(), now, Duration::ZERO)
-            .expect("a slot");
-        let (_, _b) = auto
-            .admit_at(nothing(), now, Duration::ZERO)
-            .expect("a slot");
-        assert!(
-            auto.admit_at(nothing(), now, Duration::ZERO).is_none(),
-            "the third waits"
-        );
+        let (_, a) = auto.admit_at(nothing(), now).expect("a slot");
+        let (_, _b) = auto.admit_at(nothing(), now).expect("a slot");
+        assert!(auto.admit_at(nothing(), now).is_none(), "the third waits");
         assert!(
             auto.steal().is_some(),
             "a queued job can be taken to run inline"
         );
-        assert!(auto.admit_at(nothing(), now, Duration::ZERO).is_none());
+        assert!(auto.admit_at(nothing(), now).is_none());
         let ready = auto.finish_at(a, now + Duration::from_millis(1), Duration::ZERO);
         assert_eq!(ready.len(), 1, "a freed slot lets one in");
     }
@@ -263,6 +371,54 @@ mod tests {
             *limits.last().unwrap() >= 2,
             "and not far below: {limits:?}"
         );
+    }
+
+    #[test]
+    fn cpu_bound_jobs_after_sleeping_ones_cut_the_limit_to_the_cores_at_once() {
+        let auto = Auto::new(2, 256);
+        let naps = |_| (Duration::from_millis(50), Duration::from_micros(50));
+        let (_, end) = drive_from(&auto, Instant::now(), 3_000, &naps);
+        let high = auto.limit();
+        assert!(high >= 32, "the sleeping phase climbs: {high}");
+        let before = auto.decisions().len();
+        // The same many threads now run CPU-bound jobs of 5 ms on 2 cores.
+        let limits = drive_cpu(&auto, end, 2_000, Duration::from_millis(5), 2);
+        let cut = auto.decisions()[before..]
+            .iter()
+            .find(|d| matches!(d.reason, crate::adapt::LimitReason::Oversubscribed { .. }))
+            .cloned()
+            .expect("an oversubscribed cut");
+        let said = || {
+            auto.decisions()[before..]
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+        };
+        assert!(cut.from >= 32 && cut.to <= 8, "{:#?}", said());
+        let at = limits
+            .iter()
+            .position(|&l| l == 2)
+            .unwrap_or_else(|| panic!("reaches 2: {:#?}", said()));
+        // The jobs running at the switch finish first: about one generation.
+        assert!(
+            at <= high + 64,
+            "within about one generation of jobs: {at}; {:#?}",
+            said()
+        );
+        assert!(*limits.last().unwrap() <= 2, "and stays: {:#?}", said());
+    }
+
+    #[test]
+    fn schedstat_lines_give_the_run_queue_wait() {
+        assert_eq!(
+            parse_run_wait(b"67317 1500 1\n"),
+            Some(Duration::from_nanos(1500))
+        );
+        assert_eq!(parse_run_wait(b"67317"), None);
+        assert_eq!(parse_run_wait(b"x y z"), None);
+        // This thread's wait never runs back.
+        let a = thread_run_wait();
+        assert!(thread_run_wait() >= a);
     }
 
     #[test]
