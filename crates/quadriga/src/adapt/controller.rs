@@ -7,8 +7,9 @@ use super::window::{Sample, Summary, Window};
 
 /// Jobs that keep at least this share of the cores busy are CPU-bound.
 const SATURATED: f64 = 0.75;
-/// Jobs whose demand (a caller that adds run-queue waits to the CPU time)
-/// is at least this many times the cores are cut at once to fit them.
+/// Jobs that saturate the cores and want (CPU time plus run-queue waits, for
+/// a caller that tells them) at least this many times the cores are cut at
+/// once to fit them.
 const OVERSUBSCRIBED: f64 = 2.0;
 /// A step up by a factor `r` counts as an improvement when throughput rose by
 /// at least this share of the ideal `r - 1`.
@@ -280,12 +281,6 @@ impl ConcurrencyController {
     /// Returns a decision when this sample completed a measurement that
     /// changed the limit or the phase of the search.
     ///
-    /// A caller that can also tell how long the job waited, runnable, for a
-    /// CPU (a thread pool reads it from the scheduler) may add that wait to
-    /// `cpu`: CPU-bound jobs then read as CPU-bound even on cores shared
-    /// with other work, and too many of them at once read as wanting more
-    /// cores than there are, which cuts the limit in one step.
-    ///
     /// ```
     /// use std::time::{Duration, Instant};
     ///
@@ -301,6 +296,38 @@ impl ConcurrencyController {
         cpu: Duration,
         now: Instant,
     ) -> Option<LimitDecision> {
+        self.job_finished_waited(ticket, cpu, Duration::ZERO, now)
+    }
+
+    /// [`job_finished`](Self::job_finished) for a caller that can also tell
+    /// how long the job spent runnable but waiting for a CPU (a thread pool
+    /// reads it from the scheduler). The wait counts as CPU time the job
+    /// wanted: CPU-bound jobs then read as CPU-bound even on cores shared
+    /// with other work, and too many of them at once, using the cores and
+    /// wanting several times as many, cut the limit in one step
+    /// ([`LimitReason::Oversubscribed`]).
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use quadriga::adapt::ConcurrencyController;
+    ///
+    /// let ms = Duration::from_millis;
+    /// let mut auto = ConcurrencyController::new(2);
+    /// let t0 = Instant::now();
+    /// // Two CPU-bound jobs on cores shared with another program: each got
+    /// // 40 ms of CPU in 100 ms and waited for a CPU the rest of the time.
+    /// let (a, b) = (auto.job_started(t0), auto.job_started(t0));
+    /// auto.job_finished_waited(a, ms(40), ms(60), t0 + ms(100));
+    /// let d = auto.job_finished_waited(b, ms(40), ms(60), t0 + ms(100)).unwrap();
+    /// assert_eq!(auto.limit(), 2, "CPU-bound, not waiting: {d}");
+    /// ```
+    pub fn job_finished_waited(
+        &mut self,
+        ticket: JobTicket,
+        cpu: Duration,
+        run_wait: Duration,
+        now: Instant,
+    ) -> Option<LimitDecision> {
         self.advance(now);
         self.running = self.running.saturating_sub(1);
         if ticket.epoch != self.epoch {
@@ -310,6 +337,7 @@ impl ConcurrencyController {
         let concurrency = ((self.area - ticket.area) / wall).max(1.0);
         self.window.push(Sample {
             cpu: cpu.as_secs_f64(),
+            wait: run_wait.as_secs_f64(),
             wall,
             concurrency,
         });
@@ -542,8 +570,8 @@ impl ConcurrencyController {
         }
     }
 
-    /// Jobs that want several times the cores (a caller that counts time
-    /// spent waiting for a CPU as demand, see [`job_finished`](Self::job_finished)):
+    /// Jobs that use the cores and want several times as many (a caller that
+    /// tells run-queue waits, see [`job_finished_waited`](Self::job_finished_waited)):
     /// cut the limit at once to the level whose demand the cores would just
     /// meet, and settle there. Fewer jobs on oversubscribed cores lose no
     /// throughput, so the cut is not judged against the level it left (whose
@@ -554,7 +582,9 @@ impl ConcurrencyController {
     fn cut_to_fit(&mut self, s: &Summary) -> Option<LimitDecision> {
         let cores = self.cores as f64;
         let busy = s.busy_cores();
-        if busy < OVERSUBSCRIBED * cores {
+        // Both: the wait alone may come from other programs on the cores,
+        // and fewer of our jobs would not shorten it.
+        if busy < OVERSUBSCRIBED * cores || s.used_cores() < SATURATED * cores {
             return None;
         }
         let level = self.limit;
