@@ -147,6 +147,29 @@ fn a_cpu_bound_map_after_sleeps_comes_back_to_the_cores() {
 }
 
 #[test]
+fn a_collect_inside_a_task_of_an_auto_pool_completes() {
+    within(120, || {
+        let auto = std::sync::Arc::new(ThreadPool::auto().unwrap());
+        let inner = std::sync::Arc::clone(&auto);
+        let got = auto
+            .spawn(move || {
+                inner
+                    .map(burn, 0..64)
+                    .collect::<Result<Vec<u64>, _>>()
+                    .unwrap()
+            })
+            .join()
+            .unwrap();
+        let expected: Vec<u64> = ThreadPool::new(1)
+            .unwrap()
+            .map(burn, 0..64)
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(got, expected);
+    });
+}
+
+#[test]
 fn an_auto_pool_shuts_down_like_any_other() {
     within(60, || {
         let auto = ThreadPool::auto().unwrap();

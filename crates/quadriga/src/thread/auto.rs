@@ -53,26 +53,67 @@ pub(super) fn thread_cpu() -> Duration {
     )
 }
 
+/// At most this many threads (of every auto pool together) keep their
+/// `schedstat` open; the others open it for each reading. A pool may hold
+/// hundreds of threads, and descriptors are a limited resource.
+const MAX_KEPT_OPEN: usize = 64;
+/// Threads that keep theirs open now.
+static KEPT_OPEN: AtomicUsize = AtomicUsize::new(0);
+
+/// A thread's `schedstat`, kept open: counted in [`KEPT_OPEN`] while it lives.
+struct KeptOpen(File);
+
+impl Drop for KeptOpen {
+    fn drop(&mut self) {
+        KEPT_OPEN.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// What this thread knows of its `schedstat`.
+enum Schedstat {
+    /// Not looked at yet.
+    Unknown,
+    /// The kernel has none.
+    Missing,
+    /// Kept open.
+    Open(KeptOpen),
+    /// Opened for each reading (too many threads keep theirs).
+    Reopen,
+}
+
+const SCHEDSTAT_PATH: &str = "/proc/thread-self/schedstat";
+
 thread_local! {
-    /// This thread's `/proc/thread-self/schedstat`, opened on first use
-    /// (`None` where the kernel has no schedstats).
-    static SCHEDSTAT: RefCell<Option<Option<File>>> = const { RefCell::new(None) };
+    static SCHEDSTAT: RefCell<Schedstat> = const { RefCell::new(Schedstat::Unknown) };
 }
 
 /// How long this thread has been runnable but waiting for a CPU (the second
 /// field of Linux's `schedstat`, in ns); zero where that is unknown.
 pub(super) fn thread_run_wait() -> Duration {
     SCHEDSTAT.with(|cell| {
-        let mut cell = cell.borrow_mut();
-        let file = cell.get_or_insert_with(|| File::open("/proc/thread-self/schedstat").ok());
-        let Some(file) = file else {
-            return Duration::ZERO;
-        };
+        let mut state = cell.borrow_mut();
+        if matches!(*state, Schedstat::Unknown) {
+            *state = match File::open(SCHEDSTAT_PATH) {
+                Err(_) => Schedstat::Missing,
+                Ok(file) => {
+                    if KEPT_OPEN.fetch_add(1, Ordering::Relaxed) < MAX_KEPT_OPEN {
+                        Schedstat::Open(KeptOpen(file))
+                    } else {
+                        KEPT_OPEN.fetch_sub(1, Ordering::Relaxed);
+                        Schedstat::Reopen
+                    }
+                }
+            };
+        }
         let mut buf = [0u8; 96];
-        let Ok(n) = file.read_at(&mut buf, 0) else {
-            return Duration::ZERO;
+        let read = match &*state {
+            Schedstat::Open(kept) => kept.0.read_at(&mut buf, 0),
+            Schedstat::Reopen => File::open(SCHEDSTAT_PATH).and_then(|f| f.read_at(&mut buf, 0)),
+            Schedstat::Unknown | Schedstat::Missing => return Duration::ZERO,
         };
-        parse_run_wait(&buf[..n]).unwrap_or(Duration::ZERO)
+        read.ok()
+            .and_then(|n| parse_run_wait(&buf[..n]))
+            .unwrap_or(Duration::ZERO)
     })
 }
 
@@ -211,6 +252,28 @@ impl Auto {
             ready.push((job, Started { ticket }));
         }
         ready
+    }
+
+    /// Counts a job that starts now outside the queue (a lane of an
+    /// in-place map, whose lanes follow the limit themselves).
+    fn begin(&self) -> Started {
+        let ticket = self.state.lock().controller.job_started(Instant::now());
+        Started { ticket }
+    }
+
+    /// Runs `job` on this thread (one of the pool's), timed and counted like
+    /// an admitted one; then starts on other threads whatever queued jobs the
+    /// freed slot lets in. Returns the limit after the measurement.
+    pub(super) fn run_counted(self: &Arc<Self>, job: impl FnOnce()) -> usize {
+        let started = self.begin();
+        let before = ThreadClock::now();
+        job();
+        let used = ThreadClock::now().since(before);
+        for (other, other_started) in self.finish(started, used) {
+            let auto = Arc::clone(self);
+            rayon_core::spawn(move || auto.run(other, other_started));
+        }
+        self.limit()
     }
 
     /// Takes a queued job to run inline (a consumer that would otherwise block
