@@ -2,15 +2,20 @@
 //! how many of its threads may run tasks at once, chosen by measurement.
 //!
 //! The rayon-core pool holds the most threads the pool may ever use; this
-//! module lets at most [`limit`](Auto::limit) jobs (tasks, map chunks, pieces
-//! of an in-place collect) run at once and queues the rest. Each job is timed
+//! module lets at most [`limit`](Auto::limit) jobs (tasks, chunks of a
+//! streaming map) run at once and queues the rest; a map collected in place
+//! runs its pieces on lanes that follow the limit themselves (`run_jobs_auto`
+//! in the parent module), counted the same way. Each job is timed
 //! (wall, and this thread's CPU time) and fed to the shared
 //! [`ConcurrencyController`]: CPU-bound jobs hold the limit at about one per
 //! core, jobs that wait raise it while throughput keeps rising. Idle threads
 //! sleep in rayon-core and cost only their stacks' touched pages.
 //!
-//! Two details keep CPU-bound work as fast as on a fixed pool:
+//! Three details keep CPU-bound work as fast as on a fixed pool:
 //!
+//! - A map collected in place takes the same path as on a fixed pool (lanes
+//!   that never wait for each other), not an ordered stream of chunks whose
+//!   window one preempted chunk can stall.
 //! - A thread that finishes a job runs the next queued one itself, instead
 //!   of handing it to rayon-core: a hand-over wakes a sleeping thread, and a
 //!   woken thread of a pool of hundreds searches every other thread's deque
@@ -171,7 +176,14 @@ pub(super) struct Started {
 impl Auto {
     /// Admission for `cores` cores and at most `max` threads.
     pub(super) fn new(cores: usize, max: usize) -> Self {
-        let mut controller = ConcurrencyController::new(cores).with_max(max);
+        // Never fewer than one per core (or the maximum): a thread measures
+        // only its own CPU time, so its jobs read as single-threaded, and
+        // fewer of those than cores cannot finish more. Under load from
+        // other programs, a probe down to fewer measured as well as it (each
+        // thread then gets a smaller share) and stuck below the cores.
+        let mut controller = ConcurrencyController::new(cores)
+            .with_max(max)
+            .with_min(cores.min(max));
         let memory = crate::child::mem_available().map(|b| (b / STACK_GUESS) as usize);
         let mut decisions = VecDeque::new();
         if let Some(d) = controller.set_bound(LimitBound::Memory, memory) {
