@@ -302,24 +302,37 @@ impl ConcurrencyController {
     /// [`job_finished`](Self::job_finished) for a caller that can also tell
     /// how long the job spent runnable but waiting for a CPU (a thread pool
     /// reads it from the scheduler). The wait counts as CPU time the job
-    /// wanted: CPU-bound jobs then read as CPU-bound even on cores shared
-    /// with other work, and too many of them at once, using the cores and
-    /// wanting several times as many, cut the limit in one step
-    /// ([`LimitReason::Oversubscribed`]).
+    /// wanted: jobs that use the cores and want several times as many (far
+    /// more CPU-bound jobs than cores, after a phase of waiting work) cut the
+    /// limit in one step ([`LimitReason::Oversubscribed`]).
     ///
     /// ```
     /// use std::time::{Duration, Instant};
-    /// use quadriga::adapt::ConcurrencyController;
+    /// use quadriga::adapt::{ConcurrencyController, LimitReason};
     ///
     /// let ms = Duration::from_millis;
-    /// let mut auto = ConcurrencyController::new(2);
+    /// let mut auto = ConcurrencyController::new(2).with_max(64);
     /// let t0 = Instant::now();
-    /// // Two CPU-bound jobs on cores shared with another program: each got
-    /// // 40 ms of CPU in 100 ms and waited for a CPU the rest of the time.
-    /// let (a, b) = (auto.job_started(t0), auto.job_started(t0));
-    /// auto.job_finished_waited(a, ms(40), ms(60), t0 + ms(100));
-    /// let d = auto.job_finished_waited(b, ms(40), ms(60), t0 + ms(100)).unwrap();
-    /// assert_eq!(auto.limit(), 2, "CPU-bound, not waiting: {d}");
+    /// // Sleep-like jobs raise the limit...
+    /// let a = auto.job_started(t0);
+    /// let b = auto.job_started(t0);
+    /// auto.job_finished(a, ms(1), t0 + ms(200));
+    /// auto.job_finished(b, ms(1), t0 + ms(200));
+    /// let high = auto.limit();
+    /// assert!(high > 2);
+    /// // ...then that many CPU-bound jobs share 2 cores: each got 2/high of
+    /// // a CPU and waited for one the rest of the time.
+    /// let t1 = t0 + ms(200);
+    /// let tickets: Vec<_> = (0..high).map(|_| auto.job_started(t1)).collect();
+    /// let wall = ms(100);
+    /// let cpu = wall * 2 / high as u32;
+    /// let mut cut = None;
+    /// for t in tickets {
+    ///     cut = cut.or(auto.job_finished_waited(t, cpu, wall - cpu, t1 + wall));
+    /// }
+    /// let cut = cut.expect("a decision");
+    /// assert!(matches!(cut.reason, LimitReason::Oversubscribed { .. }), "{cut}");
+    /// assert_eq!(auto.limit(), 2);
     /// ```
     pub fn job_finished_waited(
         &mut self,
@@ -432,12 +445,15 @@ impl ConcurrencyController {
 
     fn evaluate(&mut self, fresh: u64) -> Option<LimitDecision> {
         let s = self.window.summary()?;
-        let busy = s.busy_cores();
+        // The CPU the jobs got: run-queue waits only inform a cut (below);
+        // counted here they would hold waiting work low on a loaded machine,
+        // where a thread that wakes from a sleep waits for a CPU too.
+        let busy = s.used_cores();
         let cores = self.cores as f64;
         self.note(self.limit, &s);
         let (upper, bound) = self.upper();
 
-        let fill = self.fill_level(s.cpu_per_wall);
+        let fill = self.fill_level(s.used_per_wall);
 
         match self.phase {
             Phase::Climbing { from } => {
@@ -481,7 +497,7 @@ impl ConcurrencyController {
                     let reason = LimitReason::CpuBound {
                         busy_cores: busy,
                         cores: self.cores,
-                        cpu_per_wall: s.cpu_per_wall,
+                        cpu_per_wall: s.used_per_wall,
                     };
                     return Some(self.change(self.limit, reason, Phase::Settled { samples: 0 }));
                 }
@@ -503,7 +519,7 @@ impl ConcurrencyController {
                 let next = next.clamp(self.limit + 1, upper);
                 let reason = LimitReason::Climb {
                     busy_cores: busy,
-                    cpu_per_wall: s.cpu_per_wall,
+                    cpu_per_wall: s.used_per_wall,
                     throughput: s.throughput,
                 };
                 let from = Some(self.limit);

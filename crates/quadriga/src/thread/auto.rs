@@ -21,11 +21,12 @@
 //!   woken thread of a pool of hundreds searches every other thread's deque
 //!   for a while before it sleeps again, on the cores the work needs.
 //! - Time a job spent runnable but waiting for a CPU (Linux's per-thread
-//!   `schedstat`) counts with its CPU time. A CPU-bound job on cores shared
-//!   with other programs then still reads as CPU-bound, not as waiting (which
-//!   would raise the limit), and hundreds of CPU-bound jobs at once, after a
-//!   phase of waiting work, read as wanting hundreds of cores, which cuts the
-//!   limit to the cores in one step.
+//!   `schedstat`) goes to the controller beside its CPU time: hundreds of
+//!   CPU-bound jobs at once, after a phase of waiting work, use the cores and
+//!   want hundreds of them, which cuts the limit to the cores in one step
+//!   (halving it every 64 jobs took seven probes). The limit never goes
+//!   below the cores: a thread measures only its own CPU time, so its jobs
+//!   read as single-threaded, and fewer of those than cores cannot do more.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
