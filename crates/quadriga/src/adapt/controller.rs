@@ -7,9 +7,9 @@ use super::window::{Sample, Summary, Window};
 
 /// Jobs that keep at least this share of the cores busy are CPU-bound.
 const SATURATED: f64 = 0.75;
-/// Jobs that saturate the cores and want (CPU time plus run-queue waits, for
-/// a caller that tells them) at least this many times the cores are cut at
-/// once to fit them.
+/// Jobs that are runnable most of their lives and want (CPU time plus
+/// run-queue waits, for a caller that tells them) at least this many times
+/// the cores are cut at once to fit them.
 const OVERSUBSCRIBED: f64 = 2.0;
 /// A step up by a factor `r` counts as an improvement when throughput rose by
 /// at least this share of the ideal `r - 1`.
@@ -586,8 +586,9 @@ impl ConcurrencyController {
         }
     }
 
-    /// Jobs that use the cores and want several times as many (a caller that
-    /// tells run-queue waits, see [`job_finished_waited`](Self::job_finished_waited)):
+    /// Jobs that are runnable most of their lives and want several times the
+    /// cores (a caller that tells run-queue waits, see
+    /// [`job_finished_waited`](Self::job_finished_waited)):
     /// cut the limit at once to the level whose demand the cores would just
     /// meet, and settle there. Fewer jobs on oversubscribed cores lose no
     /// throughput, so the cut is not judged against the level it left (whose
@@ -598,9 +599,10 @@ impl ConcurrencyController {
     fn cut_to_fit(&mut self, s: &Summary) -> Option<LimitDecision> {
         let cores = self.cores as f64;
         let busy = s.busy_cores();
-        // Both: the wait alone may come from other programs on the cores,
-        // and fewer of our jobs would not shorten it.
-        if busy < OVERSUBSCRIBED * cores || s.used_cores() < SATURATED * cores {
+        // And the jobs were runnable most of their lives (on a CPU or waiting
+        // for one): jobs that sleep and then wait for a CPU on a machine busy
+        // with other programs are not cut, fewer of them would not wait less.
+        if busy < OVERSUBSCRIBED * cores || s.cpu_per_wall < SATURATED {
             return None;
         }
         let level = self.limit;

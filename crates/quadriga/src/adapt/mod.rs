@@ -55,8 +55,8 @@
 //! 5. A caller that can tell how long each job waited, runnable, for a CPU
 //!    ([`job_finished_waited`](ConcurrencyController::job_finished_waited);
 //!    the thread pool does) counts that wait as CPU time the job wanted. If
-//!    the jobs use at least 75% of the cores and want at least twice the
-//!    cores, the level is oversubscribed: it is cut at once to the level
+//!    the jobs were runnable for at least 75% of their wall time and want at
+//!    least twice the cores, the level is oversubscribed: it is cut at once to the level
 //!    whose demand the cores meet (never below one job per core for
 //!    single-threaded jobs), and settles there.
 //!

@@ -596,8 +596,8 @@ struct AutoLanes<'p, 'a> {
 impl ThreadPool {
     /// `run_jobs` on an auto pool: lanes as for a fixed pool, as many as the
     /// measured limit, each job timed and fed to the controller; a lane that
-    /// sees the limit above the lanes running starts another, and one that
-    /// sees it below ends (never the last).
+    /// sees the limit above the lanes running starts more (see `grow`), and
+    /// one that sees it below ends (never the last).
     fn run_jobs_auto<'a>(
         &self,
         auto: &Arc<Auto>,
@@ -616,12 +616,10 @@ impl ThreadPool {
             rx,
             active: std::sync::atomic::AtomicUsize::new(0),
         };
-        let first = auto.limit().max(1);
-        lanes.active.store(first, Ordering::Relaxed);
+        // One lane to begin with; it starts the others (see `grow`).
+        lanes.active.store(1, Ordering::Relaxed);
         self.rayon.in_place_scope(|s| {
-            for _ in 0..first {
-                s.spawn(|s| auto_lane(&lanes, s));
-            }
+            s.spawn(|s| auto_lane(&lanes, s));
             while let Some(job) = next() {
                 // The lanes hold a receiver until this sender is dropped.
                 let _ = tx.send(job);
@@ -633,6 +631,7 @@ impl ThreadPool {
 
 /// One lane of [`ThreadPool::run_jobs_auto`].
 fn auto_lane<'s, 'a: 's>(lanes: &'s AutoLanes<'s, 'a>, s: &rayon_core::Scope<'s>) {
+    grow(lanes, s);
     let token = CancelToken::new(
         Some(Arc::clone(lanes.cancel) as Arc<dyn context::Cancellable>),
         Some(Arc::clone(&lanes.pool.shared.cancelled)),
@@ -645,21 +644,8 @@ fn auto_lane<'s, 'a: 's>(lanes: &'s AutoLanes<'s, 'a>, s: &rayon_core::Scope<'s>
         let len = job.len() as u64;
         let limit = lanes.auto.run_counted(|| job.run(token.is_cancelled()));
         stats.end(timing, len);
-        let mut active = lanes.active.load(Ordering::Relaxed);
-        while active < limit {
-            match lanes.active.compare_exchange(
-                active,
-                active + 1,
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => {
-                    s.spawn(|s| auto_lane(lanes, s));
-                    active += 1;
-                }
-                Err(now) => active = now,
-            }
-        }
+        grow(lanes, s);
+        let active = lanes.active.load(Ordering::Relaxed);
         if active > limit.max(1)
             && lanes
                 .active
@@ -667,6 +653,31 @@ fn auto_lane<'s, 'a: 's>(lanes: &'s AutoLanes<'s, 'a>, s: &rayon_core::Scope<'s>
                 .is_ok()
         {
             return;
+        }
+    }
+}
+
+/// Starts up to two more lanes while fewer run than the limit. Each new lane
+/// does the same as it starts, so the lanes grow as a tree: rayon-core wakes
+/// a sleeping thread per job pushed, but a thread that takes a lane never
+/// looks for more work, so lanes pushed in one burst would wait.
+fn grow<'s, 'a: 's>(lanes: &'s AutoLanes<'s, 'a>, s: &rayon_core::Scope<'s>) {
+    let limit = lanes.auto.limit();
+    let mut active = lanes.active.load(Ordering::Relaxed);
+    let mut started = 0;
+    while active < limit && started < 2 {
+        match lanes.active.compare_exchange(
+            active,
+            active + 1,
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        ) {
+            Ok(_) => {
+                s.spawn(|s| auto_lane(lanes, s));
+                active += 1;
+                started += 1;
+            }
+            Err(now) => active = now,
         }
     }
 }
