@@ -555,7 +555,12 @@ impl ConcurrencyController {
                 }
                 let samples = samples + fresh;
                 let level = self.limit;
-                let saturated = busy >= cores * SATURATED;
+                // At least one job per core, each runnable most of its life
+                // (a caller that tells run-queue waits), leaves no CPU to
+                // spare either, even when other programs take part of the
+                // cores: probing up would only be cut again.
+                let saturated = busy >= cores * SATURATED
+                    || (level >= self.cores && s.cpu_per_wall >= SATURATED);
                 // A probe up costs about one job duration at the higher
                 // level: wait for two generations of jobs at this one first.
                 // A probe down is cheaper: one generation.
