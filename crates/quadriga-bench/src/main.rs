@@ -13,10 +13,11 @@
 //! cargo run --release -p quadriga-bench -- run [--quick] [--json PATH] [--quadriga PATH]
 //! cargo run --release -p quadriga-bench -- cluster [--quick] [--json PATH]
 //! cargo run --release -p quadriga-bench -- data [--quick | --large] [--json PATH]
+//! cargo run -p quadriga-bench -- report [INPUT...] [--out PATH] [--svg PATH]
 //! ```
 //!
-//! The code: [`harness`] (timing, table, JSON, machine info, external peers)
-//! and [`suites`] (one module per suite).
+//! The code: [`harness`] (timing, table, JSON, machine info, external peers),
+//! [`suites`] (one module per suite) and [`charts`] (`report`: past results as charts).
 
 #![forbid(unsafe_code)]
 
@@ -26,6 +27,10 @@ use std::time::Instant;
 use anyhow::ensure;
 use clap::Parser;
 
+// `report/`: named `charts` here, beside the harness's `report` (the table
+// and the JSON of one run).
+#[path = "report/mod.rs"]
+mod charts;
 mod harness;
 mod suites;
 
@@ -69,6 +74,9 @@ fn main() -> anyhow::Result<()> {
         suites::process::pingpong_child();
     }
     quadriga::init();
+    if std::env::args().nth(1).as_deref() == Some("report") {
+        return charts::main(std::env::args().skip(2));
+    }
     let cli = Cli::parse();
     let mut machine = Machine::probe();
     let threads = cli.threads.unwrap_or(machine.cores);

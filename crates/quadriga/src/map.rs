@@ -81,6 +81,12 @@ pub(crate) trait Dispatch<T: Task>: Sync {
         false
     }
 
+    /// How many lanes an in-place collect should cut its input for: the most
+    /// jobs that may run at once during it (a self-sizing pool's maximum).
+    fn collect_lanes(&self) -> usize {
+        self.parallelism()
+    }
+
     /// Whether [`run_jobs`](Self::run_jobs) runs jobs in parallel: then a map
     /// collected into a `Vec` writes its results in place.
     fn runs_jobs(&self) -> bool {

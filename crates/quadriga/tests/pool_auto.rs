@@ -93,7 +93,7 @@ fn the_maximum_bounds_the_climb() {
 }
 
 #[test]
-fn a_cpu_bound_map_on_auto_is_not_much_slower_than_one_thread_per_core() {
+fn a_cpu_bound_map_on_auto_is_within_ten_percent_of_one_thread_per_core() {
     within(300, || {
         let cores = std::thread::available_parallelism().unwrap().get();
         let fixed = ThreadPool::new(cores).unwrap();
@@ -104,18 +104,68 @@ fn a_cpu_bound_map_on_auto_is_not_much_slower_than_one_thread_per_core() {
             assert_eq!(got.len(), 400);
             started.elapsed()
         };
-        // Warm both, then the better of two runs each (a shared CI machine).
+        // Warm both, then the best of three runs each, interleaved, so that
+        // a burst of load on a shared machine hits both alike.
         run(&fixed);
         run(&auto);
-        let on_fixed = run(&fixed).min(run(&fixed));
-        let on_auto = run(&auto).min(run(&auto));
+        let (mut on_fixed, mut on_auto) = (Duration::MAX, Duration::MAX);
+        for _ in 0..3 {
+            on_fixed = on_fixed.min(run(&fixed));
+            on_auto = on_auto.min(run(&auto));
+        }
         assert!(
-            on_auto <= on_fixed * 2 + Duration::from_millis(200),
-            "auto {on_auto:?} vs {cores} threads {on_fixed:?}"
+            on_auto <= on_fixed.mul_f64(1.1) + Duration::from_millis(100),
+            "auto {on_auto:?} vs {cores} threads {on_fixed:?}; decisions: {:#?}",
+            auto.decisions()
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
         );
-        // No bound on `auto.threads()` here: on a machine shared with other
-        // work a thread gets a fraction of a core, which looks like waiting;
-        // what must hold is the time (the unit tests pin the sizing).
+        // No bound on `auto.threads()` here: what must hold is the time (the
+        // unit tests pin the sizing).
+    });
+}
+
+#[test]
+fn a_cpu_bound_map_after_sleeps_comes_back_to_the_cores() {
+    within(300, || {
+        let cores = std::thread::available_parallelism().unwrap().get();
+        let auto = ThreadPool::auto().unwrap();
+        naps(&auto, 400);
+        let high = auto.threads();
+        assert!(high > cores, "the naps climb: {high}");
+        for _ in 0..3 {
+            let got: Vec<u64> = auto.map(burn, 0..400).collect::<Result<_, _>>().unwrap();
+            assert_eq!(got.len(), 400);
+        }
+        let said: Vec<String> = auto.decisions().iter().map(ToString::to_string).collect();
+        assert!(
+            auto.threads() <= 2 * cores,
+            "CPU-bound work after the naps brings it back near the cores: {said:#?}"
+        );
+    });
+}
+
+#[test]
+fn a_collect_inside_a_task_of_an_auto_pool_completes() {
+    within(120, || {
+        let auto = std::sync::Arc::new(ThreadPool::auto().unwrap());
+        let inner = std::sync::Arc::clone(&auto);
+        let got = auto
+            .spawn(move || {
+                inner
+                    .map(burn, 0..64)
+                    .collect::<Result<Vec<u64>, _>>()
+                    .unwrap()
+            })
+            .join()
+            .unwrap();
+        let expected: Vec<u64> = ThreadPool::new(1)
+            .unwrap()
+            .map(burn, 0..64)
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(got, expected);
     });
 }
 

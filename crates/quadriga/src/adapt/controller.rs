@@ -7,6 +7,10 @@ use super::window::{Sample, Summary, Window};
 
 /// Jobs that keep at least this share of the cores busy are CPU-bound.
 const SATURATED: f64 = 0.75;
+/// Jobs that are runnable most of their lives and want (CPU time plus
+/// run-queue waits, for a caller that tells them) at least this many times
+/// the cores are cut at once to fit them.
+const OVERSUBSCRIBED: f64 = 2.0;
 /// A step up by a factor `r` counts as an improvement when throughput rose by
 /// at least this share of the ideal `r - 1`.
 const MIN_GAIN: f64 = 0.5;
@@ -292,6 +296,51 @@ impl ConcurrencyController {
         cpu: Duration,
         now: Instant,
     ) -> Option<LimitDecision> {
+        self.job_finished_waited(ticket, cpu, Duration::ZERO, now)
+    }
+
+    /// [`job_finished`](Self::job_finished) for a caller that can also tell
+    /// how long the job spent runnable but waiting for a CPU (a thread pool
+    /// reads it from the scheduler). The wait counts as CPU time the job
+    /// wanted: jobs that use the cores and want several times as many (far
+    /// more CPU-bound jobs than cores, after a phase of waiting work) cut the
+    /// limit in one step ([`LimitReason::Oversubscribed`]).
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use quadriga::adapt::{ConcurrencyController, LimitReason};
+    ///
+    /// let ms = Duration::from_millis;
+    /// let mut auto = ConcurrencyController::new(2).with_max(64);
+    /// let t0 = Instant::now();
+    /// // Sleep-like jobs raise the limit...
+    /// let a = auto.job_started(t0);
+    /// let b = auto.job_started(t0);
+    /// auto.job_finished(a, ms(1), t0 + ms(200));
+    /// auto.job_finished(b, ms(1), t0 + ms(200));
+    /// let high = auto.limit();
+    /// assert!(high > 2);
+    /// // ...then that many CPU-bound jobs share 2 cores: each got 2/high of
+    /// // a CPU and waited for one the rest of the time.
+    /// let t1 = t0 + ms(200);
+    /// let tickets: Vec<_> = (0..high).map(|_| auto.job_started(t1)).collect();
+    /// let wall = ms(100);
+    /// let cpu = wall * 2 / high as u32;
+    /// let mut cut = None;
+    /// for t in tickets {
+    ///     cut = cut.or(auto.job_finished_waited(t, cpu, wall - cpu, t1 + wall));
+    /// }
+    /// let cut = cut.expect("a decision");
+    /// assert!(matches!(cut.reason, LimitReason::Oversubscribed { .. }), "{cut}");
+    /// assert_eq!(auto.limit(), 2);
+    /// ```
+    pub fn job_finished_waited(
+        &mut self,
+        ticket: JobTicket,
+        cpu: Duration,
+        run_wait: Duration,
+        now: Instant,
+    ) -> Option<LimitDecision> {
         self.advance(now);
         self.running = self.running.saturating_sub(1);
         if ticket.epoch != self.epoch {
@@ -301,6 +350,7 @@ impl ConcurrencyController {
         let concurrency = ((self.area - ticket.area) / wall).max(1.0);
         self.window.push(Sample {
             cpu: cpu.as_secs_f64(),
+            wait: run_wait.as_secs_f64(),
             wall,
             concurrency,
         });
@@ -395,12 +445,15 @@ impl ConcurrencyController {
 
     fn evaluate(&mut self, fresh: u64) -> Option<LimitDecision> {
         let s = self.window.summary()?;
-        let busy = s.busy_cores();
+        // The CPU the jobs got: run-queue waits only inform a cut (below);
+        // counted here they would hold waiting work low on a loaded machine,
+        // where a thread that wakes from a sleep waits for a CPU too.
+        let busy = s.used_cores();
         let cores = self.cores as f64;
         self.note(self.limit, &s);
         let (upper, bound) = self.upper();
 
-        let fill = self.fill_level(s.cpu_per_wall);
+        let fill = self.fill_level(s.used_per_wall);
 
         match self.phase {
             Phase::Climbing { from } => {
@@ -437,11 +490,14 @@ impl ConcurrencyController {
                 if starved && from.is_some() {
                     return Some(self.unfilled(&s));
                 }
+                if let Some(d) = self.cut_to_fit(&s) {
+                    return Some(d);
+                }
                 if busy >= cores * SATURATED {
                     let reason = LimitReason::CpuBound {
                         busy_cores: busy,
                         cores: self.cores,
-                        cpu_per_wall: s.cpu_per_wall,
+                        cpu_per_wall: s.used_per_wall,
                     };
                     return Some(self.change(self.limit, reason, Phase::Settled { samples: 0 }));
                 }
@@ -463,7 +519,7 @@ impl ConcurrencyController {
                 let next = next.clamp(self.limit + 1, upper);
                 let reason = LimitReason::Climb {
                     busy_cores: busy,
-                    cpu_per_wall: s.cpu_per_wall,
+                    cpu_per_wall: s.used_per_wall,
                     throughput: s.throughput,
                 };
                 let from = Some(self.limit);
@@ -494,9 +550,17 @@ impl ConcurrencyController {
                 Some(self.settle_best(&s))
             }
             Phase::Settled { samples } => {
+                if let Some(d) = self.cut_to_fit(&s) {
+                    return Some(d);
+                }
                 let samples = samples + fresh;
                 let level = self.limit;
-                let saturated = busy >= cores * SATURATED;
+                // At least one job per core, each runnable most of its life
+                // (a caller that tells run-queue waits), leaves no CPU to
+                // spare either, even when other programs take part of the
+                // cores: probing up would only be cut again.
+                let saturated = busy >= cores * SATURATED
+                    || (level >= self.cores && s.cpu_per_wall >= SATURATED);
                 // A probe up costs about one job duration at the higher
                 // level: wait for two generations of jobs at this one first.
                 // A probe down is cheaper: one generation.
@@ -525,6 +589,42 @@ impl ConcurrencyController {
                 None
             }
         }
+    }
+
+    /// Jobs that are runnable most of their lives and want several times the
+    /// cores (a caller that tells run-queue waits, see
+    /// [`job_finished_waited`](Self::job_finished_waited)):
+    /// cut the limit at once to the level whose demand the cores would just
+    /// meet, and settle there. Fewer jobs on oversubscribed cores lose no
+    /// throughput, so the cut is not judged against the level it left (whose
+    /// measurement may mix in an earlier workload); a cut that went too far
+    /// (jobs that also wait) leaves CPU to spare, and the probe up climbs back.
+    /// A CPU-bound burst after a phase of waiting work falls from hundreds of
+    /// jobs to the core count in one step.
+    fn cut_to_fit(&mut self, s: &Summary) -> Option<LimitDecision> {
+        let cores = self.cores as f64;
+        let busy = s.busy_cores();
+        // And the jobs were runnable most of their lives (on a CPU or waiting
+        // for one): jobs that sleep and then wait for a CPU on a machine busy
+        // with other programs are not cut, fewer of them would not wait less.
+        if busy < OVERSUBSCRIBED * cores || s.cpu_per_wall < SATURATED {
+            return None;
+        }
+        let level = self.limit;
+        // The level whose demand the cores would meet, and never below the
+        // level that fills them with jobs like these (one per core for
+        // single-threaded jobs, whose demand is at most their wall time).
+        let fit = (level as f64 * cores / busy).round() as usize;
+        let to = fit.max(self.fill_level(s.cpu_per_wall.max(1.0)));
+        if to >= level {
+            return None;
+        }
+        self.measured.clear();
+        let reason = LimitReason::Oversubscribed {
+            busy_cores: busy,
+            cores: self.cores,
+        };
+        Some(self.change(to, reason, Phase::Settled { samples: 0 }))
     }
 
     /// Tries the geometric middle of `lo..hi`.

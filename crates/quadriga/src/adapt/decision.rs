@@ -100,6 +100,16 @@ pub enum LimitReason {
         /// The core count.
         cores: usize,
     },
+    /// The jobs want far more CPU than the cores give: the CPU time they used
+    /// plus the time they spent runnable but waiting for a CPU (as a thread
+    /// pool measures it) adds up to `busy_cores` cores. Cut the limit to the
+    /// level that would keep the cores just busy.
+    Oversubscribed {
+        /// Cores the jobs would keep busy.
+        busy_cores: f64,
+        /// The core count.
+        cores: usize,
+    },
     /// The jobs did not fill the level (the input ran short, or they end
     /// faster than they can be started): going higher would change nothing.
     Unfilled {
@@ -161,6 +171,11 @@ impl fmt::Display for LimitReason {
             LimitReason::Descend { busy_cores, cores } => write!(
                 f,
                 "the jobs keep {busy_cores:.2} of {cores} cores busy: try fewer"
+            ),
+            LimitReason::Oversubscribed { busy_cores, cores } => write!(
+                f,
+                "the jobs want {busy_cores:.1} of {cores} cores (CPU time plus time waiting \
+                 for a CPU): cut to fit"
             ),
             LimitReason::Unfilled { concurrency } => write!(
                 f,

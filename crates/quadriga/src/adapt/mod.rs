@@ -52,6 +52,14 @@
 //!    two generations of jobs (twice the level), a probe down for one; each
 //!    interval doubles after a probe, or a climb, that finds nothing.
 //!
+//! 5. A caller that can tell how long each job waited, runnable, for a CPU
+//!    ([`job_finished_waited`](ConcurrencyController::job_finished_waited);
+//!    the thread pool does) counts that wait as CPU time the job wanted. If
+//!    the jobs were runnable for at least 75% of their wall time and want at
+//!    least twice the cores, the level is oversubscribed: it is cut at once to the level
+//!    whose demand the cores meet (never below one job per core for
+//!    single-threaded jobs), and settles there.
+//!
 //! Bounds ([`LimitBound`]): a maximum (256 by default), the open-file limit
 //! and free memory, set by the caller in jobs; a bound below the limit lowers
 //! it at once. Every change, and every change of phase, is a

@@ -10,6 +10,9 @@ const CAPACITY: usize = 16;
 pub(super) struct Sample {
     /// CPU time (user + system) the job used.
     pub(super) cpu: f64,
+    /// Time it spent runnable, waiting for a CPU (0 where the caller cannot
+    /// tell).
+    pub(super) wait: f64,
     /// Wall time from start to finish.
     pub(super) wall: f64,
     /// How many jobs ran, on average, while this one ran (itself included).
@@ -26,8 +29,12 @@ pub(super) struct Window {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(super) struct Summary {
     /// CPU time per wall time of one job: about 1 for a CPU-bound job, near 0
-    /// for one that waits on I/O, above 1 for a multi-threaded one.
+    /// for one that waits on I/O, above 1 for a multi-threaded one. Run-queue
+    /// waits count as CPU time here: the CPU time the job wanted.
     pub(super) cpu_per_wall: f64,
+    /// CPU time per wall time of one job, without the run-queue waits: the
+    /// CPU time it got.
+    pub(super) used_per_wall: f64,
     /// Mean concurrency the jobs ran at.
     pub(super) concurrency: f64,
     /// Completions per second, by Little's law: concurrency / mean wall time.
@@ -38,6 +45,11 @@ impl Summary {
     /// How many cores the jobs keep busy at this level.
     pub(super) fn busy_cores(&self) -> f64 {
         self.concurrency * self.cpu_per_wall
+    }
+
+    /// How many cores the jobs actually used at this level.
+    pub(super) fn used_cores(&self) -> f64 {
+        self.concurrency * self.used_per_wall
     }
 }
 
@@ -58,16 +70,18 @@ impl Window {
         if n == 0 {
             return None;
         }
-        let (mut cpu, mut wall, mut conc) = (0.0, 0.0, 0.0);
+        let (mut cpu, mut wait, mut wall, mut conc) = (0.0, 0.0, 0.0, 0.0);
         for s in &self.samples {
             cpu += s.cpu;
+            wait += s.wait;
             wall += s.wall;
             conc += s.concurrency;
         }
         let wall = wall.max(1e-9);
         let concurrency = conc / n as f64;
         Some(Summary {
-            cpu_per_wall: cpu / wall,
+            cpu_per_wall: (cpu + wait) / wall,
+            used_per_wall: cpu / wall,
             concurrency,
             throughput: concurrency / (wall / n as f64),
         })
@@ -85,6 +99,7 @@ mod tests {
         for _ in 0..4 {
             w.push(Sample {
                 cpu: 0.01,
+                wait: 0.0,
                 wall: 0.5,
                 concurrency: 10.0,
             });
@@ -101,6 +116,7 @@ mod tests {
         for i in 0..40 {
             w.push(Sample {
                 cpu: 0.0,
+                wait: 0.0,
                 wall: 1.0,
                 concurrency: i as f64,
             });

@@ -55,6 +55,13 @@ const NONE: usize = usize::MAX;
 pub(super) type Report<T> = (usize, Result<T, TaskError>);
 
 /// What a group and its members share.
+///
+/// Aligned to 128 bytes so that, inside its `Arc`, it starts on another
+/// cache line than the reference counts: every spawn takes the set's lock on
+/// the spawning thread while every member that ends drops its `Weak` on a
+/// worker, and on one line those two streams of writes would bounce it
+/// between cores for every task.
+#[repr(align(128))]
 pub(super) struct Shared<T> {
     /// The members' tasks.
     pub(super) set: Mutex<JoinSet<Report<T>>>,

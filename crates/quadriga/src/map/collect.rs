@@ -238,7 +238,7 @@ where
         let mut base = done as u64;
         let mut pieces = 0;
         let mut piece = FIRST_PIECE;
-        let lanes = backend.parallelism().max(1);
+        let lanes = backend.collect_lanes().max(1);
         let mut next = || -> Option<Box<dyn Job + '_>> {
             let left = spare.len();
             let len = piece

@@ -167,6 +167,16 @@ impl ProcessPoolBuilder {
     }
 
     /// The number of worker processes. Zero is an error at [`build`](Self::build).
+    ///
+    /// There is no `auto` here, unlike [`ThreadPool::auto`](crate::ThreadPool::auto):
+    /// a process pool is for CPU-bound work that must be isolated (a crash,
+    /// a leak or a hang takes down only its worker), and for CPU-bound work
+    /// the measured answer is the default, one worker per core. Work that
+    /// waits (network, disk, sleeps) gains from many more at once, but a
+    /// process each would cost its start-up and its memory where a thread
+    /// or a future costs almost nothing: run it on `ThreadPool::auto()`, or
+    /// on tokio with `quadriga::aio` and `Limit::auto()`. A CPU-bound job that is
+    /// itself multi-threaded wants fewer workers: set them here.
     pub fn workers(mut self, n: usize) -> Self {
         self.workers = Some(n);
         self

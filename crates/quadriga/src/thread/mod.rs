@@ -583,6 +583,105 @@ impl ThreadPool {
     }
 }
 
+/// What the lanes of an auto pool's in-place map share.
+struct AutoLanes<'p, 'a> {
+    pool: &'p ThreadPool,
+    auto: &'p Arc<Auto>,
+    cancel: &'p Arc<MapCancel>,
+    rx: crossbeam_channel::Receiver<Box<dyn Job + 'a>>,
+    /// Lanes running now.
+    active: std::sync::atomic::AtomicUsize,
+}
+
+impl ThreadPool {
+    /// `run_jobs` on an auto pool: lanes as for a fixed pool, as many as the
+    /// measured limit, each job timed and fed to the controller; a lane that
+    /// sees the limit above the lanes running starts more (see `grow`), and
+    /// one that sees it below ends (never the last).
+    fn run_jobs_auto<'a>(
+        &self,
+        auto: &Arc<Auto>,
+        cancel: &Arc<MapCancel>,
+        next: &mut dyn FnMut() -> Option<Box<dyn Job + 'a>>,
+    ) {
+        let (tx, rx) = if self.rayon.current_thread_index().is_some() {
+            crossbeam_channel::unbounded::<Box<dyn Job + 'a>>()
+        } else {
+            crossbeam_channel::bounded::<Box<dyn Job + 'a>>(2 * self.threads.clamp(1, 256))
+        };
+        let lanes = AutoLanes {
+            pool: self,
+            auto,
+            cancel,
+            rx,
+            active: std::sync::atomic::AtomicUsize::new(0),
+        };
+        // One lane to begin with; it starts the others (see `grow`).
+        lanes.active.store(1, Ordering::Relaxed);
+        self.rayon.in_place_scope(|s| {
+            s.spawn(|s| auto_lane(&lanes, s));
+            while let Some(job) = next() {
+                // The lanes hold a receiver until this sender is dropped.
+                let _ = tx.send(job);
+            }
+            drop(tx);
+        });
+    }
+}
+
+/// One lane of [`ThreadPool::run_jobs_auto`].
+fn auto_lane<'s, 'a: 's>(lanes: &'s AutoLanes<'s, 'a>, s: &rayon_core::Scope<'s>) {
+    grow(lanes, s);
+    let token = CancelToken::new(
+        Some(Arc::clone(lanes.cancel) as Arc<dyn context::Cancellable>),
+        Some(Arc::clone(&lanes.pool.shared.cancelled)),
+    );
+    let _ctx = context::Enter::new(token.clone());
+    let _in_task = InTask::enter();
+    let stats = &lanes.pool.shared.stats;
+    for mut job in lanes.rx.iter() {
+        let timing = stats.begin(rayon_core::current_thread_index());
+        let len = job.len() as u64;
+        let limit = lanes.auto.run_counted(|| job.run(token.is_cancelled()));
+        stats.end(timing, len);
+        grow(lanes, s);
+        let active = lanes.active.load(Ordering::Relaxed);
+        if active > limit.max(1)
+            && lanes
+                .active
+                .compare_exchange(active, active - 1, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            return;
+        }
+    }
+}
+
+/// Starts up to two more lanes while fewer run than the limit. Each new lane
+/// does the same as it starts, so the lanes grow as a tree: rayon-core wakes
+/// a sleeping thread per job pushed, but a thread that takes a lane never
+/// looks for more work, so lanes pushed in one burst would wait.
+fn grow<'s, 'a: 's>(lanes: &'s AutoLanes<'s, 'a>, s: &rayon_core::Scope<'s>) {
+    let limit = lanes.auto.limit();
+    let mut active = lanes.active.load(Ordering::Relaxed);
+    let mut started = 0;
+    while active < limit && started < 2 {
+        match lanes.active.compare_exchange(
+            active,
+            active + 1,
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        ) {
+            Ok(_) => {
+                s.spawn(|s| auto_lane(lanes, s));
+                active += 1;
+                started += 1;
+            }
+            Err(now) => active = now,
+        }
+    }
+}
+
 impl<T: Task> Dispatch<T> for ThreadPool {
     fn dispatch(&self, chunk: Chunk<T>) {
         let Chunk {
@@ -629,9 +728,12 @@ impl<T: Task> Dispatch<T> for ThreadPool {
     }
 
     fn runs_jobs(&self) -> bool {
-        // An auto pool's maps stream, chunk by chunk, through its admission,
-        // so that the number running follows the measured limit.
-        self.auto.is_none()
+        true
+    }
+
+    fn collect_lanes(&self) -> usize {
+        // An auto pool may grow to its maximum during one collect.
+        self.threads
     }
 
     fn run_jobs<'a>(
@@ -643,6 +745,11 @@ impl<T: Task> Dispatch<T> for ThreadPool {
             while let Some(mut job) = next() {
                 job.run(true);
             }
+            return;
+        }
+        if let Some(auto) = &self.auto {
+            self.run_jobs_auto(auto, cancel, next);
+            self.shared.gate.leave();
             return;
         }
         // One lane per thread that may run, fed through a channel as this
