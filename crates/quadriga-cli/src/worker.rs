@@ -38,6 +38,7 @@ use crate::program::{self, Program as Run};
 use crate::remote::job::{self, Job, JobResult, Presence, Program};
 use crate::remote::key::{Key, Purpose, SubKey};
 use crate::remote::{PRESENCE_TOLERANCE, connection};
+use crate::watchdog::Watchdog;
 
 /// `-j auto`'s most jobs at once (runner threads started).
 const AUTO_MAX: usize = 64;
@@ -138,6 +139,18 @@ impl Auto {
 
 static CONTEXT: OnceLock<Shared> = OnceLock::new();
 
+/// The watchdog process that kills every running job's group if this worker
+/// dies, even by `kill -9` (their entries are re-leased to other workers, so
+/// a job left running here would run twice at once). Shared by the runner
+/// threads; each message is one atomic pipe write.
+static WATCHDOG: OnceLock<Mutex<Watchdog>> = OnceLock::new();
+
+fn watchdog(f: impl FnOnce(&mut Watchdog)) {
+    if let Some(w) = WATCHDOG.get() {
+        f(&mut w.lock().unwrap_or_else(|p| p.into_inner()));
+    }
+}
+
 thread_local! {
     /// Each runner thread's own connection.
     static BROKER: RefCell<Option<Broker>> = const { RefCell::new(None) };
@@ -209,6 +222,7 @@ pub(crate) fn run(args: &WorkerArgs) -> Result<()> {
         args.queue
     );
     let stop = worker.stopper();
+    let _ = WATCHDOG.set(Mutex::new(Watchdog::start()));
     let signals = SignalPipe::install().context("cannot catch signals")?;
     std::thread::Builder::new()
         .name("quadriga-worker-signals".into())
@@ -539,7 +553,9 @@ fn execute(job: &Job, mut sink: Sink<'_>, ctx: &Shared) -> JobResult {
             return result;
         }
     };
+    watchdog(|w| w.started(c.pid));
     let Ok(mut poller) = Poller::<Tok>::new() else {
+        watchdog(|w| w.reaping(c.pid));
         child::signal_group(c.pid, Signal::Kill);
         let _ = child::reap(&c.pidfd, true);
         result.code = Some(255);
@@ -631,9 +647,11 @@ fn execute(job: &Job, mut sink: Sink<'_>, ctx: &Shared) -> JobResult {
             child::signal_group(c.pid, sig);
         }
         if exited {
+            // Forgotten before the reap frees the pid for reuse.
+            watchdog(|w| w.reaping(c.pid));
             match child::reap(&c.pidfd, false) {
                 Ok(Some(e)) => exit = Some(e),
-                Ok(None) => {}
+                Ok(None) => watchdog(|w| w.started(c.pid)),
                 Err(_) => exit = Some(child::Exit::status(None, None)),
             }
         }

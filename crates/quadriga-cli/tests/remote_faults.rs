@@ -1,6 +1,7 @@
 //! Workers that die or are stopped: a SIGKILLed worker loses no job (each
 //! is in the joblog once, with its final exit code), and SIGTERM drains
-//! (running jobs finish, no more are taken).
+//! (running jobs finish, no more are taken); and a `kill -9` of a worker
+//! leaves none of its jobs running (its watchdog kills their groups).
 
 mod common;
 #[path = "../../quadriga/tests/common/redis.rs"]
@@ -116,4 +117,67 @@ fn sigterm_drains_the_worker() {
     let err = String::from_utf8(err.join().unwrap()).unwrap();
     assert_eq!(code, Some(0), "{err}");
     assert_eq!(out, "finished a\nfinished b\nfinished c\nfinished d\n");
+}
+
+/// The live members of process group `pgid`.
+fn group_members(pgid: u32) -> Vec<u32> {
+    let mut v = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // After the command name in parentheses: state, ppid, pgrp.
+        let rest: Vec<&str> = stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .collect();
+        if rest.len() > 2 && rest[0] != "Z" && rest[2].parse() == Ok(pgid) {
+            v.push(pid);
+        }
+    }
+    v
+}
+
+#[test]
+fn kill_9_of_a_worker_leaves_no_job_behind() {
+    let mut r = Remote::start();
+    let w = r.worker(2, &[]);
+    let pids = r.dir.join("pids");
+    std::fs::create_dir(&pids).unwrap();
+    let script = format!("sleep 60 & echo $$ > {}/{{}}; wait", pids.display());
+    let mut run = r
+        .run_command(&["-j", "2", &script, ":::", "a", "b"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut groups: Vec<u32> = Vec::new();
+    assert!(
+        common::eventually(Duration::from_secs(20), || {
+            groups = ["a", "b"]
+                .iter()
+                .filter_map(|n| {
+                    let s = std::fs::read_to_string(pids.join(n)).ok()?;
+                    s.strip_suffix('\n')?.parse().ok()
+                })
+                .collect();
+            groups.len() == 2 && groups.iter().all(|&g| group_members(g).len() >= 2)
+        }),
+        "both jobs (a shell and its sleep each) never ran"
+    );
+    r.signal(w, "-KILL");
+    for &g in &groups {
+        assert!(
+            common::eventually(Duration::from_secs(5), || group_members(g).is_empty()),
+            "job group {g} outlived its worker: {:?}",
+            group_members(g)
+        );
+    }
+    let _ = run.kill();
+    let _ = run.wait();
 }

@@ -167,20 +167,26 @@ pub(crate) fn joblog(path: &std::path::Path) -> Vec<Vec<String>> {
     rows
 }
 
-/// How many processes have `pid` as their parent.
+/// How many jobs a worker runs: processes whose parent is `pid`, but for
+/// its watchdog (`quadriga __watchdog`).
 pub(crate) fn children(pid: u32) -> usize {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return 0;
     };
     dir.filter_map(Result::ok)
-        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
-        .filter(|stat| {
+        .filter(|e| {
+            let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+                return false;
+            };
             // The parent's pid is the second field after the name's ')'.
-            stat.rsplit(')')
+            let parent = stat
+                .rsplit(')')
                 .next()
                 .and_then(|rest| rest.split_whitespace().nth(1))
-                .and_then(|p| p.parse::<u32>().ok())
-                == Some(pid)
+                .and_then(|p| p.parse::<u32>().ok());
+            parent == Some(pid)
+                && !std::fs::read(e.path().join("cmdline"))
+                    .is_ok_and(|c| c.split(|&b| b == 0).any(|a| a == b"__watchdog"))
         })
         .count()
 }
