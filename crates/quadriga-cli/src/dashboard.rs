@@ -39,9 +39,9 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use quadriga::cluster::{Broker, BrokerConfig, QueueReader, Requeued, read_failures, read_status};
 
+use crate::remote::key::{KEY_ENV, Key, Purpose};
 use feed::{Feed, error};
 use guard::Guard;
-use crate::remote::key::{KEY_ENV, Key, Purpose};
 
 pub(crate) const AFTER_HELP: &str = "Routes:
   GET /                 the live page: workers, shards, a throughput and run-time chart,

@@ -136,11 +136,11 @@ pub use entry::fuzz_decode_entry;
 pub use entry::{DEFAULT_MAX_ENTRY_BYTES, Entry, FIELD, Item, MAX_ITEMS, MAX_TASK_NAME};
 pub use env::WORKER_URL_ENV;
 pub use error::{Error, ErrorKind};
+pub use execute::{CurrentTask, current_task};
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub use failures::fuzz_parse_records;
 pub use failures::{Failure, MAX_FAILURES_KEPT, MAX_PER_ENTRY, read_failures};
-pub use execute::{CurrentTask, current_task};
 pub use isolation::Isolation;
 pub use keys::{BLOCK, GROUP, Keys, MAX_SHARDS, TaskId};
 pub use outcome::Outcome;
