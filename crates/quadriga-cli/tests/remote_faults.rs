@@ -119,30 +119,6 @@ fn sigterm_drains_the_worker() {
     assert_eq!(out, "finished a\nfinished b\nfinished c\nfinished d\n");
 }
 
-/// The live members of process group `pgid`.
-fn group_members(pgid: u32) -> Vec<u32> {
-    let mut v = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        // After the command name in parentheses: state, ppid, pgrp.
-        let rest: Vec<&str> = stat
-            .rsplit(')')
-            .next()
-            .unwrap_or("")
-            .split_whitespace()
-            .collect();
-        if rest.len() > 2 && rest[0] != "Z" && rest[2].parse() == Ok(pgid) {
-            v.push(pid);
-        }
-    }
-    v
-}
-
 #[test]
 fn kill_9_of_a_worker_leaves_no_job_behind() {
     let mut r = Remote::start();
@@ -166,16 +142,17 @@ fn kill_9_of_a_worker_leaves_no_job_behind() {
                     s.strip_suffix('\n')?.parse().ok()
                 })
                 .collect();
-            groups.len() == 2 && groups.iter().all(|&g| group_members(g).len() >= 2)
+            groups.len() == 2 && groups.iter().all(|&g| common::group_members(g).len() >= 2)
         }),
         "both jobs (a shell and its sleep each) never ran"
     );
     r.signal(w, "-KILL");
     for &g in &groups {
         assert!(
-            common::eventually(Duration::from_secs(5), || group_members(g).is_empty()),
+            common::eventually(Duration::from_secs(5), || common::group_members(g)
+                .is_empty()),
             "job group {g} outlived its worker: {:?}",
-            group_members(g)
+            common::group_members(g)
         );
     }
     let _ = run.kill();

@@ -472,30 +472,6 @@ fn a_20_gb_stream_goes_through_in_bounded_memory() {
     );
 }
 
-/// The members of process group `pgid` alive now (zombies aside).
-fn group_members(pgid: u32) -> Vec<u32> {
-    let mut v = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        // After the command name in parentheses: state, ppid, pgrp.
-        let rest: Vec<&str> = stat
-            .rsplit(')')
-            .next()
-            .unwrap_or("")
-            .split_whitespace()
-            .collect();
-        if rest.len() > 2 && rest[0] != "Z" && rest[2].parse() == Ok(pgid) {
-            v.push(pid);
-        }
-    }
-    v
-}
-
 /// Starts `-j3` jobs that record their group and leave a child `sleep 60`.
 fn start_sleepers(dir: &Scratch) -> (std::process::Child, Vec<u32>) {
     let mut cmd = common::bin();
@@ -526,7 +502,7 @@ fn start_sleepers(dir: &Scratch) -> (std::process::Child, Vec<u32>) {
     }));
     // Each group has its shell and its sleep.
     assert!(eventually(Duration::from_secs(5), || {
-        groups.iter().all(|&g| group_members(g).len() >= 2)
+        groups.iter().all(|&g| common::group_members(g).len() >= 2)
     }));
     (child, groups)
 }
@@ -543,9 +519,10 @@ fn kill_9_of_the_runner_leaves_no_job_behind() {
     let _ = runner.wait();
     for &g in &groups {
         assert!(
-            eventually(Duration::from_secs(5), || group_members(g).is_empty()),
+            eventually(Duration::from_secs(5), || common::group_members(g)
+                .is_empty()),
             "group {g} survived the runner: {:?}",
-            group_members(g)
+            common::group_members(g)
         );
     }
 }
@@ -561,18 +538,24 @@ fn kill_9_of_a_jobs_shell_takes_its_children() {
         .unwrap();
     assert!(status.success());
     assert!(
-        eventually(Duration::from_secs(5), || group_members(groups[0])
+        eventually(Duration::from_secs(5), || common::group_members(groups[0])
             .is_empty()),
         "the shell's sleep survived"
     );
     // The others run on until we stop the run.
-    assert!(groups[1..].iter().all(|&g| !group_members(g).is_empty()));
+    assert!(
+        groups[1..]
+            .iter()
+            .all(|&g| !common::group_members(g).is_empty())
+    );
     let _ = Command::new("kill")
         .args(["-TERM", &runner.id().to_string()])
         .status();
     let _ = common::wait_deadline(&mut runner, Duration::from_secs(10));
     for &g in &groups {
-        assert!(eventually(Duration::from_secs(5), || group_members(g).is_empty()));
+        assert!(eventually(Duration::from_secs(5), || {
+            common::group_members(g).is_empty()
+        }));
     }
 }
 

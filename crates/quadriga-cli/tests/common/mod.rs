@@ -183,3 +183,27 @@ pub(crate) fn eventually(timeout: Duration, mut cond: impl FnMut() -> bool) -> b
     }
     cond()
 }
+
+/// The live members (zombies aside) of process group `pgid`.
+pub(crate) fn group_members(pgid: u32) -> Vec<u32> {
+    let mut v = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // After the command name in parentheses: state, ppid, pgrp.
+        let rest: Vec<&str> = stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .collect();
+        if rest.len() > 2 && rest[0] != "Z" && rest[2].parse() == Ok(pgid) {
+            v.push(pid);
+        }
+    }
+    v
+}

@@ -14,7 +14,7 @@ use crate::suites::{Ctx, progress};
 
 /// Runs `program args`, output discarded; panics if it fails, as a timed
 /// body must not go on with a broken peer.
-fn run_quiet(program: &Path, args: &[String]) {
+pub(super) fn run_quiet(program: &Path, args: &[String]) {
     let status = Command::new(program)
         .args(args)
         .stdin(Stdio::null())

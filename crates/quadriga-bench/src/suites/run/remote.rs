@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use serde_json::json;
 
+use super::overhead::run_quiet;
 use super::{SUITE, Sizes, tools, write_lines};
 use crate::harness::report::{Goal, Row, Unit};
 use crate::harness::timing::{Plan, measure_interleaved};
@@ -107,21 +108,6 @@ fn worker(
         std::thread::sleep(Duration::from_millis(20));
     }
     Ok(())
-}
-
-fn run_quiet(program: &Path, args: &[String]) {
-    let status = Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .unwrap_or_else(|e| panic!("could not run {}: {e}", program.display()));
-    assert!(
-        status.success(),
-        "{} {args:?} failed: {status}",
-        program.display()
-    );
 }
 
 /// Why GNU parallel `-S` to localhost cannot be measured, if it cannot.
