@@ -4,12 +4,15 @@
 //! failed, the last minute, RSS); a missing queue read without creating it;
 //! an unreachable broker failing fast.
 
+#[path = "common/cluster_worker.rs"]
+mod cluster_worker;
 #[path = "common/redis.rs"]
 mod redis_server;
 
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
+use cluster_worker::InProcess;
 use quadriga::TaskErrorKind;
 use quadriga::cluster::{
     Broker, BrokerConfig, ClusterPool, ErrorKind, QueueReader, Status, Worker, WorkerInfo,
@@ -143,8 +146,7 @@ fn a_running_worker_reports_done_failed_last_minute_and_rss() {
         .lease(Duration::from_millis(300))
         .build()
         .unwrap();
-    let stop = worker.stopper();
-    let thread = std::thread::spawn(move || worker.run().unwrap());
+    let running = InProcess::run(worker);
     let pool = ClusterPool::builder(server.url())
         .queue("q")
         .build()
@@ -181,8 +183,7 @@ fn a_running_worker_reports_done_failed_last_minute_and_rss() {
     assert_eq!(w.running, 0);
     assert_eq!((status.totals.waiting, status.totals.leased), (0, 0));
     assert!(w.tasks.iter().any(|t| t.ends_with("halve")), "{w:?}");
-    stop.stop();
-    thread.join().unwrap();
+    running.stop();
 }
 
 #[test]
@@ -228,8 +229,7 @@ fn a_worker_reports_the_run_times_of_its_last_minute() {
         .lease(Duration::from_millis(300))
         .build()
         .unwrap();
-    let stop = worker.stopper();
-    let thread = std::thread::spawn(move || worker.run().unwrap());
+    let running = InProcess::run(worker);
     let pool = ClusterPool::builder(server.url())
         .queue("q")
         .build()
@@ -256,8 +256,7 @@ fn a_worker_reports_the_run_times_of_its_last_minute() {
         (status.totals.run_mean_us, status.totals.run_max_us),
         (Some(mean), Some(max))
     );
-    stop.stop();
-    thread.join().unwrap();
+    running.stop();
 }
 
 #[test]
